@@ -1,0 +1,164 @@
+"""The placement model: frozen dataclasses for hosts, servers, demand and planned moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+#: Placement resource class for each field of `Resources`, for messages that name what is short.
+RESOURCE_CLASSES: Mapping[str, str] = {"vcpu": "VCPU", "memory_mb": "MEMORY_MB", "disk_gb": "DISK_GB"}
+
+#: Server statuses from which nova accepts a live migration.
+MIGRATABLE_STATUSES = frozenset({"ACTIVE", "PAUSED"})
+
+
+@dataclass(frozen=True)
+class Resources:
+    """An amount of each placement resource class hostmap accounts for."""
+
+    vcpu: int = 0
+    memory_mb: int = 0
+    disk_gb: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.vcpu + other.vcpu, self.memory_mb + other.memory_mb, self.disk_gb + other.disk_gb)
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(self.vcpu - other.vcpu, self.memory_mb - other.memory_mb, self.disk_gb - other.disk_gb)
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        """Yield (placement resource class, amount) pairs."""
+        yield RESOURCE_CLASSES["vcpu"], self.vcpu
+        yield RESOURCE_CLASSES["memory_mb"], self.memory_mb
+        yield RESOURCE_CLASSES["disk_gb"], self.disk_gb
+
+    def fits_within(self, capacity: Resources) -> bool:
+        """True when every amount is at most the same amount of `capacity`."""
+        return (
+            self.vcpu <= capacity.vcpu
+            and self.memory_mb <= capacity.memory_mb
+            and self.disk_gb <= capacity.disk_gb
+        )
+
+    def over(self, capacity: Resources) -> list[tuple[str, int, int]]:
+        """The (resource class, needed, available) triples where this exceeds `capacity`."""
+        return [
+            (name, need, have)
+            for (name, need), (_, have) in zip(self.items(), capacity.items(), strict=True)
+            if need > have
+        ]
+
+
+@dataclass(frozen=True)
+class Host:
+    """A compute host: its service name (what the API's `host` takes) and its placement figures."""
+
+    name: str
+    hypervisor_hostname: str
+    enabled: bool
+    up: bool
+    #: Usable amount per resource as placement computes it: int((total - reserved) * allocation_ratio).
+    capacity: Resources
+    #: What placement counts as allocated on this host now (in-flight migrations count on both ends).
+    used: Resources
+    disabled_reason: str | None = None
+
+    @property
+    def free(self) -> Resources:
+        """Capacity not yet allocated."""
+        return self.capacity - self.used
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server (instance) as hostmap needs it."""
+
+    id: str
+    name: str
+    host: str | None
+    status: str
+    task_state: str | None
+    flavor: str
+    demand: Resources
+    project_id: str = ""
+    #: RAM in MiB, the figure migration time is proportional to (same as demand.memory_mb).
+    @property
+    def ram_mb(self) -> int:
+        """The flavor's RAM in MiB."""
+        return self.demand.memory_mb
+
+
+@dataclass(frozen=True)
+class ServerGroup:
+    """A server group and its policy (affinity, anti-affinity, soft-*)."""
+
+    id: str
+    name: str
+    policy: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything hostmap reads from the cloud before planning."""
+
+    hosts: tuple[Host, ...]
+    servers: tuple[Server, ...]
+    groups: tuple[ServerGroup, ...] = ()
+
+    def host(self, name: str) -> Host | None:
+        """The host whose service name is `name`, if any."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        return None
+
+    def server(self, server_id: str) -> Server | None:
+        """The server with id `server_id`, if any."""
+        for server in self.servers:
+            if server.id == server_id:
+                return server
+        return None
+
+
+@dataclass(frozen=True)
+class Move:
+    """One live migration of one server from one host to another."""
+
+    server_id: str
+    server_name: str
+    source: str
+    target: str
+    demand: Resources
+    #: The host the server must end on; differs from `target` on the first leg of a detour via a pivot.
+    final_target: str = ""
+    #: Estimated seconds this migration takes, from the planner's duration model.
+    estimate_s: float = 0.0
+
+    @property
+    def is_detour(self) -> bool:
+        """True for the first leg of a detour through a pivot host."""
+        return bool(self.final_target) and self.final_target != self.target
+
+
+@dataclass(frozen=True)
+class Step:
+    """A move in the schedule, with the steps that must complete before it may start."""
+
+    index: int
+    move: Move
+    after: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered, capacity-safe schedule of moves plus the servers already in place."""
+
+    steps: tuple[Step, ...]
+    in_place: tuple[Server, ...] = ()
+    #: Estimated makespan with the schedule's limits, and the lower bound it is measured against.
+    estimated_s: float = 0.0
+    lower_bound_s: float = 0.0
+    max_per_host: int = 1
+    parallel: int | None = None
+    notes: tuple[str, ...] = field(default=())
