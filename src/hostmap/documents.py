@@ -20,19 +20,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
     seen: set[object] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", mark
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+    return loader.construct_mapping(node, deep=deep)
 
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -57,7 +57,8 @@ def read_document(path: Path | str) -> object:
     except FileNotFoundError:
         raise InputError(source, "(file)", "no such file", "check the path") from None
     except OSError as exc:
-        raise InputError(source, "(file)", f"cannot be read: {exc.strerror}", "check the path and permissions") from None
+        problem = f"cannot be read: {exc.strerror}"
+        raise InputError(source, "(file)", problem, "check the path and permissions") from None
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise InputError(
             source, "(file)", f"is larger than {MAX_DOCUMENT_BYTES} bytes", "a host map is a small JSON object"
@@ -79,7 +80,7 @@ def parse_document(raw: bytes, source: str, *, yaml_syntax: bool = False) -> obj
         raise InputError(source, "(file)", "is empty", "a host map is a JSON object such as {\"host\": [\"vm\"]}")
     if yaml_syntax:
         try:
-            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             line = mark.line + 1 if mark is not None else None

@@ -1,0 +1,110 @@
+"""The seam the core asks: what hostmap needs from a cloud, in our own types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hostmap.errors import HostmapError
+from hostmap.model import Inventory
+
+#: Live-migration statuses after which nova changes the record no more.
+TERMINAL_STATUSES = frozenset({"completed", "error", "failed", "cancelled", "done"})
+#: Terminal statuses that mean the server did not move.
+UNSUCCESSFUL_STATUSES = frozenset({"error", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """A live-migration record as nova reports it (os-migrations, or a server's migration with progress)."""
+
+    id: int
+    server_id: str
+    status: str
+    source: str
+    dest: str | None
+    created_at: str
+    updated_at: str | None = None
+    memory_total_bytes: int | None = None
+    memory_processed_bytes: int | None = None
+    memory_remaining_bytes: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """True once nova will not change this migration any more."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of memory copied, from 0 to 1, when nova reported byte counts."""
+        total = self.memory_total_bytes
+        if not total or self.memory_processed_bytes is None:
+            return None
+        return min(1.0, max(0.0, self.memory_processed_bytes / total))
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Where a server is and what state it is in, read fresh from the API."""
+
+    id: str
+    host: str | None
+    status: str
+    task_state: str | None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the cloud told us when it accepted a live-migration request."""
+
+    server_id: str
+    target: str
+    request_id: str | None
+    microversion: str
+
+
+@dataclass
+class MigrationRefused(HostmapError):
+    """Nova refused the live-migration request itself (a 4xx answer, e.g. 400 No valid host was found)."""
+
+    server_id: str
+    target: str
+    status: int
+    reason: str
+
+
+class Cloud(Protocol):
+    """What the executor and planner need from a cloud; implemented over openstacksdk."""
+
+    def inventory(self) -> Inventory:
+        """Read hosts (with placement capacity and usage), servers and server groups."""
+        ...
+
+    def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
+        """Every live-migration record nova keeps for one server, newest first."""
+        ...
+
+    def start_live_migration(self, server_id: str, target: str) -> Submission:
+        """Ask nova to live-migrate a server to `target` through the scheduler; raises MigrationRefused."""
+        ...
+
+    def watch(self, migrations: Mapping[str, int], since: str) -> Mapping[str, MigrationRecord]:
+        """Current records for server id -> migration id, read with as few requests as the API allows."""
+        ...
+
+    def migration_progress(self, server_id: str, migration_id: int) -> MigrationRecord | None:
+        """Byte-level progress of an in-progress migration, or None once it is no longer in progress."""
+        ...
+
+    def server_status(self, server_id: str) -> ServerStatus:
+        """Fresh host, status and task state of one server."""
+        ...
+
+    def failure_reason(self, server_id: str, request_id: str | None) -> str | None:
+        """The reason nova recorded for a failed migration (instance action events), if any."""
+        ...
+
+    def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
+        """Abort an in-progress live migration (DELETE the server's migration)."""
+        ...

@@ -1,0 +1,349 @@
+"""The openstacksdk edge: SDK objects become hostmap's dataclasses here and nowhere else."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import keystoneauth1.exceptions as ksa_exc
+import openstack
+import openstack.config
+import openstack.exceptions as sdk_exc
+
+from hostmap.cloud.base import MigrationRecord, MigrationRefused, ServerStatus, Submission
+from hostmap.errors import CloudConfigError, CloudError
+from hostmap.model import Host, Inventory, Resources, Server, ServerGroup
+
+log = logging.getLogger("hostmap.api")
+
+#: Highest compute microversion hostmap knows the behaviour of; the cloud's own maximum may be lower.
+CLIENT_MAX_MICROVERSION = (2, 96)
+#: The lowest microversion at which `host` may be given without `force` (so the scheduler checks it).
+MIN_MICROVERSION = (2, 30)
+#: From this microversion os-migrations takes changes-since, so one request watches every migration.
+WATCH_MICROVERSION = (2, 59)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to reach a cloud: a clouds.yaml entry or the OS_* variables, and TLS settings."""
+
+    cloud: str | None = None
+    insecure: bool = False
+    cacert: str | None = None
+
+
+def _status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+    return status if isinstance(status, int) else None
+
+
+def _edge(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn SDK and keystoneauth exceptions raised while doing `action` into CloudError."""
+
+    def wrap(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return func(*args, **kwargs)
+            except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+                status = _status_of(exc)
+                problem = _describe(exc)
+                log.warning("%s failed: %s", action, problem)
+                raise CloudError(action, problem, status) from None
+
+        return inner
+
+    return wrap
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ksa_exc.Unauthorized):
+        return "authentication failed: the user name, password or project was refused"
+    if isinstance(exc, ksa_exc.ConnectFailure):
+        return f"cannot connect: {exc}"
+    if isinstance(exc, ksa_exc.SSLError):
+        return f"TLS verification failed: {exc} (give the CA with --os-cacert)"
+    if isinstance(exc, sdk_exc.HttpException):
+        details = exc.details or exc.message
+        return f"HTTP {exc.status_code}: {details}"
+    return str(exc) or type(exc).__name__
+
+
+def _version_text(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def _has_env_cloud(env: Mapping[str, str]) -> bool:
+    return bool(env.get("OS_AUTH_URL") or env.get("OS_CLOUD"))
+
+
+def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> OpenStackCloud:
+    """Connect with clouds.yaml (`--os-cloud`/OS_CLOUD) or the OS_* variables; TLS verified unless told not to."""
+    env = os.environ if env is None else env
+    cloud_name = options.cloud or env.get("OS_CLOUD")
+    if not cloud_name and not env.get("OS_AUTH_URL"):
+        try:
+            names = [n for n in openstack.config.OpenStackConfig().get_cloud_names() if n != "envvars"]
+        except sdk_exc.ConfigException as exc:
+            raise CloudConfigError(f"clouds.yaml cannot be read: {exc}") from None
+        if len(names) == 1:
+            cloud_name = names[0]
+        elif names:
+            raise CloudConfigError(
+                f"clouds.yaml defines several clouds ({', '.join(sorted(names))}) and none was chosen"
+            )
+        else:
+            raise CloudConfigError("no cloud is configured")
+    kwargs: dict[str, Any] = {}
+    if options.insecure:
+        kwargs["verify"] = False
+    if options.cacert:
+        kwargs["cacert"] = options.cacert
+    try:
+        conn = openstack.connect(cloud=cloud_name, **kwargs) if cloud_name else openstack.connect(**kwargs)
+    except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+        raise CloudConfigError(_describe(exc)) from None
+    return OpenStackCloud(conn)
+
+
+def connect_with(kwargs: Mapping[str, Any]) -> OpenStackCloud:
+    """Connect with explicit keyword arguments only (no clouds.yaml, no OS_* variables): for the simulated cloud."""
+    conn = openstack.connect(load_envvars=False, load_yaml_config=False, **kwargs)
+    return OpenStackCloud(conn)
+
+
+class OpenStackCloud:
+    """hostmap's Cloud over openstacksdk: admin view of compute, placement and migrations."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._microversion: tuple[int, int] | None = None
+
+    def close(self) -> None:
+        """Release the SDK connection's sessions."""
+        self._conn.close()
+
+    @property
+    @_edge("negotiate the compute API microversion")
+    def microversion(self) -> tuple[int, int]:
+        """The highest compute microversion both hostmap and the cloud support."""
+        if self._microversion is None:
+            data = self._conn.compute.get_endpoint_data()
+            raw_max = getattr(data, "max_microversion", None)
+            cloud_max = (int(raw_max[0]), int(raw_max[1])) if raw_max else None
+            if cloud_max is None or cloud_max < MIN_MICROVERSION:
+                found = "none" if cloud_max is None else _version_text(cloud_max)
+                raise CloudError(
+                    "negotiate the compute API microversion",
+                    f"the cloud supports compute microversion {found}; hostmap needs at least 2.30 so that nova's "
+                    "scheduler checks a requested host",
+                )
+            self._microversion = min(cloud_max, CLIENT_MAX_MICROVERSION)
+            log.info("compute API microversion %s", _version_text(self._microversion))
+        return self._microversion
+
+    @property
+    def microversion_text(self) -> str:
+        """The negotiated microversion as nova writes it."""
+        return _version_text(self.microversion)
+
+    @_edge("read the cloud's hosts, servers and capacity")
+    def inventory(self) -> Inventory:
+        """Read compute services, hypervisors, placement capacity and usage, servers and server groups."""
+        compute = self._conn.compute
+        services = {s.host: s for s in compute.services(binary="nova-compute")}
+        hosts: list[Host] = []
+        providers = {rp.name: rp for rp in self._conn.placement.resource_providers()}
+        for hyp in compute.hypervisors(details=True):
+            service_host = (hyp.service_details or {}).get("host")
+            if not service_host:
+                continue
+            service = services.get(service_host)
+            provider = providers.get(hyp.name)
+            capacity, used = self._provider_figures(provider) if provider is not None else (Resources(), Resources())
+            hosts.append(Host(
+                name=service_host,
+                hypervisor_hostname=hyp.name,
+                enabled=service is not None and service.status == "enabled",
+                up=service is not None and service.state == "up",
+                capacity=capacity,
+                used=used,
+                disabled_reason=getattr(service, "disabled_reason", None),
+            ))
+        servers = tuple(self._server(s) for s in compute.servers(details=True, all_projects=True))
+        groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
+        log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
+        return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups)
+
+    def _provider_figures(self, provider: Any) -> tuple[Resources, Resources]:
+        placement = self._conn.placement
+        capacity: dict[str, int] = {}
+        for inv in placement.resource_provider_inventories(provider):
+            capacity[inv.resource_class] = int((inv.total - inv.reserved) * inv.allocation_ratio)
+        usages = placement.fetch_resource_provider_usages(provider).usages or {}
+        return _resources(capacity), _resources(usages)
+
+    @staticmethod
+    def _server(raw: Any) -> Server:
+        flavor = raw.flavor
+        swap = getattr(flavor, "swap", 0) or 0
+        volume_backed = not raw.image or not getattr(raw.image, "id", None)
+        disk = (0 if volume_backed else int(flavor.disk or 0)) + int(getattr(flavor, "ephemeral", 0) or 0)
+        disk += -(-int(swap) // 1024) if isinstance(swap, int) else 0
+        return Server(
+            id=raw.id,
+            name=raw.name,
+            host=raw.compute_host,
+            status=raw.status,
+            task_state=raw.task_state,
+            flavor=getattr(flavor, "original_name", None) or getattr(flavor, "name", None) or str(flavor.id),
+            demand=Resources(int(flavor.vcpus or 0), int(flavor.ram or 0), disk),
+            project_id=raw.project_id or "",
+        )
+
+    @staticmethod
+    def _group(raw: Any) -> ServerGroup:
+        policy = raw.policy or (raw.policies[0] if raw.policies else "")
+        return ServerGroup(raw.id, raw.name, policy, tuple(raw.member_ids or ()))
+
+    @_edge("list a server's live migrations")
+    def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
+        """Every live-migration record of one server, newest first."""
+        found = self._conn.compute.migrations(server_id=server_id, migration_type="live-migration")
+        return sorted((_migration(m) for m in found), key=lambda m: m.id, reverse=True)
+
+    def start_live_migration(self, server_id: str, target: str) -> Submission:
+        """POST os-migrateLive with `host`, block_migration auto and no force, at the negotiated microversion."""
+        version = self.microversion_text
+        body = {"os-migrateLive": {"host": target, "block_migration": "auto"}}
+        log.info("POST live-migrate server %s to %s (microversion %s)", server_id, target, version)
+        try:
+            response = self._conn.compute.post(
+                f"/servers/{server_id}/action", json=body, microversion=version, raise_exc=False
+            )
+        except ksa_exc.ClientException as exc:
+            log.warning("live-migrate server %s: %s", server_id, _describe(exc))
+            raise CloudError(f"live-migrate server {server_id}", _describe(exc), _status_of(exc)) from None
+        request_id = response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
+        if response.status_code == 202:
+            log.info("live-migrate server %s accepted (request %s)", server_id, request_id)
+            return Submission(server_id, target, request_id, version)
+        reason = _error_message(response)
+        log.warning("live-migrate server %s refused: HTTP %s %s", server_id, response.status_code, reason)
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
+            raise MigrationRefused(server_id, target, response.status_code, reason)
+        raise CloudError(f"live-migrate server {server_id}", f"HTTP {response.status_code}: {reason}",
+                         response.status_code)
+
+    @_edge("watch live migrations")
+    def watch(self, migrations: Mapping[str, int], since: str) -> Mapping[str, MigrationRecord]:
+        """Current records for server id -> migration id: one os-migrations query from 2.59, else one per server."""
+        wanted = {mid: sid for sid, mid in migrations.items()}
+        records: dict[str, MigrationRecord] = {}
+        if self.microversion >= WATCH_MICROVERSION:
+            listing: Iterable[Any] = self._conn.compute.migrations(
+                migration_type="live-migration", changes_since=since
+            )
+            for raw in listing:
+                record = _migration(raw)
+                if wanted.get(record.id) is not None:
+                    records[wanted[record.id]] = record
+        else:
+            for sid, mid in migrations.items():
+                for raw in self._conn.compute.migrations(server_id=sid, migration_type="live-migration"):
+                    if raw.id == mid:
+                        records[sid] = _migration(raw)
+        return records
+
+    def migration_progress(self, server_id: str, migration_id: int) -> MigrationRecord | None:
+        """Bytes copied so far for an in-progress migration; None once nova no longer lists it as in progress."""
+        try:
+            raw = self._conn.compute.get_server_migration(migration_id, server_id)
+        except sdk_exc.NotFoundException:
+            return None
+        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+            raise CloudError("read migration progress", _describe(exc), _status_of(exc)) from None
+        return MigrationRecord(
+            id=int(raw.id),
+            server_id=server_id,
+            status=raw.status,
+            source=raw.source_compute,
+            dest=raw.dest_compute,
+            created_at=raw.created_at or "",
+            updated_at=raw.updated_at,
+            memory_total_bytes=raw.memory_total_bytes,
+            memory_processed_bytes=raw.memory_processed_bytes,
+            memory_remaining_bytes=raw.memory_remaining_bytes,
+        )
+
+    @_edge("read a server")
+    def server_status(self, server_id: str) -> ServerStatus:
+        """Fresh host, status and task state of one server."""
+        raw = self._conn.compute.get_server(server_id)
+        return ServerStatus(raw.id, raw.compute_host, raw.status, raw.task_state)
+
+    @_edge("read instance actions")
+    def failure_reason(self, server_id: str, request_id: str | None) -> str | None:
+        """The failure nova recorded for the live migration started by `request_id` (or the latest one)."""
+        actions = [a for a in self._conn.compute.server_actions(server_id) if a.action == "live-migration"]
+        chosen = next((a for a in actions if request_id and a.request_id == request_id), None)
+        if chosen is None and actions:
+            chosen = max(actions, key=lambda a: a.start_time or "")
+        if chosen is None:
+            return None
+        action = self._conn.compute.get_server_action(chosen.request_id, server_id)
+        for event in reversed(action.events or []):
+            result = getattr(event, "result", None)
+            if result and result.lower() == "error":
+                details = getattr(event, "details", None)
+                if details:
+                    return str(details)
+                traceback = getattr(event, "traceback", None)
+                if traceback:
+                    return str(traceback).strip().splitlines()[-1]
+                return f"{event.event} failed"
+        return action.message or None
+
+    @_edge("abort a live migration")
+    def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
+        """DELETE the server's in-progress migration (2.24; 2.65 for a queued one)."""
+        log.info("DELETE migration %s of server %s (status %s)", migration.id, server_id, migration.status)
+        self._conn.compute.abort_server_migration(migration.id, server_id)
+
+
+def _resources(figures: Mapping[str, Any]) -> Resources:
+    return Resources(
+        int(figures.get("VCPU", 0) or 0), int(figures.get("MEMORY_MB", 0) or 0), int(figures.get("DISK_GB", 0) or 0)
+    )
+
+
+def _migration(raw: Any) -> MigrationRecord:
+    return MigrationRecord(
+        id=int(raw.id),
+        server_id=raw.server_id,
+        status=raw.status,
+        source=raw.source_compute,
+        dest=raw.dest_compute,
+        created_at=raw.created_at or "",
+        updated_at=raw.updated_at,
+    )
+
+
+def _error_message(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason or ""
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, dict) and "message" in value:
+                return str(value["message"])
+    return str(body)[:500]

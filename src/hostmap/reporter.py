@@ -1,0 +1,29 @@
+"""The seam the core tells: events of a run; every hook does nothing unless overridden."""
+
+from __future__ import annotations
+
+from hostmap.cloud.base import MigrationRecord
+from hostmap.model import Plan, Step
+from hostmap.results import MoveResult, RunResult
+
+
+class Reporter:
+    """Receives the executor's events; subclasses override what they display or log."""
+
+    def planned(self, plan: Plan) -> None:
+        """The plan is final and execution is about to begin."""
+
+    def started(self, step: Step) -> None:
+        """Nova accepted the live-migration request for this step."""
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        """A fresh migration record (status, bytes) was read for an in-flight step."""
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        """The step ended with the server on its target."""
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        """The step ended any other way (failed, timed out, declined, not started)."""
+
+    def done(self, result: RunResult) -> None:
+        """The run is over."""

@@ -1,0 +1,139 @@
+"""Resolve a host map against the cloud: host aliases to service hosts, names to unique servers, and policy checks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hostmap.errors import InputError, InputErrors
+from hostmap.hostmap_file import Entry, HostMap
+from hostmap.model import MIGRATABLE_STATUSES, Host, Inventory, Server
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The resolved map: server id -> service host, with the map entry each came from."""
+
+    targets: Mapping[str, str]
+    entries: Mapping[str, Entry]
+
+
+def _short(name: str) -> str:
+    return name.split(".", 1)[0].lower()
+
+
+def resolve_host(key: str, hosts: tuple[Host, ...]) -> list[Host]:
+    """Hosts that `key` may name: service host, hypervisor hostname, or either's short form."""
+    for match in (
+        lambda h: h.name == key,
+        lambda h: h.hypervisor_hostname == key,
+        lambda h: h.name.lower() == key.lower() or h.hypervisor_hostname.lower() == key.lower(),
+        lambda h: _short(h.name) == _short(key) or _short(h.hypervisor_hostname) == _short(key),
+    ):
+        found = [h for h in hosts if match(h)]
+        if found:
+            return found
+    return []
+
+
+def _is_uuid(ref: str) -> bool:
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_server(ref: str, servers: tuple[Server, ...]) -> list[Server]:
+    """Servers `ref` may name: an id (UUID) exactly, else every server with that exact name."""
+    if _is_uuid(ref):
+        by_id = [s for s in servers if s.id.lower() == ref.lower()]
+        if by_id:
+            return by_id
+    return [s for s in servers if s.name == ref]
+
+
+def resolve(host_map: HostMap, inventory: Inventory) -> Desired:
+    """Resolve every entry; raise InputError(s) naming each entry that cannot be carried out."""
+    source = host_map.source
+    errors: list[InputError] = []
+    targets: dict[str, str] = {}
+    entries: dict[str, Entry] = {}
+    known_hosts = ", ".join(sorted(h.name for h in inventory.hosts)) or "none"
+    for key, host_entries in host_map.hosts:
+        candidates = resolve_host(key, inventory.hosts)
+        if not candidates:
+            errors.append(InputError(
+                source, f'"{key}"', "is not a compute host of this cloud",
+                f"use a compute service host or hypervisor hostname (known: {known_hosts})",
+            ))
+            continue
+        if len(candidates) > 1:
+            names = ", ".join(h.name for h in candidates)
+            errors.append(InputError(
+                source, f'"{key}"', f"matches several compute hosts ({names})", "write the full service host name",
+            ))
+            continue
+        host = candidates[0]
+        for entry in host_entries:
+            matches = resolve_server(entry.ref, inventory.servers)
+            if not matches:
+                errors.append(InputError(
+                    source, entry.where, f'no server named or with id "{entry.ref}"',
+                    "check the name with `hostmap export`, or give the server's UUID",
+                ))
+                continue
+            if len(matches) > 1:
+                ids = ", ".join(sorted(s.id for s in matches))
+                errors.append(InputError(
+                    source, entry.where, f'{len(matches)} servers are named "{entry.ref}" ({ids})',
+                    "write the UUID of the one to move instead of the name",
+                ))
+                continue
+            server = matches[0]
+            earlier = entries.get(server.id)
+            if earlier is not None:
+                errors.append(InputError(
+                    source, entry.where, f'names server {server.id}, already listed at {earlier.where}',
+                    "list each server once",
+                ))
+                continue
+            entries[server.id] = entry
+            targets[server.id] = host.name
+            if server.host == host.name:
+                continue
+            errors.extend(_movability(source, entry, server, host))
+    if errors:
+        raise errors[0] if len(errors) == 1 else InputErrors(errors)
+    return Desired(targets, entries)
+
+
+def _movability(source: str, entry: Entry, server: Server, target: Host) -> list[InputError]:
+    problems: list[InputError] = []
+    if server.status not in MIGRATABLE_STATUSES:
+        problems.append(InputError(
+            source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or PAUSED '
+            "servers can be live-migrated", "start or unpause it first, or remove it from the map",
+        ))
+    elif server.task_state:
+        problems.append(InputError(
+            source, entry.where, f'server "{server.name}" ({server.id}) is busy (task state {server.task_state})',
+            "wait for the current operation to finish, then run again",
+        ))
+    if server.host is None:
+        problems.append(InputError(
+            source, entry.where, f'server "{server.name}" ({server.id}) is on no host', "remove it from the map",
+        ))
+    if not target.enabled:
+        why = f" ({target.disabled_reason})" if target.disabled_reason else ""
+        problems.append(InputError(
+            source, entry.where, f"target compute service {target.name} is disabled{why}",
+            "enable it (openstack compute service set --enable) or choose another host",
+        ))
+    elif not target.up:
+        problems.append(InputError(
+            source, entry.where, f"target compute service {target.name} is down",
+            "bring nova-compute up on it or choose another host",
+        ))
+    return problems

@@ -1,0 +1,43 @@
+"""What happened to each planned move: outcomes and the run's result, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started"]
+#: Outcomes after which the server is where the map wants it.
+GOOD_OUTCOMES: frozenset[Outcome] = frozenset({"migrated", "skipped"})
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """The outcome of one planned move (or of a server found already in place)."""
+
+    server_id: str
+    server_name: str
+    source: str
+    target: str
+    outcome: Outcome
+    reason: str = ""
+    seconds: float | None = None
+    started_s: float | None = None
+    finished_s: float | None = None
+    migration_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """All outcomes of one run, in plan order, and whether the cloud now matches the map."""
+
+    moves: tuple[MoveResult, ...]
+    makespan_s: float | None = None
+    interrupted: bool = False
+
+    @property
+    def reached(self) -> bool:
+        """True when every server named in the map ended on its final host."""
+        finals: dict[str, bool] = {}
+        for move in self.moves:
+            finals[move.server_id] = move.outcome in GOOD_OUTCOMES
+        return all(finals.values()) and not self.interrupted

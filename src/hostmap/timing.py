@@ -1,0 +1,76 @@
+"""The live-migration duration model the simulated cloud runs on, in closed form (pure, no I/O).
+
+A migration first spends `setup_s` preparing, then copies guest memory at a rate `r` (bytes/s) while the
+guest dirties `d` bytes/s; what is left shrinks at `r - d` and the switch-over happens once what is left
+can be sent within `downtime_ms` at the current rate. See docs/simulated-cloud.md for the whole model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: Bytes per GiB (flavor RAM is given in MiB, i.e. 2**20 bytes).
+GIB = 2**30
+#: Bytes per MiB.
+MIB = 2**20
+#: Bytes per MB (dirty rates are in decimal megabytes per second).
+MB = 10**6
+
+
+@dataclass(frozen=True)
+class MigrationParams:
+    """Knobs of the migration model; every field has the documented default."""
+
+    nic_gbps: float = 10.0
+    stream_gbps: float = 8.0
+    touched: float = 0.7
+    dirty_mb_s: float = 20.0
+    downtime_ms: float = 500.0
+    setup_s: float = 3.0
+    max_concurrent_live_migrations: int = 1
+
+
+def gbps_to_bytes_per_s(gbps: float) -> float:
+    """Convert Gbit/s (10**9 bits) to bytes per second."""
+    return gbps * 1e9 / 8.0
+
+
+def touched_bytes(ram_mb: int, touched: float) -> float:
+    """Bytes of guest memory a migration must copy at first: `touched` x RAM."""
+    return touched * ram_mb * MIB
+
+
+def dirty_bytes_per_s(dirty_mb_s: float) -> float:
+    """The guest's dirtying rate in bytes per second."""
+    return dirty_mb_s * MB
+
+
+def completion_timeout_s(ram_mb: int) -> float:
+    """Nova's live_migration_completion_timeout: 800 s per GiB of RAM, counting at least 2 GiB."""
+    return 800.0 * max(ram_mb * MIB / GIB, 2.0)
+
+
+def copy_time_s(left_bytes: float, rate_bps: float, dirty_bps: float, downtime_ms: float) -> float:
+    """Seconds of copying at a constant rate until `left_bytes` fits into the downtime; inf if never."""
+    threshold = rate_bps * downtime_ms / 1000.0
+    if left_bytes <= threshold:
+        return 0.0
+    if rate_bps <= dirty_bps:
+        return math.inf
+    return (left_bytes - threshold) / (rate_bps - dirty_bps)
+
+
+def solo_duration_s(ram_mb: int, params: MigrationParams, rate_gbps: float | None = None) -> float:
+    """Seconds from start to switch-over of one migration running alone (setup + copy); inf if it never converges.
+
+    The copy rate is `rate_gbps` when given, else min(stream_gbps, nic_gbps).
+    """
+    gbps = min(params.stream_gbps, params.nic_gbps) if rate_gbps is None else rate_gbps
+    copy = copy_time_s(
+        touched_bytes(ram_mb, params.touched),
+        gbps_to_bytes_per_s(gbps),
+        dirty_bytes_per_s(params.dirty_mb_s),
+        params.downtime_ms,
+    )
+    return params.setup_s + copy
