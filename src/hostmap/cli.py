@@ -1,0 +1,473 @@
+"""Command line: argument parsing, prompts, and the one place errors become words and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, NoReturn
+
+from hostmap import __version__
+from hostmap.clock import Clock, VirtualClock, WallClock
+from hostmap.errors import (
+    CapacityError,
+    CloudConfigError,
+    CloudError,
+    HostmapError,
+    InfeasiblePlanError,
+    InputError,
+    InputErrors,
+    WaitTimeout,
+)
+from hostmap.executor import Answer, Executor, ExecutorOptions
+from hostmap.model import Inventory, Plan, Server, Step
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_INFEASIBLE = 3
+EXIT_CLOUD = 4
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("hostmap")
+
+
+class _Parser(argparse.ArgumentParser):
+    # Subparsers are built with this class too, so `parents` may hold plain ArgumentParsers.
+    """argparse that reports usage errors with exit code 2 and never a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _cloud_options() -> _Parser:
+    common = _Parser(add_help=False)
+    group = common.add_argument_group("cloud")
+    group.add_argument("--os-cloud", metavar="NAME", default=None,
+                       help="cloud from clouds.yaml (default: $OS_CLOUD, else the OS_* variables of a keystone rc)")
+    group.add_argument("--insecure", action="store_true", help="do not verify the API's TLS certificate (unsafe)")
+    group.add_argument("--os-cacert", metavar="FILE", default=None, help="CA bundle to verify the API's certificate")
+    group.add_argument("--sim", action="store_true", help="run against the embedded simulated cloud (demo scenario)")
+    group.add_argument("--sim-scenario", metavar="FILE", default=None,
+                       help="run against the embedded simulated cloud loaded with this scenario (implies --sim)")
+    group.add_argument("--virtual-time", action="store_true",
+                       help="with --sim: the simulated cloud and hostmap share a virtual clock (hours in seconds)")
+    group.add_argument("--log-file", metavar="FILE", default=None,
+                       help="where to log every API action (default: a new file in the user's state directory)")
+    return common
+
+
+def _schedule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parallel", type=_positive_int, default=None, metavar="N",
+                        help="at most N migrations in flight in total (default: as many as the hosts allow)")
+    parser.add_argument("--max-per-host", type=_positive_int, default=1, metavar="K",
+                        help="at most K outgoing migrations per source host (default 1, nova's default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `hostmap` argument parser."""
+    common = _cloud_options()
+    parser = _Parser(prog="hostmap", description="Live-migrate OpenStack servers until the cloud matches a host map.")
+    parser.add_argument("--version", action="version", version=f"hostmap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    export = sub.add_parser("export", parents=[common], help="print the current placement as a host map")
+    export.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
+
+    plan = sub.add_parser("plan", parents=[common], help="show what would move, in order; changes nothing")
+    plan.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
+    plan.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    _schedule_options(plan)
+
+    apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
+    apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
+    apply.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
+    apply.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S",
+                       help="seconds each migration may take from its submission (default 600)")
+    apply.add_argument("--on-timeout", choices=("abort", "leave"), default="abort",
+                       help="abort a migration that times out (default) or leave it running")
+    apply.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
+    apply.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    _schedule_options(apply)
+
+    sim = sub.add_parser("sim", help="the simulated cloud")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND", parser_class=_Parser)
+    serve = sim_sub.add_parser("serve", help="serve the simulated cloud and print the OS_* variables that reach it")
+    serve.add_argument("--scenario", metavar="FILE", default=None, help="scenario file (default: the demo)")
+    serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
+    return parser
+
+
+def build_seed_parser() -> argparse.ArgumentParser:
+    """The parser of the seed-compatible `openstack-live-migration` command."""
+    parser = _Parser(
+        prog="openstack-live-migration", parents=[_cloud_options()],
+        description="Live-migrate instances one at a time, as described by a host map (seed-compatible).",
+    )
+    parser.add_argument("--host_map", "--host-map", dest="host_map", required=True, metavar="FILE",
+                        help="host map configuration file (JSON)")
+    parser.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S",
+                        help="seconds each migration may take (default 600)")
+    parser.add_argument("--y", "--yes", "-y", dest="yes", action="store_true",
+                        help="do not prompt before server migration")
+    return parser
+
+
+# -- prompting ------------------------------------------------------------------------------------------------
+
+_ANSWERS: dict[str, Answer] = {"y": "yes", "yes": "yes", "n": "no", "no": "no", "a": "all", "all": "all",
+                               "q": "quit", "quit": "quit"}
+#: How many unusable answers in a row are tolerated before hostmap treats the input as "quit".
+_MAX_BAD_ANSWERS = 5
+
+
+class Prompter:
+    """Asks before each migration; reads answers line by line, and end of input means quit."""
+
+    def __init__(self, inventory: Inventory, stdin: IO[str], stderr: IO[str],
+                 pause: Any = None) -> None:
+        self._servers: dict[str, Server] = {s.id: s for s in inventory.servers}
+        self._stdin = stdin
+        self._stderr = stderr
+        self._pause = pause
+
+    def __call__(self, step: Step) -> Answer:
+        move = step.move
+        server = self._servers.get(move.server_id)
+        size = ""
+        if server is not None:
+            d = server.demand
+            size = f" ({server.flavor}: {d.vcpu} vCPU, {d.memory_mb} MiB RAM, {d.disk_gb} GB disk)"
+        pivot = f" (pivot on the way to {move.final_target})" if move.is_detour else ""
+        question = (f"Migrate {move.server_name} [{move.server_id}]{size} {move.source} -> {move.target}{pivot}? "
+                    "[y]es/[n]o/[a]ll/[q]uit: ")
+        with self._pause() if self._pause is not None else contextlib.nullcontext():
+            for _ in range(_MAX_BAD_ANSWERS):
+                self._stderr.write(question)
+                self._stderr.flush()
+                line = self._stdin.readline()
+                if not line:
+                    self._stderr.write("\n(end of input: quitting)\n")
+                    return "quit"
+                answer = _ANSWERS.get(line.strip().lower())
+                if answer is not None:
+                    return answer
+                self._stderr.write("please answer y, n, a or q\n")
+        return "quit"
+
+
+# -- running --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Session:
+    cloud: Any
+    clock: Clock
+    closers: list[Any]
+
+
+def _state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hostmap"
+
+
+def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
+    default = _state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    path = Path(path_text) if path_text else default
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    stderr.write(f"hostmap: log file {path}\n")
+    return handler
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[_Session]:
+    from hostmap.cloud.openstack import ConnectOptions, connect, connect_with
+
+    sim_scenario = getattr(args, "sim_scenario", None)
+    use_sim = bool(getattr(args, "sim", False) or sim_scenario)
+    if getattr(args, "virtual_time", False) and not use_sim:
+        raise InputError("--virtual-time", "(option)", "needs --sim or --sim-scenario",
+                         "virtual time only exists in the simulated cloud")
+    if not use_sim:
+        cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+        try:
+            yield _Session(cloud, WallClock(), [])
+        finally:
+            cloud.close()
+        return
+    from hostmap.sim.scenario import demo_scenario_path, load_scenario
+    from hostmap.sim.server import SimServer
+
+    scenario = load_scenario(sim_scenario or demo_scenario_path())
+    clock: Clock = VirtualClock() if args.virtual_time else WallClock()
+    with SimServer(scenario, clock=clock) as sim:
+        log.info("simulated cloud at %s", sim.auth_url)
+        cloud = connect_with(sim.connect_kwargs())
+        try:
+            yield _Session(cloud, clock, [])
+        finally:
+            cloud.close()
+
+
+def _duration_model() -> Any:
+    from hostmap.timing import MigrationParams, solo_duration_s
+
+    params = MigrationParams()
+
+    def duration(server: Server) -> float:
+        return solo_duration_s(server.demand.memory_mb, params)
+
+    return duration
+
+
+def _make_plan(args: argparse.Namespace, inventory: Inventory, parallel: int | None, max_per_host: int) -> Plan:
+    from hostmap.hostmap_file import load_host_map
+    from hostmap.planner import plan
+    from hostmap.resolve import resolve
+
+    host_map = load_host_map(args.host_map)
+    desired = resolve(host_map, inventory)
+    result: Plan = plan(inventory, desired.targets, max_per_host=max_per_host, parallel=parallel,
+                       duration=_duration_model())
+    return result
+
+
+def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from hostmap.report import export_map
+
+    with _session(args) as session:
+        document = json.dumps(export_map(session.cloud.inventory()), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(document, encoding="utf-8")
+    else:
+        stdout.write(document)
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from hostmap.report import print_plan
+
+    with _session(args) as session:
+        inventory = session.cloud.inventory()
+        the_plan = _make_plan(args, inventory, args.parallel, args.max_per_host)
+        print_plan(the_plan, inventory, stdout, args.format)
+    return EXIT_OK
+
+
+class _Interrupts:
+    """Counts Ctrl-C presses during a run instead of dying on the first one."""
+
+    def __init__(self, stderr: IO[str]) -> None:
+        self.count = 0
+        self._stderr = stderr
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            self._stderr.write("\nhostmap: interrupted: starting no new migrations; in-flight ones are watched to "
+                               "their end (Ctrl-C again to abort them)\n")
+        else:
+            self._stderr.write("\nhostmap: interrupted again: aborting in-flight migrations\n")
+
+
+def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
+               parallel: int | None, max_per_host: int) -> int:
+    from hostmap.display import LiveDisplay, LogReporter, Reporters
+    from hostmap.report import print_run
+
+    interrupts = _Interrupts(stderr)
+    with _session(args) as session:
+        inventory = session.cloud.inventory()
+        the_plan = _make_plan(args, inventory, parallel, max_per_host)
+        live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
+        reporters = [LogReporter()] + ([live] if live is not None else [])
+        confirm = None if args.yes else Prompter(inventory, stdin, stderr, live.paused if live else None)
+        options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout, parallel=parallel,
+                                  max_per_host=max_per_host, stop_on_failure=args.stop_on_failure)
+        executor = Executor(session.cloud, session.clock, reporter=Reporters(reporters), confirm=confirm,
+                            options=options, interrupts=lambda: interrupts.count)
+        previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
+        try:
+            result = executor.run(the_plan, inventory)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+    print_run(result, stdout, args.format)
+    if interrupts.count:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.reached else EXIT_INCOMPLETE
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _cmd_sim_serve(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from hostmap.sim.scenario import demo_scenario_path, load_scenario
+    from hostmap.sim.server import SimServer
+
+    scenario = load_scenario(args.scenario or demo_scenario_path())
+    with SimServer(scenario, port=args.port) as sim:
+        for name, value in sorted(sim.env().items()):
+            stdout.write(f"export {name}={value}\n")
+        stdout.flush()
+        try:
+            while True:  # Serving until interrupted is this command's job; each wait is one hour at most.
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+# -- errors become words here, and only here -----------------------------------------------------------------
+
+
+def _input_line(error: InputError) -> str:
+    hint = f"; {error.hint}" if error.hint else ""
+    return f"{error.source}: {error.entry}: {error.problem}{hint}"
+
+
+def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
+    def say(text: str) -> None:
+        stderr.write(f"{prog}: error: {text}\n")
+
+    if isinstance(error, InputError):
+        say(_input_line(error))
+        return EXIT_USAGE
+    if isinstance(error, InputErrors):
+        say(f"{len(error.errors)} problems; nothing was migrated:")
+        for item in error.errors:
+            stderr.write(f"  {_input_line(item)}\n")
+        return EXIT_USAGE
+    if isinstance(error, CapacityError):
+        say("the host map does not fit: nothing was migrated")
+        for s in error.shortfalls:
+            stderr.write(f"  {s.host}: {s.resource} needed {s.needed}, available {s.available}\n")
+        stderr.write("  move fewer servers to these hosts, or free room on them first\n")
+        return EXIT_INFEASIBLE
+    if isinstance(error, InfeasiblePlanError):
+        say("no capacity-safe order exists: nothing was migrated")
+        for cycle in error.cycles:
+            stderr.write(f"  servers {', '.join(cycle.servers)} must swap between full hosts "
+                         f"{', '.join(cycle.hosts)}, and no other host has room for a detour\n")
+        stderr.write("  free room on one host (or add a pivot host with room), then run again\n")
+        return EXIT_INFEASIBLE
+    if isinstance(error, CloudConfigError):
+        say(f"{error.problem}")
+        stderr.write("  configure a cloud: `source` a keystone rc file (OS_AUTH_URL, OS_USERNAME, ...), or pass "
+                     "--os-cloud NAME with clouds.yaml,\n  or try the embedded simulated cloud with --sim\n")
+        return EXIT_CLOUD
+    if isinstance(error, CloudError):
+        say(f"cannot {error.action}: {error.problem}")
+        return EXIT_CLOUD
+    if isinstance(error, WaitTimeout):
+        say(f"gave up waiting for {error.waited_for} after {error.seconds:.0f} s ({error.last_seen})")
+        return EXIT_INCOMPLETE
+    say(str(error))
+    return EXIT_INCOMPLETE
+
+
+def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
+              seed: bool) -> int:
+    handler: logging.Handler | None = None
+    try:
+        if getattr(args, "insecure", False):
+            stderr.write(f"{prog}: warning: --insecure: the API's TLS certificate is NOT verified\n")
+        if args.command != "sim":
+            handler = _open_log(args.log_file, stderr)
+        if seed:
+            return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
+        if args.command == "export":
+            return _cmd_export(args, stdout)
+        if args.command == "plan":
+            return _cmd_plan(args, stdout)
+        if args.command == "apply":
+            return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
+        return _cmd_sim_serve(args, stdout)
+    except HostmapError as error:
+        log.error("%s: %s", type(error).__name__, error)
+        return _report_error(error, stderr, prog)
+    except KeyboardInterrupt:
+        stderr.write(f"\n{prog}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        stderr.write(f"{prog}: error: {error}\n")
+        return EXIT_USAGE if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)) else 1
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+         stderr: IO[str] | None = None) -> int:
+    """Run `hostmap` with `argv`; returns the exit code."""
+    err = stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="hostmap", seed=False)
+
+
+def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+              stderr: IO[str] | None = None) -> int:
+    """Run the seed-compatible `openstack-live-migration`: one migration at a time, a prompt before each."""
+    err = stderr or sys.stderr
+    try:
+        args = build_seed_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    args.command = "apply"
+    args.on_timeout = "abort"
+    args.stop_on_failure = False
+    args.format = "table"
+    return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="openstack-live-migration", seed=True)
+
+
+def entrypoint() -> NoReturn:
+    """Console script `hostmap`."""
+    sys.exit(main())
+
+
+def seed_entrypoint() -> NoReturn:
+    """Console script `openstack-live-migration`."""
+    sys.exit(seed_main())

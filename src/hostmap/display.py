@@ -1,0 +1,166 @@
+"""Live progress on a terminal (rich) and a reporter that writes every event to the log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from hostmap.cloud.base import MigrationRecord
+from hostmap.model import Plan, Step
+from hostmap.reporter import Reporter
+from hostmap.results import MoveResult, RunResult
+
+log = logging.getLogger("hostmap.run")
+
+
+class LogReporter(Reporter):
+    """Writes each event of the run to the `hostmap.run` logger."""
+
+    def planned(self, plan: Plan) -> None:
+        """Log the plan's size."""
+        log.info("plan: %d migrations, %d servers already in place", len(plan.steps), len(plan.in_place))
+
+    def started(self, step: Step) -> None:
+        """Log an accepted migration."""
+        m = step.move
+        log.info("started: %s (%s) %s -> %s", m.server_name, m.server_id, m.source, m.target)
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        """Log a completed migration."""
+        log.info("migrated: %s to %s in %.1f s", result.server_name, result.target, result.seconds or 0.0)
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        """Log any other outcome with its reason."""
+        log.warning("%s: %s -> %s: %s", result.outcome, result.server_name, result.target, result.reason)
+
+
+class Reporters(Reporter):
+    """Fans every event out to several reporters."""
+
+    def __init__(self, reporters: Sequence[Reporter]) -> None:
+        self._reporters = tuple(reporters)
+
+    def planned(self, plan: Plan) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.planned(plan)
+
+    def started(self, step: Step) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.started(step)
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.progress(step, record)
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.finished(step, result)
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.failed(step, result)
+
+    def done(self, result: RunResult) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.done(result)
+
+
+class LiveDisplay(Reporter):
+    """One progress line per in-flight migration (bytes, percent, rate, ETA) and an overall bar."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._console = Console(file=out)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=False,
+        )
+        self._tasks: dict[int, TaskID] = {}
+        self._overall: TaskID | None = None
+        self._running = False
+
+    def planned(self, plan: Plan) -> None:
+        """Start the display with an overall bar counting finished migrations."""
+        if not plan.steps:
+            return
+        self._overall = self._progress.add_task("all migrations", total=len(plan.steps))
+        self._progress.start()
+        self._running = True
+
+    def started(self, step: Step) -> None:
+        """Add a line for a migration nova accepted."""
+        m = step.move
+        self._tasks[step.index] = self._progress.add_task(f"{m.server_name}: {m.source} -> {m.target}", total=None)
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        """Update a line from a fresh migration record."""
+        task = self._tasks.get(step.index)
+        if task is None:
+            return
+        m = step.move
+        desc = f"{m.server_name}: {m.source} -> {m.target} [{record.status}]"
+        if record.memory_total_bytes:
+            self._progress.update(task, description=desc, total=record.memory_total_bytes,
+                                  completed=record.memory_processed_bytes or 0)
+        else:
+            self._progress.update(task, description=desc)
+
+    def _end(self, step: Step, text: str) -> None:
+        task = self._tasks.pop(step.index, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        if self._overall is not None:
+            self._progress.advance(self._overall)
+        self._console.print(text, highlight=False)
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        """Replace the line by a one-line verdict."""
+        self._end(step, f"[green]migrated[/] {result.server_name} {result.source} -> {result.target} "
+                        f"in {result.seconds or 0:.1f} s")
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        """Replace the line by a one-line verdict with the reason."""
+        self._end(step, f"[red]{result.outcome.replace('_', ' ')}[/] {result.server_name} "
+                        f"{result.source} -> {result.target}: {result.reason}")
+
+    def done(self, result: RunResult) -> None:
+        """Stop the display."""
+        if self._running:
+            self._progress.stop()
+            self._running = False
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop redrawing while the operator answers a prompt."""
+        if not self._running:
+            yield
+            return
+        self._progress.stop()
+        try:
+            yield
+        finally:
+            self._progress.start()

@@ -1,0 +1,378 @@
+"""Run a plan through the Cloud seam on an injected clock: start, watch, abort and judge each migration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from hostmap.clock import Clock
+from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, MigrationRefused, Submission
+from hostmap.errors import CloudError, WaitTimeout
+from hostmap.model import Inventory, Plan, Step
+from hostmap.reporter import Reporter
+from hostmap.results import MoveResult, Outcome, RunResult
+
+Answer = Literal["yes", "no", "all", "quit"]
+#: Asks the operator about one step; returns their answer.
+Confirm = Callable[[Step], Answer]
+OnTimeout = Literal["abort", "leave"]
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Limits and timings of a run; every wait below is bounded by one of these."""
+
+    timeout_s: float = 600.0
+    on_timeout: OnTimeout = "abort"
+    parallel: int | None = None
+    max_per_host: int = 1
+    stop_on_failure: bool = False
+    #: Longest pause between two watch rounds, and the shortest (used when a migration is about to finish).
+    poll_s: float = 2.0
+    min_poll_s: float = 0.25
+    #: How often, at most, to read byte-level progress of one running migration.
+    progress_every_s: float = 5.0
+    #: After nova says a migration ended, how long the server may take to show its final host and state.
+    settle_s: float = 60.0
+    #: After an abort, how long nova may take to cancel the migration and put the server back.
+    abort_wait_s: float = 300.0
+    #: After nova accepted the request, how long its migration record may take to appear.
+    record_wait_s: float = 120.0
+
+
+@dataclass
+class _Flight:
+    step: Step
+    submission: Submission
+    submitted_at: float
+    known_ids: frozenset[int]
+    original_status: str
+    record: MigrationRecord | None = None
+    aborting_since: float | None = None
+    abort_problem: str = ""
+    ended_at: float | None = None
+    next_progress_at: float = 0.0
+    eta_s: float | None = None
+    eta_base: float = 0.0
+
+    @property
+    def server_id(self) -> str:
+        return self.step.move.server_id
+
+
+@dataclass
+class _RunState:
+    results: dict[int, MoveResult] = field(default_factory=dict)
+    flights: dict[int, _Flight] = field(default_factory=dict)
+    stop_reason: str = ""
+    all_yes: bool = False
+
+
+class Executor:
+    """Carries out a plan: starts each step when its dependencies are done and its source host has a slot."""
+
+    def __init__(
+        self,
+        cloud: Cloud,
+        clock: Clock,
+        *,
+        reporter: Reporter | None = None,
+        confirm: Confirm | None = None,
+        options: ExecutorOptions | None = None,
+        interrupts: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._cloud = cloud
+        self._clock = clock
+        self._reporter = reporter or Reporter()
+        self._confirm = confirm
+        self._options = options or ExecutorOptions()
+        self._interrupts = interrupts
+        self._start = 0.0
+
+    def run(self, plan: Plan, inventory: Inventory) -> RunResult:
+        """Execute `plan`; returns one result per server, in plan order, skipped ones first."""
+        opts = self._options
+        self._start = self._clock.now()
+        state = _RunState(all_yes=self._confirm is None)
+        statuses = {s.id: s.status for s in inventory.servers}
+        pending = list(plan.steps)
+        self._reporter.planned(plan)
+        # Each step's life is bounded (timeout, abort wait, settle); the whole run is bounded by their sum.
+        per_step = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.record_wait_s + 2 * opts.poll_s
+        deadline = self._start + per_step * max(1, len(plan.steps)) + 60.0
+        while pending or state.flights:
+            if self._clock.now() > deadline:
+                raise WaitTimeout("every planned migration to end", self._clock.now() - self._start,
+                                  f"{len(state.flights)} still in flight")
+            self._check_interrupts(state)
+            pending = self._start_ready(pending, state, statuses)
+            if not state.flights:
+                continue
+            self._clock.sleep(self._next_pause(state))
+            self._watch_round(state)
+        moves = self._merge(plan, state.results)
+        skipped = tuple(
+            MoveResult(s.id, s.name, s.host or "", s.host or "", "skipped", "already on its target host")
+            for s in plan.in_place
+        )
+        finished = [r.finished_s for r in state.results.values() if r.finished_s is not None]
+        result = RunResult(
+            skipped + moves,
+            makespan_s=max(finished, default=0.0),
+            interrupted=self._interrupts() > 0,
+        )
+        self._reporter.done(result)
+        return result
+
+    # -- starting -------------------------------------------------------------------------------------------
+
+    def _check_interrupts(self, state: _RunState) -> None:
+        count = self._interrupts()
+        if count >= 1 and not state.stop_reason:
+            state.stop_reason = "interrupted by the operator before it started"
+        if count >= 2:
+            for flight in state.flights.values():
+                if flight.aborting_since is None and flight.record is not None and not flight.record.terminal:
+                    self._abort(flight, "interrupted twice: aborting in-flight migrations")
+
+    def _start_ready(self, pending: list[Step], state: _RunState, statuses: Mapping[str, str]) -> list[Step]:
+        opts = self._options
+        still: list[Step] = []
+        for step in pending:
+            blocked = self._blocked_by(step, state)
+            if blocked is not None:
+                self._finish(state, step, "not_started", blocked)
+                continue
+            if state.stop_reason:
+                self._finish(state, step, "not_started", state.stop_reason)
+                continue
+            if any(dep not in state.results for dep in step.after) or not self._has_slot(step, state, opts):
+                still.append(step)
+                continue
+            if not state.all_yes and self._confirm is not None:
+                answer = self._confirm(step)
+                if answer == "quit":
+                    state.stop_reason = "the operator quit at the prompt"
+                    self._finish(state, step, "declined", "the operator quit at the prompt")
+                    continue
+                if answer == "no":
+                    self._finish(state, step, "declined", "the operator declined this migration")
+                    continue
+                if answer == "all":
+                    state.all_yes = True
+            self._submit(step, state, statuses.get(step.move.server_id, "ACTIVE"))
+        return still
+
+    @staticmethod
+    def _blocked_by(step: Step, state: _RunState) -> str | None:
+        for dep in step.after:
+            result = state.results.get(dep)
+            if result is not None and result.outcome != "migrated":
+                return (f"waits on the move of {result.server_name} to {result.target}, "
+                        f"which ended {result.outcome.replace('_', ' ')}")
+        return None
+
+    @staticmethod
+    def _has_slot(step: Step, state: _RunState, opts: ExecutorOptions) -> bool:
+        if opts.parallel is not None and len(state.flights) >= opts.parallel:
+            return False
+        from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
+        return from_source < opts.max_per_host
+
+    def _submit(self, step: Step, state: _RunState, original_status: str) -> None:
+        move = step.move
+        known = frozenset(m.id for m in self._cloud.live_migrations(move.server_id))
+        now = self._clock.now()
+        try:
+            submission = self._cloud.start_live_migration(move.server_id, move.target)
+        except MigrationRefused as refused:
+            self._finish(state, step, "failed", f"nova refused the request (HTTP {refused.status}): {refused.reason}",
+                         started=now)
+            return
+        except CloudError as error:
+            # The request may or may not have reached nova: look before deciding, never resend blindly.
+            fresh = [m for m in self._cloud.live_migrations(move.server_id) if m.id not in known]
+            if not fresh:
+                self._finish(state, step, "failed", f"the request failed ({error.problem}) and no migration started",
+                             started=now)
+                return
+            submission = Submission(move.server_id, move.target, None, "")
+        flight = _Flight(step, submission, now, known, original_status)
+        state.flights[step.index] = flight
+        self._reporter.started(step)
+
+    # -- watching -------------------------------------------------------------------------------------------
+
+    def _next_pause(self, state: _RunState) -> float:
+        opts = self._options
+        etas = [f.eta_s for f in state.flights.values() if f.eta_s is not None]
+        pause = min([opts.poll_s, *[eta + 0.1 for eta in etas]])
+        return max(opts.min_poll_s, pause)
+
+    def _watch_round(self, state: _RunState) -> None:
+        flights = list(state.flights.values())
+        for flight in flights:
+            if flight.record is None:
+                self._find_record(flight)
+        tracked = {f.server_id: f.record.id for f in flights if f.record is not None}
+        if tracked:
+            since = min(f.record.created_at for f in flights if f.record is not None)
+            records = self._cloud.watch(tracked, since)
+            for flight in flights:
+                fresh = records.get(flight.server_id)
+                if fresh is not None:
+                    flight.record = fresh
+        for flight in flights:
+            self._judge(flight, state)
+
+    def _find_record(self, flight: _Flight) -> None:
+        for record in self._cloud.live_migrations(flight.server_id):
+            if record.id not in flight.known_ids:
+                flight.record = record
+                return
+
+    def _judge(self, flight: _Flight, state: _RunState) -> None:
+        now = self._clock.now()
+        opts = self._options
+        step = flight.step
+        elapsed = now - flight.submitted_at
+        record = flight.record
+        if record is None:
+            if elapsed > opts.record_wait_s:
+                reason = self._cloud.failure_reason(flight.server_id, flight.submission.request_id)
+                self._finish(state, step, "failed", reason or
+                             f"nova accepted the request but recorded no migration within {opts.record_wait_s:.0f} s",
+                             flight=flight)
+            return
+        if record.terminal:
+            self._settle(flight, record, state)
+            return
+        self._reporter.progress(step, record)
+        if flight.aborting_since is not None:
+            if now - flight.aborting_since > opts.abort_wait_s:
+                self._finish(state, step, "timed_out",
+                             f"abort requested, but the migration is still {record.status} after "
+                             f"{opts.abort_wait_s:.0f} s; check it with `openstack server migration list`",
+                             flight=flight)
+            return
+        if elapsed > opts.timeout_s:
+            if opts.on_timeout == "leave":
+                self._finish(state, step, "timed_out",
+                             f"still {record.status} after {opts.timeout_s:.0f} s; left running (--on-timeout leave)",
+                             flight=flight)
+            else:
+                self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
+            return
+        if record.status == "running" and now >= flight.next_progress_at:
+            self._read_progress(flight)
+
+    def _read_progress(self, flight: _Flight) -> None:
+        now = self._clock.now()
+        detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
+        flight.next_progress_at = now + self._options.progress_every_s
+        if detail is None:
+            return
+        previous = flight.record
+        flight.record = detail
+        self._reporter.progress(flight.step, detail)
+        remaining = detail.memory_remaining_bytes
+        if previous is not None and previous.memory_remaining_bytes is not None and remaining is not None:
+            rate = (previous.memory_remaining_bytes - remaining) / max(1e-9, now - flight.eta_base)
+            flight.eta_s = remaining / rate if rate > 0 else None
+            if flight.eta_s is not None and flight.eta_s < self._options.progress_every_s:
+                flight.next_progress_at = now + max(self._options.min_poll_s, flight.eta_s)
+        flight.eta_base = now
+
+    def _abort(self, flight: _Flight, why: str) -> None:
+        assert flight.record is not None
+        flight.aborting_since = self._clock.now()
+        flight.abort_problem = why
+        try:
+            self._cloud.abort_migration(flight.server_id, flight.record)
+        except CloudError as error:
+            flight.abort_problem = f"{why}; the abort was refused ({error.problem})"
+
+    def _settle(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+        """Decide the outcome from the migration record and the server together."""
+        now = self._clock.now()
+        move = flight.step.move
+        if flight.ended_at is None:
+            flight.ended_at = now
+        server = self._cloud.server_status(flight.server_id)
+        settled = server.task_state is None and server.status != "MIGRATING"
+        if not settled and now - flight.ended_at <= self._options.settle_s:
+            return
+        where = f"server is {server.status} on {server.host}" + (f" (task {server.task_state})"
+                                                                 if server.task_state else "")
+        if record.status in ("completed", "done"):
+            if server.host == move.target and server.status == flight.original_status and settled:
+                self._finish(state, flight.step, "migrated", "", flight=flight)
+            else:
+                self._finish(state, flight.step, "failed",
+                             f"nova reports the migration completed, but the {where}, expected "
+                             f"{flight.original_status} on {move.target}", flight=flight)
+            return
+        assert record.status in UNSUCCESSFUL_STATUSES
+        if flight.aborting_since is not None:
+            back = "confirmed on its source" if server.host == move.source else f"NOT on its source: {where}"
+            self._finish(state, flight.step, "timed_out",
+                         f"{flight.abort_problem}; aborted (migration {record.status}), server {back}", flight=flight)
+            return
+        reason = self._cloud.failure_reason(flight.server_id, flight.submission.request_id)
+        text = f"migration {record.status}: {reason}" if reason else f"migration {record.status}"
+        if server.host != move.source:
+            text += f"; {where}"
+        self._finish(state, flight.step, "failed", text, flight=flight)
+
+    # -- results --------------------------------------------------------------------------------------------
+
+    def _finish(
+        self, state: _RunState, step: Step, outcome: Outcome, reason: str, *,
+        flight: _Flight | None = None, started: float | None = None,
+    ) -> None:
+        now = self._clock.now()
+        move = step.move
+        begun = flight.submitted_at if flight is not None else started
+        result = MoveResult(
+            move.server_id, move.server_name, move.source, move.target, outcome, reason,
+            seconds=None if begun is None else now - begun,
+            started_s=None if begun is None else begun - self._start,
+            finished_s=None if begun is None else now - self._start,
+            migration_id=flight.record.id if flight is not None and flight.record is not None else None,
+        )
+        state.results[step.index] = result
+        state.flights.pop(step.index, None)
+        if outcome != "migrated" and self._options.stop_on_failure and outcome in ("failed", "timed_out"):
+            state.stop_reason = state.stop_reason or f"stopped after the move of {move.server_name} {outcome}"
+        if outcome == "migrated":
+            self._reporter.finished(step, result)
+        else:
+            self._reporter.failed(step, result)
+
+    @staticmethod
+    def _merge(plan: Plan, results: Mapping[int, MoveResult]) -> tuple[MoveResult, ...]:
+        """One row per server: a detour's two legs become one move from the source to the final host."""
+        rows: dict[str, MoveResult] = {}
+        for step in plan.steps:
+            leg = results[step.index]
+            final = step.move.final_target or step.move.target
+            first = rows.get(leg.server_id)
+            if first is None:
+                rows[leg.server_id] = replace(leg, target=final) if step.move.is_detour and leg.outcome != "migrated" \
+                    else leg
+                continue
+            if first.outcome != "migrated":
+                continue
+            # The first leg of a detour reached the pivot; the row reports the whole journey.
+            via = f"via {first.target}"
+            if leg.outcome != "migrated":
+                via = f"stranded on pivot {first.target}; move it to {final} when possible"
+            rows[leg.server_id] = replace(
+                leg,
+                source=first.source,
+                reason=f"{via}; {leg.reason}" if leg.reason else via,
+                seconds=None if leg.seconds is None or first.seconds is None else first.seconds + leg.seconds,
+                started_s=first.started_s,
+            )
+        return tuple(rows.values())

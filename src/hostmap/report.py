@@ -1,0 +1,142 @@
+"""Final report and plan rendering: rich tables for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hostmap.model import Inventory, Plan
+from hostmap.results import RunResult
+
+_STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "red", "declined": "yellow",
+          "not_started": "yellow"}
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    """The report as the JSON document `-f json` prints."""
+    return {
+        "reached": result.reached,
+        "makespan_s": None if result.makespan_s is None else round(result.makespan_s, 3),
+        "moves": [
+            {
+                "server": m.server_name,
+                "id": m.server_id,
+                "source": m.source,
+                "target": m.target,
+                "outcome": m.outcome,
+                "reason": m.reason,
+                "seconds": None if m.seconds is None else round(m.seconds, 3),
+                "started_s": None if m.started_s is None else round(m.started_s, 3),
+                "finished_s": None if m.finished_s is None else round(m.finished_s, 3),
+            }
+            for m in result.moves
+        ],
+    }
+
+
+def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
+    """Print the final report, one row per server."""
+    if fmt == "json":
+        out.write(json.dumps(run_json(result), indent=2) + "\n")
+        return
+    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    table = Table(title="hostmap: migration report", title_justify="left")
+    for column in ("server", "source", "target", "outcome", "reason", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left",
+                         overflow="fold" if column == "reason" else "ellipsis")
+    for m in result.moves:
+        style = _STYLE.get(m.outcome, "")
+        table.add_row(m.server_name, m.source, m.target, f"[{style}]{m.outcome}[/]", m.reason, _seconds(m.seconds))
+    console.print(table)
+    counts: dict[str, int] = {}
+    for m in result.moves:
+        counts[m.outcome] = counts.get(m.outcome, 0) + 1
+    summary = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items()))
+    verdict = "the cloud matches the host map" if result.reached else "the cloud does NOT match the host map"
+    makespan = f" in {result.makespan_s:.1f} s" if result.makespan_s else ""
+    console.print(f"{summary or 'nothing to do'}{makespan}: {verdict}.", highlight=False)
+
+
+def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
+    """The plan as the JSON document `plan -f json` prints."""
+    names = {s.id: s for s in inventory.servers}
+    return {
+        "moves": [
+            {
+                "step": step.index + 1,
+                "server": step.move.server_name,
+                "id": step.move.server_id,
+                "flavor": names[step.move.server_id].flavor if step.move.server_id in names else "",
+                "source": step.move.source,
+                "target": step.move.target,
+                "final_target": step.move.final_target or step.move.target,
+                "detour": step.move.is_detour,
+                "after": [i + 1 for i in step.after],
+                "estimate_s": round(step.move.estimate_s, 3),
+            }
+            for step in plan.steps
+        ],
+        "in_place": [{"server": s.name, "id": s.id, "host": s.host} for s in plan.in_place],
+        "estimated_s": round(plan.estimated_s, 3),
+        "lower_bound_s": round(plan.lower_bound_s, 3),
+        "max_per_host": plan.max_per_host,
+        "parallel": plan.parallel,
+        "notes": list(plan.notes),
+    }
+
+
+def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None:
+    """Print what would move, in order, and what is already in place."""
+    doc = plan_json(plan, inventory)
+    if fmt == "json":
+        out.write(json.dumps(doc, indent=2) + "\n")
+        return
+    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    servers: Mapping[str, Any] = {s.id: s for s in inventory.servers}
+    if plan.steps:
+        table = Table(title="hostmap: plan", title_justify="left")
+        for column in ("step", "server", "flavor", "source", "target", "after", "est. s"):
+            table.add_column(column, justify="right" if column in ("step", "est. s") else "left")
+        for step in plan.steps:
+            move = step.move
+            server = servers.get(move.server_id)
+            flavor = f"{server.flavor} ({server.demand.memory_mb} MiB)" if server else ""
+            target = move.target + (f" (pivot, then {move.final_target})" if move.is_detour else "")
+            table.add_row(str(step.index + 1), move.server_name, flavor, move.source, target,
+                          ",".join(str(i + 1) for i in step.after), f"{move.estimate_s:.0f}")
+        console.print(table)
+    for note in plan.notes:
+        console.print(f"note: {note}", highlight=False)
+    if plan.in_place:
+        names = ", ".join(f"{s.name} ({s.host})" for s in plan.in_place)
+        console.print(f"already in place: {names}", highlight=False)
+    if plan.steps:
+        console.print(
+            f"{len(plan.steps)} migrations; estimated {plan.estimated_s:.0f} s "
+            f"(lower bound {plan.lower_bound_s:.0f} s) with at most {plan.max_per_host} per source host"
+            + (f" and {plan.parallel} in total" if plan.parallel else ""),
+            highlight=False,
+        )
+    else:
+        console.print("nothing to migrate: the cloud already matches the host map.", highlight=False)
+
+
+def export_map(inventory: Inventory) -> dict[str, list[str]]:
+    """The current placement as a host map; a name shared by several servers is written as the UUID."""
+    counts: dict[str, int] = {}
+    for server in inventory.servers:
+        counts[server.name] = counts.get(server.name, 0) + 1
+    placement: dict[str, list[str]] = {host.name: [] for host in inventory.hosts}
+    for server in sorted(inventory.servers, key=lambda s: (s.name, s.id)):
+        if server.host is None or server.host not in placement:
+            continue
+        placement[server.host].append(server.name if counts[server.name] == 1 else server.id)
+    return placement
