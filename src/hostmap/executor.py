@@ -51,6 +51,7 @@ class _Flight:
     record: MigrationRecord | None = None
     aborting_since: float | None = None
     abort_problem: str = ""
+    abort_outcome: Outcome = "timed_out"
     ended_at: float | None = None
     next_progress_at: float = 0.0
     eta_s: float | None = None
@@ -134,7 +135,7 @@ class Executor:
         if count >= 2:
             for flight in state.flights.values():
                 if flight.aborting_since is None and flight.record is not None and not flight.record.terminal:
-                    self._abort(flight, "interrupted twice: aborting in-flight migrations")
+                    self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
     def _start_ready(self, pending: list[Step], state: _RunState, statuses: Mapping[str, str]) -> list[Step]:
         opts = self._options
@@ -251,7 +252,7 @@ class Executor:
         self._reporter.progress(step, record)
         if flight.aborting_since is not None:
             if now - flight.aborting_since > opts.abort_wait_s:
-                self._finish(state, step, "timed_out",
+                self._finish(state, step, flight.abort_outcome,
                              f"abort requested, but the migration is still {record.status} after "
                              f"{opts.abort_wait_s:.0f} s; check it with `openstack server migration list`",
                              flight=flight)
@@ -284,10 +285,11 @@ class Executor:
                 flight.next_progress_at = now + max(self._options.min_poll_s, flight.eta_s)
         flight.eta_base = now
 
-    def _abort(self, flight: _Flight, why: str) -> None:
+    def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
         assert flight.record is not None
         flight.aborting_since = self._clock.now()
         flight.abort_problem = why
+        flight.abort_outcome = outcome
         try:
             self._cloud.abort_migration(flight.server_id, flight.record)
         except CloudError as error:
@@ -316,7 +318,7 @@ class Executor:
         assert record.status in UNSUCCESSFUL_STATUSES
         if flight.aborting_since is not None:
             back = "confirmed on its source" if server.host == move.source else f"NOT on its source: {where}"
-            self._finish(state, flight.step, "timed_out",
+            self._finish(state, flight.step, flight.abort_outcome,
                          f"{flight.abort_problem}; aborted (migration {record.status}), server {back}", flight=flight)
             return
         reason = self._cloud.failure_reason(flight.server_id, flight.submission.request_id)

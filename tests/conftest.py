@@ -1,0 +1,100 @@
+"""Shared fixtures: scenarios for the simulated cloud, a running simulated cloud, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hostmap.sim.server import SimServer
+
+from hostmap.cli import main, seed_main
+from hostmap.clock import VirtualClock
+from hostmap.cloud.openstack import OpenStackCloud, connect_with
+from hostmap.sim.scenario import parse_scenario
+
+#: A small cloud: four hosts, room to move, migrations of a fraction of a second.
+SMALL: dict[str, Any] = {
+    "hosts": [
+        {"name": f"compute00{i}", "hypervisor_hostname": f"compute00{i}.cloud.example.com",
+         "vcpus": 8, "memory_mb": 16384, "disk_gb": 200, "reserved_host_memory_mb": 0, "ram_allocation_ratio": 1.0}
+        for i in range(1, 5)
+    ],
+    "flavors": [
+        {"name": "m1.small", "vcpus": 1, "ram": 2048, "disk": 20},
+        {"name": "m1.large", "vcpus": 4, "ram": 8192, "disk": 40},
+    ],
+    "servers": [
+        {"name": "web-0", "flavor": "m1.small", "host": "compute001"},
+        {"name": "web-1", "flavor": "m1.small", "host": "compute001"},
+        {"name": "db-0", "flavor": "m1.large", "host": "compute002"},
+        {"name": "cache-0", "flavor": "m1.small", "host": "compute003"},
+    ],
+    "migration": {"setup_s": 0.2},
+}
+
+
+def scenario(**changes: Any) -> dict[str, Any]:
+    """A deep copy of SMALL with top-level keys replaced."""
+    data: dict[str, Any] = json.loads(json.dumps(SMALL))
+    data.update(changes)
+    return data
+
+
+@dataclass
+class Running:
+    """A simulated cloud on loopback and a hostmap Cloud connected to it."""
+
+    sim: SimServer
+    cloud: OpenStackCloud
+    clock: VirtualClock | None
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., Running]]:
+    """Start simulated clouds for a test; all are stopped at its end."""
+    started: list[Running] = []
+
+    def start(data: dict[str, Any] | None = None, *, virtual: bool = True) -> Running:
+        clock = VirtualClock() if virtual else None
+        sim = SimServer(parse_scenario(data or scenario(), "test scenario"), clock=clock)
+        sim.start()
+        running = Running(sim, connect_with(sim.connect_kwargs()), clock)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.cloud.close()
+        running.sim.stop()
+
+
+@dataclass
+class CliResult:
+    """What an in-process CLI run returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """Standard output parsed as JSON."""
+        return json.loads(self.out)
+
+
+def run_cli(argv: list[str], stdin: str = "", *, seed: bool = False) -> CliResult:
+    """Run `hostmap` (or the seed command) in-process and capture its output."""
+    out, err = io.StringIO(), io.StringIO()
+    entry = seed_main if seed else main
+    code = entry(argv, stdin=io.StringIO(stdin), stdout=out, stderr=err)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write `data` as JSON to `path` and return the path."""
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path

@@ -1,0 +1,342 @@
+"""The CLI end to end over real HTTP against the simulated cloud: exit codes, reports, and no stray migrations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Running, run_cli, scenario, write_json
+from hostmap.sim.scenario import demo_scenario_path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env_cloud(start_sim: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Running]:
+    """Start a simulated cloud and point the OS_* variables at it, as a sourced keystone rc would."""
+    for name in ("OS_CLOUD", "OS_AUTH_TYPE", "OS_TOKEN", "OS_CLIENT_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def start(data: dict[str, Any] | None = None, *, virtual: bool = True) -> Running:
+        running = start_sim(data, virtual=virtual)
+        for name, value in running.sim.env().items():
+            monkeypatch.setenv(name, value)
+        return running
+
+    return start
+
+
+def _sim_args(tmp_path: Path, data: dict[str, Any]) -> list[str]:
+    path = write_json(tmp_path / "scenario.json", data)
+    return ["--sim-scenario", str(path), "--virtual-time", "--log-file", str(tmp_path / "hostmap.log")]
+
+
+def test_apply_moves_servers_and_reports_json(tmp_path: Path) -> None:
+    """apply moves every listed server to its host and the JSON report says so."""
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["web-0"], "compute004.cloud.example.com": ["web-1"],
+                                                   "compute003": ["cache-0"]})
+    result = run_cli(["apply", str(host_map), "--yes", "-f", "json", *_sim_args(tmp_path, scenario())])
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["reached"] is True
+    outcomes = {m["server"]: (m["outcome"], m["target"]) for m in report["moves"]}
+    assert outcomes == {"web-0": ("migrated", "compute002"), "web-1": ("migrated", "compute004"),
+                        "cache-0": ("skipped", "compute003")}
+
+
+def test_plan_changes_nothing_and_lists_moves(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """plan prints the ordered moves and issues no mutating request."""
+    running = env_cloud()
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["web-0"], "compute003": ["cache-0"]})
+    result = run_cli(["plan", str(host_map), "-f", "json", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert [(m["server"], m["source"], m["target"]) for m in doc["moves"]] == [("web-0", "compute001", "compute002")]
+    assert [s["server"] for s in doc["in_place"]] == ["cache-0"]
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_export_round_trips_through_apply(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """export writes every compute host with its servers, and applying it back moves nothing."""
+    running = env_cloud()
+    out = tmp_path / "placement.json"
+    assert run_cli(["export", "-o", str(out), "--log-file", str(tmp_path / "log")]).code == 0
+    placement = json.loads(out.read_text())
+    assert placement == {"compute001": ["web-0", "web-1"], "compute002": ["db-0"], "compute003": ["cache-0"],
+                         "compute004": []}
+    result = run_cli(["apply", str(out), "--yes", "-f", "json", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert {m["outcome"] for m in result.json()["moves"]} == {"skipped"}
+    assert running.sim.state.mutating_request_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("host_map", "fragment"),
+    [
+        ({"compute009": ["web-0"]}, "is not a compute host"),
+        ({"compute002": ["ghost"]}, "no server named"),
+        ({"compute002": ["web-0"], "compute003": ["web-0"]}, "already listed"),
+        ({"compute002": "web-0"}, "must be a list"),
+    ],
+)
+def test_bad_maps_exit_2_and_migrate_nothing(
+    tmp_path: Path, env_cloud: Callable[..., Running], host_map: dict[str, Any], fragment: str
+) -> None:
+    """Each invalid map exits 2 with a message naming the problem, and issues no migration."""
+    running = env_cloud()
+    path = write_json(tmp_path / "map.json", host_map)
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 2
+    assert fragment in result.err
+    assert str(path) in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_invalid_json_exits_2_with_position(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """Broken JSON exits 2 naming line and column, and nothing moves."""
+    running = env_cloud()
+    path = tmp_path / "map.json"
+    path.write_text('{"compute002": [\n "web-0",\n}', encoding="utf-8")
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 2
+    assert "line 3 column 1" in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_shared_name_exits_2_listing_uuids(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """A name shared by two servers exits 2 and lists both UUIDs."""
+    data = scenario()
+    data["servers"].append({"name": "web-0", "flavor": "m1.small", "host": "compute003"})
+    running = env_cloud(data)
+    ids = [s.id for s in running.cloud.inventory().servers if s.name == "web-0"]
+    path = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 2
+    assert all(i in result.err for i in ids)
+    assert running.sim.state.mutating_request_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"enabled": False}, "is disabled"),
+        ({"up": False}, "is down"),
+    ],
+)
+def test_unusable_target_service_exits_2(
+    tmp_path: Path, env_cloud: Callable[..., Running], change: dict[str, Any], fragment: str
+) -> None:
+    """A disabled or down target compute service is refused before anything moves."""
+    data = scenario()
+    data["hosts"][3].update(change)
+    running = env_cloud(data)
+    path = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 2
+    assert fragment in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_server_not_migratable_exits_2(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """A SHUTOFF server in the map is refused: only ACTIVE and PAUSED servers can be live-migrated."""
+    data = scenario()
+    data["servers"][0]["status"] = "SHUTOFF"
+    running = env_cloud(data)
+    path = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 2
+    assert "SHUTOFF" in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_final_capacity_overflow_exits_3(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """A map that overfills a host exits 3 naming host, resource, needed and available, and moves nothing."""
+    data = scenario()
+    data["servers"] += [{"name": f"big-{i}", "flavor": "m1.large", "host": "compute003"} for i in range(2)]
+    running = env_cloud(data)
+    path = write_json(tmp_path / "map.json", {"compute002": ["big-0", "big-1"]})
+    result = run_cli(["plan", str(path), "--log-file", str(tmp_path / "log")])
+    assert result.code == 3
+    assert "compute002: MEMORY_MB needed 24576, available 16384" in result.err
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 3
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_no_cloud_configured_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no clouds.yaml and no OS_* variables, hostmap says how to configure one and exits 4."""
+    for name in list(__import__("os").environ):
+        if name.startswith("OS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    path = write_json(tmp_path / "map.json", {"compute002": ["web-0"]})
+    result = run_cli(["plan", str(path), "--log-file", str(tmp_path / "log")])
+    assert result.code == 4
+    assert "--sim" in result.err
+    assert "OS_AUTH_URL" in result.err
+
+
+def test_wrong_password_exits_4_without_printing_it(
+    tmp_path: Path, env_cloud: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused password exits 4, and neither password appears in output or log."""
+    running = env_cloud()
+    real = running.sim.env()["OS_PASSWORD"]
+    monkeypatch.setenv("OS_PASSWORD", "not-the-password-4711")
+    log = tmp_path / "log"
+    result = run_cli(["export", "--log-file", str(log)])
+    assert result.code == 4
+    assert "authentication failed" in result.err
+    for secret in (real, "not-the-password-4711"):
+        assert secret not in result.out + result.err + log.read_text()
+
+
+def test_unreachable_cloud_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cloud that does not answer exits 4 with a connection error."""
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    for name, value in {"OS_AUTH_URL": "http://127.0.0.1:9/identity/v3", "OS_USERNAME": "admin",
+                        "OS_PASSWORD": "x", "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
+                        "OS_PROJECT_DOMAIN_NAME": "Default"}.items():
+        monkeypatch.setenv(name, value)
+    result = run_cli(["export", "--log-file", str(tmp_path / "log")])
+    assert result.code == 4
+    assert "connect" in result.err
+
+
+def test_prompt_answers_from_stdin(tmp_path: Path) -> None:
+    """Without --yes, answers are read line by line: no declines one move, end of input quits the rest."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1", "cache-0"]})
+    result = run_cli(["apply", str(host_map), "--parallel", "1", "-f", "json", *_sim_args(tmp_path, scenario())],
+                     stdin="y\nn\n")
+    assert result.code == 1
+    outcomes = [m["outcome"] for m in result.json()["moves"]]
+    assert sorted(outcomes) == ["declined", "declined", "migrated"]
+    assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 3
+    assert "end of input" in result.err
+
+
+def test_prompt_all_answers_the_rest(tmp_path: Path) -> None:
+    """Answering all migrates this one and every later one without asking again."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1", "cache-0"]})
+    result = run_cli(["apply", str(host_map), "--parallel", "1", "-f", "json", *_sim_args(tmp_path, scenario())],
+                     stdin="a\n")
+    assert result.code == 0, result.err
+    assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 1
+
+
+def test_failed_precheck_reports_nova_reason(tmp_path: Path) -> None:
+    """A migration nova's scheduler refuses ends failed with nova's reason, and the exit code is 1."""
+    data = scenario(faults=[{"kind": "precheck_fail", "server": "web-0"}])
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    result = run_cli(["apply", str(host_map), "--yes", "-f", "json", *_sim_args(tmp_path, data)])
+    assert result.code == 1
+    moves = {m["server"]: m for m in result.json()["moves"]}
+    assert moves["web-0"]["outcome"] == "failed"
+    assert "No valid host" in moves["web-0"]["reason"]
+    assert moves["web-1"]["outcome"] == "migrated"
+
+
+def test_failed_precheck_below_2_34_is_reported_too(tmp_path: Path) -> None:
+    """Below microversion 2.34 nova refuses synchronously with 400, and the report carries its reason."""
+    data = scenario(faults=[{"kind": "precheck_fail", "server": "web-0"}], api={"max_microversion": "2.33"})
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["apply", str(host_map), "--yes", "-f", "json", *_sim_args(tmp_path, data)])
+    assert result.code == 1
+    move = result.json()["moves"][0]
+    assert move["outcome"] == "failed"
+    assert "400" in move["reason"]
+    assert "No valid host" in move["reason"]
+
+
+def test_timeout_aborts_and_confirms_source(tmp_path: Path) -> None:
+    """A migration that outlives --timeout is aborted and the server confirmed back on its source."""
+    data = scenario(faults=[{"kind": "never_converge", "server": "db-0"}])
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["db-0"]})
+    result = run_cli(["apply", str(host_map), "--yes", "--timeout", "30", "-f", "json", *_sim_args(tmp_path, data)])
+    assert result.code == 1
+    move = result.json()["moves"][0]
+    assert move["outcome"] == "timed_out"
+    assert "confirmed on its source" in move["reason"]
+    assert 30 <= move["seconds"] < 60
+
+
+def test_timeout_leave_reports_it_running(tmp_path: Path) -> None:
+    """With --on-timeout leave, a timed-out migration is reported and left running."""
+    data = scenario(faults=[{"kind": "never_converge", "server": "db-0"}])
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["db-0"]})
+    result = run_cli(["apply", str(host_map), "--yes", "--timeout", "30", "--on-timeout", "leave", "-f", "json",
+                      *_sim_args(tmp_path, data)])
+    assert result.code == 1
+    move = result.json()["moves"][0]
+    assert move["outcome"] == "timed_out"
+    assert "left running" in move["reason"]
+
+
+def test_quick_migration_is_noticed_at_the_next_poll(tmp_path: Path) -> None:
+    """A migration that finishes within one poll interval is recognised at the next poll, not at the timeout."""
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["web-0"]})
+    result = run_cli(["apply", str(host_map), "--yes", "-f", "json", *_sim_args(tmp_path, scenario())])
+    assert result.code == 0, result.err
+    move = result.json()["moves"][0]
+    assert move["outcome"] == "migrated"
+    assert move["seconds"] <= 2.5
+
+
+def test_seed_command_moves_one_at_a_time(tmp_path: Path) -> None:
+    """openstack-live-migration --host_map --y moves the servers sequentially and exits 0."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"], "compute003": ["db-0"]})
+    result = run_cli(["--host_map", str(host_map), "--y", "--timeout", "500", *_sim_args(tmp_path, scenario())],
+                     seed=True)
+    assert result.code == 0, result.err
+    assert "migrated" in result.out
+    log = (tmp_path / "hostmap.log").read_text()
+    starts = [line for line in log.splitlines() if "started:" in line]
+    assert len(starts) == 3
+
+
+def test_seed_command_prompts_and_quits_on_end_of_input(tmp_path: Path) -> None:
+    """The seed command prompts before each migration; end of input means quit, and the exit code is 1."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["--host_map", str(host_map), *_sim_args(tmp_path, scenario())], seed=True)
+    assert result.code == 1
+    assert "Migrate web-0" in result.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apply"],
+        ["apply", "m.json", "--bogus"],
+        ["apply", "m.json", "--timeout", "-5"],
+        ["apply", "m.json", "--on-timeout", "maybe"],
+        ["frobnicate"],
+        [],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    """Command-line misuse is a usage error with exit code 2, never a traceback."""
+    result = run_cli(argv)
+    assert result.code == 2
+    assert "Traceback" not in result.err
+
+
+def test_directory_as_map_exits_2(tmp_path: Path) -> None:
+    """A directory given as the map is refused with exit code 2."""
+    result = run_cli(["plan", str(tmp_path), *_sim_args(tmp_path, scenario())])
+    assert result.code == 2
+    assert "directory" in result.err
+
+
+def test_demo_map_plans_cleanly_on_the_demo_scenario(tmp_path: Path) -> None:
+    """The README's example map is valid on the bundled demo scenario and moves several servers."""
+    result = run_cli(["plan", str(REPO / "examples" / "host_map.json"), "-f", "json", "--sim",
+                      "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert len(result.json()["moves"]) >= 4
+    assert demo_scenario_path().exists()

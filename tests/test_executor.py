@@ -1,0 +1,131 @@
+"""The executor on virtual time against the simulated cloud: slots, dependencies, failures and interrupts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conftest import Running, scenario
+from hostmap.executor import Executor, ExecutorOptions
+from hostmap.model import Inventory, Move, Plan, Step
+
+
+def _plan(inventory: Inventory, moves: list[tuple[str, str]], after: dict[int, tuple[int, ...]] | None = None) -> Plan:
+    by_name = {s.name: s for s in inventory.servers}
+    steps = []
+    for index, (name, target) in enumerate(moves):
+        server = by_name[name]
+        move = Move(server.id, name, server.host or "", target, server.demand, target)
+        steps.append(Step(index, move, (after or {}).get(index, ())))
+    return Plan(tuple(steps))
+
+
+def _run(running: Running, plan: Plan, inventory: Inventory, **options: object) -> dict[str, tuple[str, str]]:
+    assert running.clock is not None
+    executor = Executor(running.cloud, running.clock, options=ExecutorOptions(**options))  # type: ignore[arg-type]
+    result = executor.run(plan, inventory)
+    return {m.server_name: (m.outcome, m.reason) for m in result.moves}
+
+
+def test_moves_from_different_sources_run_in_parallel(start_sim: Callable[..., Running]) -> None:
+    """Migrations leaving different hosts overlap, so the makespan is close to the longest, not the sum."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("web-0", "compute004"), ("db-0", "compute004"), ("cache-0", "compute004")])
+    executor = Executor(running.cloud, running.clock)
+    result = executor.run(plan, inventory)
+    assert {m.outcome for m in result.moves} == {"migrated"}
+    durations = [m.seconds or 0.0 for m in result.moves]
+    assert result.makespan_s is not None
+    assert result.makespan_s < sum(durations)
+    starts = sorted(m.started_s or 0.0 for m in result.moves)
+    assert starts[-1] - starts[0] < 1.0
+
+
+def test_one_source_host_runs_one_at_a_time(start_sim: Callable[..., Running]) -> None:
+    """With max_per_host 1, two moves from the same host do not overlap."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("web-0", "compute004"), ("web-1", "compute004")])
+    result = Executor(running.cloud, running.clock).run(plan, inventory)
+    first, second = result.moves
+    assert first.finished_s is not None
+    assert second.started_s is not None
+    assert second.started_s >= first.finished_s
+
+
+def test_failure_stops_only_dependent_moves(start_sim: Callable[..., Running]) -> None:
+    """A failed move leaves its dependants not started, with the reason, while independent moves go on."""
+    running = start_sim(scenario(faults=[{"kind": "precheck_fail", "server": "web-0"}]))
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("web-0", "compute004"), ("web-1", "compute003"), ("db-0", "compute004")],
+                 after={1: (0,)})
+    outcomes = _run(running, plan, inventory)
+    assert outcomes["web-0"][0] == "failed"
+    assert outcomes["web-1"][0] == "not_started"
+    assert "web-0" in outcomes["web-1"][1]
+    assert outcomes["db-0"][0] == "migrated"
+
+
+def test_stop_on_failure_starts_nothing_new(start_sim: Callable[..., Running]) -> None:
+    """With stop_on_failure, nothing starts after the first failure."""
+    running = start_sim(scenario(faults=[{"kind": "precheck_fail", "server": "web-0"}]))
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("web-0", "compute004"), ("web-1", "compute003")])
+    outcomes = _run(running, plan, inventory, stop_on_failure=True)
+    assert outcomes["web-0"][0] == "failed"
+    assert outcomes["web-1"][0] == "not_started"
+
+
+def test_failed_midway_is_failed_not_migrated(start_sim: Callable[..., Running]) -> None:
+    """A migration that fails while running is failed, with the server still on its source."""
+    running = start_sim(scenario(faults=[{"kind": "fail_midway", "server": "db-0"}]))
+    inventory = running.cloud.inventory()
+    outcomes = _run(running, _plan(inventory, [("db-0", "compute004")]), inventory)
+    assert outcomes["db-0"][0] == "failed"
+    assert running.cloud.server_status(inventory.servers[2].id).host == "compute002"
+
+
+def test_first_interrupt_lets_in_flight_finish(start_sim: Callable[..., Running]) -> None:
+    """After one interrupt no new migration starts, and the one in flight is watched to its end."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("web-0", "compute004"), ("web-1", "compute004")])
+    presses = {"count": 0}
+
+    executor = Executor(running.cloud, running.clock, interrupts=lambda: presses["count"])
+    original_sleep = running.clock.sleep
+
+    def sleep_and_press(seconds: float) -> None:
+        presses["count"] = 1
+        original_sleep(seconds)
+
+    running.clock.sleep = sleep_and_press  # type: ignore[method-assign]
+    result = executor.run(plan, inventory)
+    outcomes = {m.server_name: m.outcome for m in result.moves}
+    assert outcomes == {"web-0": "migrated", "web-1": "not_started"}
+    assert result.interrupted
+
+
+def test_second_interrupt_aborts_in_flight(start_sim: Callable[..., Running]) -> None:
+    """After a second interrupt the in-flight migration is aborted and its server stays on the source."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("db-0", "compute004")])
+    presses = {"count": 0}
+    executor = Executor(running.cloud, running.clock, interrupts=lambda: presses["count"])
+    original_sleep = running.clock.sleep
+
+    def sleep_and_press(seconds: float) -> None:
+        presses["count"] = 2
+        original_sleep(seconds)
+
+    running.clock.sleep = sleep_and_press  # type: ignore[method-assign]
+    result = executor.run(plan, inventory)
+    move = result.moves[0]
+    assert move.outcome == "failed"
+    assert "aborted by the operator" in move.reason
+    assert "confirmed on its source" in move.reason
