@@ -1,0 +1,623 @@
+"""Turn a desired placement into an ordered, capacity-safe schedule of live migrations.
+
+The planner is pure: it reads an `Inventory` and a desired map and returns a `Plan`, with no I/O and no clock.
+
+Safety rule (nova counts an in-flight server on both its source and its target): a step j arriving at host H
+is admitted only if ``H.used + demand of every step with index <= j arriving at H - demand of the departures
+from H that j (transitively) waits for <= H.capacity`` in every resource.  At any moment the arrivals started
+at H are a subset of those indexed up to the latest started one, k, and all of k's dependencies have completed,
+so every execution order that respects `Step.after` stays within capacity, whatever the interleaving.
+
+The order is built by list scheduling in simulated time (busiest source hosts and longest migrations first,
+bounded by ``max_per_host`` and ``parallel``).  When nothing can start and nothing is running, the stuck moves
+form cycles of full hosts; one server per cycle then takes a detour through a pivot host with room.  A second
+pass replays the plan with those detours decided up front and critical-path priorities, and the faster of the
+two schedules is returned.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hostmap.errors import CapacityError, CapacityShortfall, CycleInfo, InfeasiblePlanError
+from hostmap.model import Host, Inventory, Move, Plan, Resources, Server, Step
+
+__all__ = ["default_duration", "plan"]
+
+_Vec = tuple[int, int, int]
+_Key = tuple[float, float, float, str, str, int]
+
+#: Leg kinds of an internal move.
+_PLAIN, _FIRST, _SECOND = 0, 1, 2
+
+
+def default_duration(server: Server) -> float:
+    """Estimated seconds to live-migrate `server`: 3 s of setup plus its RAM copied at about 1 GB/s."""
+    return 3.0 + 0.7 * server.ram_mb * 2**20 / 1e9
+
+
+def _vec(resources: Resources) -> _Vec:
+    return (resources.vcpu, resources.memory_mb, resources.disk_gb)
+
+
+@dataclass(slots=True, eq=False)
+class _Mv:
+    """A move while planning: hosts are indexes into the sorted host list."""
+
+    uid: int
+    server: Server
+    src: int
+    dst: int
+    final: int
+    demand: _Vec
+    dur: float
+    leg: int
+    key: _Key = (0.0, 0.0, 0.0, "", "", 0)
+    index: int = -1
+    after: tuple[int, ...] = ()
+    partner: _Mv | None = None
+    dead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One server that must change host: the plain move before any detour."""
+
+    server: Server
+    src: int
+    dst: int
+    demand: _Vec
+    dur: float
+
+
+@dataclass(slots=True)
+class _Built:
+    """The outcome of one scheduling pass."""
+
+    order: list[_Mv]
+    pivots: dict[str, int]
+    notes: dict[str, str]
+
+
+class _Stuck(Exception):
+    """A pass found cycles it cannot break."""
+
+    def __init__(self, cycles: list[CycleInfo]) -> None:
+        super().__init__("stuck")
+        self.cycles = cycles
+
+
+class _Scheduler:
+    """List scheduling in simulated time under the safety rule, with detours to break deadlocks."""
+
+    def __init__(
+        self,
+        hosts: Sequence[Host],
+        max_per_host: int,
+        parallel: int | None,
+        key_of: Callable[[Server, int, int, float], _Key],
+    ) -> None:
+        self.hosts = hosts
+        n = len(hosts)
+        self.cap: list[_Vec] = [_vec(h.capacity) for h in hosts]
+        self.load: list[list[int]] = [list(_vec(h.used)) for h in hosts]
+        self.credit: list[list[int]] = [[0, 0, 0] for _ in range(n)]
+        self.done_index: list[list[int]] = [[] for _ in range(n)]
+        self.done_pref: list[tuple[list[int], list[int], list[int]]] = [([], [], []) for _ in range(n)]
+        self.cap_wait: list[list[_Mv]] = [[] for _ in range(n)]
+        self.slot_wait: list[list[tuple[_Key, int]]] = [[] for _ in range(n)]
+        self.busy: list[int] = [0] * n
+        self.usable = [h.enabled and h.up for h in hosts]
+        self.max_per_host = max_per_host
+        self.parallel = parallel
+        self.key_of = key_of
+        self.moves: list[_Mv] = []
+        self.order: list[_Mv] = []
+        self.ready: list[tuple[_Key, int]] = []
+        self.running: list[tuple[float, int, int]] = []
+        self.inflight = 0
+        self.unstarted = 0
+        self.notes: dict[str, str] = {}
+        self.pivots: dict[str, int] = {}
+        self.pivot_heap: list[tuple[tuple[bool, bool, int, str], int]] = []
+
+    # -- building blocks -------------------------------------------------------------------------------
+
+    def _new(self, req: _Request, src: int, dst: int, leg: int) -> _Mv:
+        mv = _Mv(len(self.moves), req.server, src, dst, req.dst, req.demand, req.dur, leg)
+        mv.key = self.key_of(req.server, leg, src, req.dur)
+        self.moves.append(mv)
+        self.unstarted += 1
+        return mv
+
+    def add_plain(self, req: _Request) -> None:
+        mv = self._new(req, req.src, req.dst, _PLAIN)
+        heapq.heappush(self.ready, (mv.key, mv.uid))
+
+    def add_detour(self, req: _Request, pivot: int) -> None:
+        first = self._new(req, req.src, pivot, _FIRST)
+        second = self._new(req, pivot, req.dst, _SECOND)
+        first.partner, second.partner = second, first
+        heapq.heappush(self.ready, (first.key, first.uid))
+
+    def admit(self, host: int, demand: _Vec) -> list[int] | None:
+        """The completed departures from `host` an arrival of `demand` must wait for, or None if too full."""
+        load, cap, credit = self.load[host], self.cap[host], self.credit[host]
+        position = -1
+        for c in range(3):
+            need = load[c] + demand[c] - cap[c]
+            if need > 0:
+                if need > credit[c]:
+                    return None
+                position = max(position, bisect_left(self.done_pref[host][c], need))
+        return self.done_index[host][: position + 1]
+
+    def fits(self, host: int, demand: _Vec, extra: _Vec = (0, 0, 0)) -> bool:
+        load, cap, credit = self.load[host], self.cap[host], self.credit[host]
+        return all(load[c] + demand[c] - cap[c] <= credit[c] + extra[c] for c in range(3))
+
+    def _promote(self, host: int) -> None:
+        if self.slot_wait[host] and self.busy[host] < self.max_per_host:
+            heapq.heappush(self.ready, heapq.heappop(self.slot_wait[host]))
+
+    def _start(self, mv: _Mv, deps: list[int], now: float) -> None:
+        mv.index = len(self.order)
+        if mv.leg == _SECOND:
+            assert mv.partner is not None
+            deps = [*deps, mv.partner.index]
+        mv.after = tuple(sorted(set(deps)))
+        load = self.load[mv.dst]
+        for c in range(3):
+            load[c] += mv.demand[c]
+        self.busy[mv.src] += 1
+        self.inflight += 1
+        self.unstarted -= 1
+        self.order.append(mv)
+        heapq.heappush(self.running, (now + mv.dur, mv.index, mv.uid))
+
+    def _complete(self, mv: _Mv) -> None:
+        src = mv.src
+        self.busy[src] -= 1
+        self.inflight -= 1
+        self.done_index[src].append(mv.index)
+        credit, pref = self.credit[src], self.done_pref[src]
+        for c in range(3):
+            credit[c] += mv.demand[c]
+            pref[c].append(credit[c])
+        for waiting in self.cap_wait[src]:
+            heapq.heappush(self.ready, (waiting.key, waiting.uid))
+        self.cap_wait[src].clear()
+        self._promote(src)
+        if mv.leg == _FIRST:
+            assert mv.partner is not None
+            heapq.heappush(self.ready, (mv.partner.key, mv.partner.uid))
+
+    def _start_phase(self, now: float) -> None:
+        while self.ready and (self.parallel is None or self.inflight < self.parallel):
+            key, uid = heapq.heappop(self.ready)
+            mv = self.moves[uid]
+            if mv.dead or mv.index >= 0:
+                continue
+            if self.busy[mv.src] >= self.max_per_host:
+                heapq.heappush(self.slot_wait[mv.src], (key, uid))
+                continue
+            deps = self.admit(mv.dst, mv.demand)
+            if deps is None:
+                self.cap_wait[mv.dst].append(mv)
+                self._promote(mv.src)
+                continue
+            self._start(mv, deps, now)
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        now = 0.0
+        while True:
+            self._start_phase(now)
+            if not self.running:
+                if self.unstarted == 0:
+                    return
+                if any(self.slot_wait):
+                    for heap in self.slot_wait:
+                        for entry in heap:
+                            heapq.heappush(self.ready, entry)
+                        heap.clear()
+                    continue
+                self._break_deadlock(now)
+                continue
+            now = self.running[0][0]
+            while self.running and self.running[0][0] <= now:
+                _, _, uid = heapq.heappop(self.running)
+                self._complete(self.moves[uid])
+
+    # -- deadlocks --------------------------------------------------------------------------------------
+
+    def _break_deadlock(self, now: float) -> None:
+        blocked = [h for h in range(len(self.hosts)) if any(not m.dead for m in self.cap_wait[h])]
+        blocked_set = set(blocked)
+        leaving: dict[int, list[_Mv]] = {h: [] for h in blocked}
+        for h in blocked:
+            for mv in self.cap_wait[h]:
+                if not mv.dead and mv.src in blocked_set:
+                    leaving[mv.src].append(mv)
+        edges = {h: sorted({m.dst for m in leaving[h]}) for h in blocked}
+        sinks = [scc for scc in _sccs(blocked, edges) if _is_sink(scc, edges)]
+        sinks.sort(key=lambda scc: min(self.hosts[h].name for h in scc))
+        active: set[int] = set()
+        for mv in self.moves:
+            if not mv.dead and mv.index < 0:
+                active.add(mv.src)
+                active.add(mv.dst)
+        self.pivot_heap = [
+            (self._pivot_key(h, blocked_set, active), h) for h in range(len(self.hosts)) if self.usable[h]
+        ]
+        heapq.heapify(self.pivot_heap)
+        stuck: list[CycleInfo] = []
+        broken = 0
+        for scc in sinks:
+            members = set(scc)
+            inside = [m for h in scc for m in leaving[h] if m.dst in members]
+            if self._detour_one(scc, inside, blocked_set, active, now):
+                broken += 1
+                continue
+            names = {m.server.name for m in inside} or {m.server.name for h in scc for m in self.cap_wait[h]}
+            stuck.append(CycleInfo(servers=sorted(names), hosts=sorted(self.hosts[h].name for h in scc)))
+        if not broken:
+            if not stuck:  # cannot happen when the final state fits; report every waiting server rather than loop
+                stuck.append(
+                    CycleInfo(
+                        servers=sorted({m.server.name for h in blocked for m in self.cap_wait[h] if not m.dead}),
+                        hosts=sorted(self.hosts[h].name for h in blocked),
+                    )
+                )
+            raise _Stuck(stuck)
+
+    def _detour_one(self, scc: list[int], inside: list[_Mv], blocked: set[int], active: set[int], now: float) -> bool:
+        def unblocks(mv: _Mv) -> bool:
+            return any(self.fits(mv.src, w.demand, mv.demand) for w in self.cap_wait[mv.src] if not w.dead)
+
+        candidates = sorted(
+            (m for m in inside if m.leg == _PLAIN),
+            key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id),
+        )
+        for mv in candidates:
+            pivot = self._pivot(mv, blocked, active)
+            if pivot is None:
+                continue
+            mv.dead = True
+            self.cap_wait[mv.dst].remove(mv)
+            self.unstarted -= 1
+            req = _Request(mv.server, mv.src, mv.dst, mv.demand, mv.dur)
+            first = self._new(req, mv.src, pivot, _FIRST)
+            second = self._new(req, pivot, mv.dst, _SECOND)
+            first.partner, second.partner = second, first
+            deps = self.admit(pivot, mv.demand)
+            assert deps is not None
+            self._start(first, deps, now)
+            active.add(pivot)
+            names = [self.hosts[h].name for h in scc]
+            if len(names) == 2:
+                what = f"a swap between {names[0]} and {names[1]}"
+            else:
+                what = "a cycle among " + ", ".join(names)
+            self.pivots[mv.server.id] = pivot
+            self.notes[mv.server.id] = (
+                f"detour of {mv.server.name} via {self.hosts[pivot].name} to break {what}"
+            )
+            return True
+        return False
+
+    def _pivot_key(self, h: int, blocked: set[int], active: set[int]) -> tuple[bool, bool, int, str]:
+        """Preference among pivots: hosts not waiting for room, idle hosts, most free memory, then name."""
+        room = self.cap[h][1] - self.load[h][1] + self.credit[h][1]
+        return (h in blocked, h in active, -room, self.hosts[h].name)
+
+    def _pivot(self, mv: _Mv, blocked: set[int], active: set[int]) -> int | None:
+        """The most preferred enabled, up host (not the move's own ends) where the server fits now."""
+        heap = self.pivot_heap
+        held: list[tuple[tuple[bool, bool, int, str], int]] = []
+        found: int | None = None
+        while heap:
+            key, h = heapq.heappop(heap)
+            current = self._pivot_key(h, blocked, active)
+            if current != key:  # keys only get worse within one deadlock: re-file and look again
+                heapq.heappush(heap, (current, h))
+                continue
+            held.append((key, h))
+            if h not in (mv.src, mv.dst) and self.fits(h, mv.demand):
+                found = h
+                break
+        for entry in held:
+            heapq.heappush(heap, entry)
+        return found
+
+
+def _sccs(nodes: list[int], edges: Mapping[int, list[int]]) -> list[list[int]]:
+    """Strongly connected components (Tarjan, iterative), each sorted, in a deterministic order."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    result: list[list[int]] = []
+    counter = 0
+    for root in nodes:
+        if root in index:
+            continue
+        work: list[tuple[int, int]] = [(root, 0)]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, i = work[-1]
+            succ = edges.get(node, [])
+            if i < len(succ):
+                work[-1] = (node, i + 1)
+                nxt = succ[i]
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: list[int] = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    component.append(top)
+                    if top == node:
+                        break
+                result.append(sorted(component))
+    return result
+
+
+def _is_sink(scc: list[int], edges: Mapping[int, list[int]]) -> bool:
+    members = set(scc)
+    return all(t in members for h in scc for t in edges.get(h, []))
+
+
+def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None) -> float:
+    """Makespan when ready steps start in index order, limited per source host and in total."""
+    n = len(steps)
+    waiting = [len(s.after) for s in steps]
+    children: list[list[int]] = [[] for _ in range(n)]
+    for s in steps:
+        for a in s.after:
+            children[a].append(s.index)
+    ready = [s.index for s in steps if not s.after]
+    heapq.heapify(ready)
+    parked: dict[str, list[int]] = {}
+    busy: dict[str, int] = {}
+    running: list[tuple[float, int]] = []
+    now = end = 0.0
+    while True:
+        while ready and (parallel is None or len(running) < parallel):
+            i = heapq.heappop(ready)
+            src = steps[i].move.source
+            if busy.get(src, 0) >= max_per_host:
+                heapq.heappush(parked.setdefault(src, []), i)
+                continue
+            busy[src] = busy.get(src, 0) + 1
+            finish = now + steps[i].move.estimate_s
+            end = max(end, finish)
+            heapq.heappush(running, (finish, i))
+        if not running:
+            return end
+        now = running[0][0]
+        while running and running[0][0] <= now:
+            _, i = heapq.heappop(running)
+            src = steps[i].move.source
+            busy[src] -= 1
+            if parked.get(src):
+                heapq.heappush(ready, heapq.heappop(parked[src]))
+            for c in children[i]:
+                waiting[c] -= 1
+                if not waiting[c]:
+                    heapq.heappush(ready, c)
+
+
+def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None) -> float:
+    if not steps:
+        return 0.0
+    per_host: dict[str, float] = {}
+    for s in steps:
+        per_host[s.move.source] = per_host.get(s.move.source, 0.0) + s.move.estimate_s
+    longest = max(s.move.estimate_s for s in steps)
+    bound = max(longest, max(per_host.values()) / max_per_host)
+    if parallel is not None:
+        bound = max(bound, sum(per_host.values()) / parallel)
+    return bound
+
+
+def _to_steps(order: Sequence[_Mv], hosts: Sequence[Host]) -> tuple[Step, ...]:
+    return tuple(
+        Step(
+            index=mv.index,
+            move=Move(
+                server_id=mv.server.id,
+                server_name=mv.server.name,
+                source=hosts[mv.src].name,
+                target=hosts[mv.dst].name,
+                demand=mv.server.demand,
+                final_target=hosts[mv.final].name,
+                estimate_s=mv.dur,
+            ),
+            after=mv.after,
+        )
+        for mv in order
+    )
+
+
+def _final_check(hosts: Sequence[Host], requests: Sequence[_Request]) -> None:
+    final = [list(_vec(h.used)) for h in hosts]
+    receiving: set[int] = set()
+    for req in requests:
+        receiving.add(req.dst)
+        for c in range(3):
+            final[req.src][c] -= req.demand[c]
+            final[req.dst][c] += req.demand[c]
+    shortfalls = [
+        CapacityShortfall(hosts[h].name, resource, needed, available)
+        for h in sorted(receiving)
+        for resource, needed, available in Resources(*final[h]).over(hosts[h].capacity)
+    ]
+    if shortfalls:
+        raise CapacityError(shortfalls)
+
+
+def plan(
+    inventory: Inventory,
+    desired: Mapping[str, str],
+    *,
+    max_per_host: int = 1,
+    parallel: int | None = None,
+    duration: Callable[[Server], float] | None = None,
+) -> Plan:
+    """Schedule live migrations that take `inventory` to `desired` (server id -> host) safely and quickly.
+
+    Raises `CapacityError` when the final placement overfills a host that receives servers, and
+    `InfeasiblePlanError` when moves wait on each other around full hosts and no pivot host has room.
+    """
+    if max_per_host < 1:
+        raise ValueError("max_per_host must be at least 1")
+    if parallel is not None and parallel < 1:
+        raise ValueError("parallel must be at least 1 or None")
+    hosts = sorted(inventory.hosts, key=lambda h: h.name)
+    in_place, requests = _requests(inventory, hosts, desired, duration or default_duration)
+    _final_check(hosts, requests)
+    limits = _Limits(max_per_host, parallel)
+
+    work = [0.0] * len(hosts)
+    for req in requests:
+        work[req.src] += req.dur
+
+    def first_key(server: Server, leg: int, src: int, dur: float) -> _Key:
+        return (-work[src], 0.0, -dur, server.name, server.id, leg)
+
+    try:
+        first = _schedule(hosts, requests, {}, limits, first_key)
+    except _Stuck as stuck:
+        raise InfeasiblePlanError(stuck.cycles) from None
+    best_steps = _to_steps(first.order, hosts)
+    best_time = _simulate(best_steps, max_per_host, parallel)
+    best_notes = first.notes
+    if requests:
+        second = _second_pass(hosts, requests, first, best_steps, limits)
+        if second is not None:
+            steps = _to_steps(second.order, hosts)
+            seconds = _simulate(steps, max_per_host, parallel)
+            if (seconds, len(steps)) < (best_time, len(best_steps)):
+                best_steps, best_time = steps, seconds
+                best_notes = {**{k: v for k, v in first.notes.items() if k in second.pivots}, **second.notes}
+
+    leg_one = {s.move.server_id: s.index for s in best_steps if s.move.is_detour}
+    notes = tuple(best_notes[sid] for sid in sorted(leg_one, key=leg_one.__getitem__) if sid in best_notes)
+    return Plan(
+        steps=best_steps,
+        in_place=tuple(in_place),
+        estimated_s=best_time,
+        lower_bound_s=_lower_bound(best_steps, max_per_host, parallel),
+        max_per_host=max_per_host,
+        parallel=parallel,
+        notes=notes,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    max_per_host: int
+    parallel: int | None
+
+
+def _requests(
+    inventory: Inventory,
+    hosts: Sequence[Host],
+    desired: Mapping[str, str],
+    estimate: Callable[[Server], float],
+) -> tuple[list[Server], list[_Request]]:
+    """Split `desired` into servers already in place and moves to make, both sorted by server name."""
+    host_index = {h.name: i for i, h in enumerate(hosts)}
+    if len(host_index) != len(hosts):
+        raise ValueError("host names must be unique")
+    servers = {s.id: s for s in inventory.servers}
+    in_place: list[Server] = []
+    requests: list[_Request] = []
+    for server_id, target in desired.items():
+        server = servers.get(server_id)
+        if server is None:
+            raise ValueError(f"unknown server {server_id!r}")
+        if target not in host_index:
+            raise ValueError(f"unknown host {target!r} for server {server.name!r}")
+        if server.host == target:
+            in_place.append(server)
+            continue
+        if server.host is None or server.host not in host_index:
+            raise ValueError(f"server {server.name!r} is on no known host")
+        seconds = float(estimate(server))
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"duration for {server.name!r} must be a finite non-negative number")
+        requests.append(_Request(server, host_index[server.host], host_index[target], _vec(server.demand), seconds))
+    requests.sort(key=lambda r: (r.server.name, r.server.id))
+    in_place.sort(key=lambda s: (s.name, s.id))
+    return in_place, requests
+
+
+def _second_pass(
+    hosts: Sequence[Host],
+    requests: Sequence[_Request],
+    first: _Built,
+    steps: Sequence[Step],
+    limits: _Limits,
+) -> _Built | None:
+    """Reschedule with the first pass's detours decided up front and its critical paths as priorities."""
+    level: dict[tuple[str, int], float] = {}
+    below = [0.0] * len(steps)
+    for step, mv in zip(reversed(steps), reversed(first.order), strict=True):
+        below[step.index] += step.move.estimate_s
+        level[(mv.server.id, mv.leg)] = below[step.index]
+        for a in step.after:
+            below[a] = max(below[a], below[step.index])
+    work = [0.0] * len(hosts)
+    for mv in first.order:
+        work[mv.src] += mv.dur
+
+    def key(server: Server, leg: int, src: int, dur: float) -> _Key:
+        bl = level.get((server.id, leg), dur)
+        return (-max(bl, work[src]), -bl, -dur, server.name, server.id, leg)
+
+    try:
+        return _schedule(hosts, requests, first.pivots, limits, key)
+    except _Stuck:
+        return None
+
+
+def _schedule(
+    hosts: Sequence[Host],
+    requests: Sequence[_Request],
+    pivots: Mapping[str, int],
+    limits: _Limits,
+    key_of: Callable[[Server, int, int, float], _Key],
+) -> _Built:
+    sched = _Scheduler(hosts, limits.max_per_host, limits.parallel, key_of)
+    for req in requests:
+        pivot = pivots.get(req.server.id)
+        if pivot is None:
+            sched.add_plain(req)
+        else:
+            sched.add_detour(req, pivot)
+    sched.run()
+    pivots_used = dict(pivots)
+    pivots_used.update(sched.pivots)
+    return _Built(sched.order, pivots_used, sched.notes)

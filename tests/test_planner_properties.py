@@ -1,0 +1,194 @@
+"""Property tests: every plan replays within capacity in any allowed order, and impossible inputs are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from hostmap.errors import CapacityError, InfeasiblePlanError
+from hostmap.model import Inventory, Plan, Resources, Server
+from hostmap.planner import plan
+from planner_cases import check_plan, final_usage, make_inventory, make_server
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+Cloud = tuple[Inventory, dict[str, str], dict[str, Any]]
+
+
+def _host(name: str, units: tuple[int, int, int], *, enabled: bool = True, up: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "capacity": {"vcpu": units[0], "memory_mb": units[1] * 512, "disk_gb": units[2] * 10},
+        "enabled": enabled,
+        "up": up,
+    }
+
+
+@st.composite
+def clouds(draw: st.DrawFn, spare: bool = False) -> Cloud:
+    """A small random cloud, servers packed where they fit, and a random desired map (maybe overfull)."""
+    n_hosts = draw(st.integers(2, 6))
+    hosts = [
+        _host(
+            f"h{i}",
+            (draw(st.integers(2, 8)), draw(st.integers(2, 8)), draw(st.integers(2, 8))),
+            enabled=draw(st.booleans()) or i < 2,
+            up=draw(st.sampled_from([True, True, True, False])),
+        )
+        for i in range(n_hosts)
+    ]
+    free = {h["name"]: Resources(**h["capacity"]) for h in hosts}
+    servers: list[Server] = []
+    for i in range(draw(st.integers(3, 20))):
+        vcpu, mem, disk = draw(st.integers(0, 3)), draw(st.integers(1, 4)) * 512, draw(st.integers(0, 3)) * 10
+        demand = Resources(vcpu, mem, disk)
+        homes = [h for h in sorted(free) if demand.fits_within(free[h])]
+        if not homes:
+            continue
+        home = draw(st.sampled_from(homes))
+        free[home] = free[home] - demand
+        servers.append(make_server(f"s{i:02d}", home, vcpu, mem, disk))
+    if spare:
+        hosts.append(_host("zz_spare", (40, 80, 40)))
+    targets = [h["name"] for h in hosts if h["name"] != "zz_spare"]
+    desired: dict[str, str] = {}
+    if draw(st.integers(0, 4)) == 0:  # anything goes: often overfull
+        desired = {s.id: draw(st.sampled_from(targets)) for s in servers if draw(st.booleans())}
+    else:  # only moves that keep the end state within capacity
+        for s in servers:
+            assert s.host is not None
+            target = targets[(targets.index(s.host) + draw(st.integers(1, len(targets) - 1))) % len(targets)]
+            if s.demand.fits_within(free[target]):
+                free[target] = free[target] - s.demand
+                free[s.host] = free[s.host] + s.demand
+                desired[s.id] = target
+            elif draw(st.booleans()):
+                desired[s.id] = s.host
+    options: dict[str, Any] = {
+        "max_per_host": draw(st.integers(1, 3)),
+        "parallel": draw(st.one_of(st.none(), st.integers(1, 4))),
+    }
+    return make_inventory(hosts, servers), desired, options
+
+
+def _expected_shortfalls(inventory: Inventory, desired: dict[str, str]) -> list[tuple[str, str, int, int]]:
+    usage = final_usage(inventory, desired)
+    receiving = {t for sid, t in desired.items() if inventory.server(sid) and inventory.server(sid).host != t}  # type: ignore[union-attr]
+    return [
+        (h.name, *over)
+        for h in sorted(inventory.hosts, key=lambda h: h.name)
+        if h.name in receiving
+        for over in usage[h.name].over(h.capacity)
+    ]
+
+
+@SETTINGS
+@given(clouds(), st.integers(0, 2**16))
+def test_random_plans_are_safe_or_refused_for_a_reason(cloud: Cloud, seed: int) -> None:
+    """Random clouds give a safe schedule, a capacity error exactly when the end state overflows, or stuck cycles."""
+    inventory, desired, options = cloud
+    expected = _expected_shortfalls(inventory, desired)
+    result: Plan | CapacityError | InfeasiblePlanError
+    try:
+        result = plan(inventory, desired, **options)
+    except (CapacityError, InfeasiblePlanError) as exc:
+        result = exc
+    if isinstance(result, CapacityError):
+        event("capacity error")
+        assert [(s.host, s.resource, s.needed, s.available) for s in result.shortfalls] == expected
+        return
+    assert not expected
+    if isinstance(result, InfeasiblePlanError):
+        event("infeasible")
+        assert result.cycles
+        for cycle in result.cycles:
+            assert len(cycle.hosts) >= 2
+            assert cycle.servers
+        return
+    event(f"plan with {min(len(result.steps), 5)}+ steps, detours: {any(s.move.is_detour for s in result.steps)}")
+    check_plan(inventory, desired, result, seed=seed, randoms=3)
+    assert result.max_per_host == options["max_per_host"]
+    assert result.parallel == options["parallel"]
+    assert plan(inventory, desired, **options) == result
+
+
+@SETTINGS
+@given(clouds(spare=True), st.integers(0, 2**16))
+def test_a_roomy_pivot_makes_every_fitting_map_feasible(cloud: Cloud, seed: int) -> None:
+    """With an idle enabled host big enough for everything, any map whose end state fits gets a safe plan."""
+    inventory, desired, options = cloud
+    if _expected_shortfalls(inventory, desired):
+        return
+    result = plan(inventory, desired, **options)
+    check_plan(inventory, desired, result, seed=seed, randoms=3)
+
+
+@st.composite
+def rings(draw: st.DrawFn, pivot: bool) -> tuple[Inventory, dict[str, str], int]:
+    """Several disjoint zero-slack rotations among full hosts, with or without a pivot host with room."""
+    hosts: list[dict[str, Any]] = []
+    servers: list[Server] = []
+    desired: dict[str, str] = {}
+    n_rings = draw(st.integers(1, 3))
+    for r in range(n_rings):
+        length = draw(st.integers(2, 5))
+        size = draw(st.integers(1, 4))
+        keep = draw(st.integers(0, 2))
+        for i in range(length):
+            hosts.append(_host(f"r{r}h{i}", (size + keep, (size + keep) * 2, size + keep)))
+            servers.append(make_server(f"r{r}s{i}", f"r{r}h{i}", size, size * 1024, size * 10))
+            if keep:
+                servers.append(make_server(f"r{r}k{i}", f"r{r}h{i}", keep, keep * 1024, keep * 10))
+            desired[f"r{r}s{i}"] = f"r{r}h{(i + 1) % length}"
+    # Hosts that could hold a ring server but may not be used: disabled, down, or too small.
+    hosts.append(_host("off", (20, 40, 20), enabled=False))
+    hosts.append(_host("down", (20, 40, 20), up=False))
+    hosts.append(_host("tiny", (20, 40, 20)))
+    servers.append(make_server("tiny_filler", "tiny", 20, 40 * 512, 195))
+    if pivot:
+        hosts.append(_host("pivot", (4, 8, 4)))
+    return make_inventory(hosts, servers), desired, n_rings
+
+
+@SETTINGS
+@given(rings(pivot=False))
+def test_zero_slack_rings_without_pivot_are_infeasible(ring: tuple[Inventory, dict[str, str], int]) -> None:
+    """Rotations among full hosts with no usable pivot raise InfeasiblePlanError naming every ring."""
+    inventory, desired, n_rings = ring
+    with pytest.raises(InfeasiblePlanError) as caught:
+        plan(inventory, desired)
+    assert len(caught.value.cycles) == n_rings
+    assert sorted(n for c in caught.value.cycles for n in c.servers) == sorted(desired)
+
+
+@SETTINGS
+@given(rings(pivot=True), st.integers(0, 2**16), st.integers(1, 2), st.one_of(st.none(), st.integers(1, 3)))
+def test_zero_slack_rings_with_pivot_take_one_detour_each(
+    ring: tuple[Inventory, dict[str, str], int], seed: int, max_per_host: int, parallel: int | None
+) -> None:
+    """Each rotation among full hosts is broken by exactly one detour through the pivot and replays safely."""
+    inventory, desired, n_rings = ring
+    result = plan(inventory, desired, max_per_host=max_per_host, parallel=parallel)
+    check_plan(inventory, desired, result, seed=seed, randoms=3)
+    detours = [s for s in result.steps if s.move.is_detour]
+    assert len(detours) == n_rings
+    assert {s.move.target for s in detours} == {"pivot"}
+    assert len(result.steps) == len(desired) + n_rings
+
+
+@SETTINGS
+@given(clouds(), st.data())
+def test_final_overflow_is_a_capacity_error(cloud: Cloud, data: st.DataObject) -> None:
+    """Piling every server onto one host that cannot hold them is a capacity error listing each shortfall."""
+    inventory, _, _ = cloud
+    movable = [s for s in inventory.servers if s.host != "h0"]
+    desired = {s.id: "h0" for s in movable}
+    expected = _expected_shortfalls(inventory, desired)
+    if not expected:
+        return
+    with pytest.raises(CapacityError) as caught:
+        plan(inventory, desired, parallel=data.draw(st.one_of(st.none(), st.integers(1, 3))))
+    assert [(s.host, s.resource, s.needed, s.available) for s in caught.value.shortfalls] == expected
