@@ -156,7 +156,7 @@ def test_server_not_migratable_exits_2(tmp_path: Path, env_cloud: Callable[..., 
 def test_final_capacity_overflow_exits_3(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
     """A map that overfills a host exits 3 naming host, resource, needed and available, and moves nothing."""
     data = scenario()
-    data["servers"] += [{"name": f"big-{i}", "flavor": "m1.large", "host": "compute003"} for i in range(2)]
+    data["servers"] += [{"name": f"big-{i}", "flavor": "m1.large", "host": "compute004"} for i in range(2)]
     running = env_cloud(data)
     path = write_json(tmp_path / "map.json", {"compute002": ["big-0", "big-1"]})
     result = run_cli(["plan", str(path), "--log-file", str(tmp_path / "log")])

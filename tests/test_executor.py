@@ -84,7 +84,8 @@ def test_failed_midway_is_failed_not_migrated(start_sim: Callable[..., Running])
     inventory = running.cloud.inventory()
     outcomes = _run(running, _plan(inventory, [("db-0", "compute004")]), inventory)
     assert outcomes["db-0"][0] == "failed"
-    assert running.cloud.server_status(inventory.servers[2].id).host == "compute002"
+    db = next(s for s in inventory.servers if s.name == "db-0")
+    assert running.cloud.server_status(db.id).host == "compute002"
 
 
 def test_first_interrupt_lets_in_flight_finish(start_sim: Callable[..., Running]) -> None:

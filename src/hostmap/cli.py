@@ -206,9 +206,10 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     default = _state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     path = Path(path_text) if path_text else default
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.fchmod(fd, 0o600)
-    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    # Create the file 0600 before logging opens it: the log names servers and hosts, which are not for everyone.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -1,0 +1,894 @@
+"""The simulated cloud's state and its timing model (thread-safe, no HTTP).
+
+Time is taken from a `hostmap.clock.Clock`. Every read or write first calls `advance()`, which moves
+the world from the last instant it was computed at to `clock.now()` event by event: between two events
+(a phase change, a switch-over, a failure, a scheduled fault) every rate is constant, so the progress
+of each migration is computed in closed form. Nothing ticks in the background, which is why the same
+code runs on a wall clock and on a `VirtualClock` that jumps hours at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from hostmap.clock import Clock
+from hostmap.sim.scenario import (
+    SERVER_STATUSES,
+    ApiError,
+    CapacityTaken,
+    FailMidway,
+    FlavorSpec,
+    HostSpec,
+    NeverConverge,
+    PrecheckFail,
+    Scenario,
+    ServiceDisabled,
+    ServiceDown,
+    Slow,
+    sim_uuid,
+)
+from hostmap.timing import (
+    MigrationParams,
+    completion_timeout_s,
+    copy_time_s,
+    dirty_bytes_per_s,
+    gbps_to_bytes_per_s,
+    touched_bytes,
+)
+
+#: Migration statuses during which the migration holds claims and the server is MIGRATING.
+IN_PROGRESS = ("accepted", "queued", "preparing", "running")
+#: Statuses that hold one of the source host's live-migration slots.
+ACTIVE_PHASES = ("preparing", "running")
+#: Resource classes in the order of every (vcpu, memory_mb, disk_gb) triple here.
+RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
+#: Tolerance, in seconds, within which events count as simultaneous.
+EPSILON_S = 1e-9
+
+Triple = tuple[int, int, int]
+
+
+class SimError(Exception):
+    """A request the simulated cloud refuses, as nova would: HTTP status, fault name and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class SimHost:
+    """Live state of one compute host."""
+
+    spec: HostSpec
+    index: int
+    uuid: str
+    service_uuid: str
+    enabled: bool
+    up: bool
+    disabled_reason: str | None
+    changed_s: float
+    nic_bps: float
+    max_concurrent: int
+    generation: int = 1
+
+    @property
+    def name(self) -> str:
+        """Service host name (what os-migrateLive's `host` takes)."""
+        return self.spec.name
+
+    @property
+    def hypervisor_hostname(self) -> str:
+        """Hypervisor (compute node, resource provider) name."""
+        return self.spec.hypervisor_hostname
+
+    @property
+    def inventory_totals(self) -> Triple:
+        """Totals as reported to placement."""
+        return self.spec.vcpus, self.spec.memory_mb, self.spec.disk_gb
+
+    @property
+    def reserved(self) -> Triple:
+        """Reserved amounts as reported to placement."""
+        return self.spec.reserved_host_cpus, self.spec.reserved_host_memory_mb, self.spec.reserved_host_disk_gb
+
+    @property
+    def ratios(self) -> tuple[float, float, float]:
+        """Allocation ratios per resource class."""
+        return self.spec.cpu_allocation_ratio, self.spec.ram_allocation_ratio, self.spec.disk_allocation_ratio
+
+
+@dataclass
+class SimServer:
+    """Live state of one server."""
+
+    id: str
+    name: str
+    index: int
+    flavor: FlavorSpec
+    host: str
+    node: str
+    vm_state: str
+    power_state: int
+    task_state: str | None
+    project_id: str
+    user_id: str
+    created_s: float
+    updated_s: float
+    touched: float
+    dirty_bps: float
+
+    @property
+    def status(self) -> str:
+        """Nova's status, derived from vm_state and task_state."""
+        if self.task_state == "migrating" and self.vm_state in ("active", "paused"):
+            return "MIGRATING"
+        for status, (vm_state, _) in SERVER_STATUSES.items():
+            if vm_state == self.vm_state:
+                return status
+        return self.vm_state.upper()
+
+    @property
+    def resources(self) -> Triple:
+        """What the server's flavor claims in placement."""
+        return self.flavor.vcpus, self.flavor.ram, self.flavor.disk
+
+    @property
+    def instance_name(self) -> str:
+        """Libvirt domain name as nova makes it."""
+        return f"instance-{self.index + 1:08x}"
+
+
+@dataclass
+class SimMigration:
+    """One live migration and its progress."""
+
+    id: int
+    uuid: str
+    server_id: str
+    source: str
+    source_node: str
+    dest: str
+    dest_node: str
+    status: str
+    created_s: float
+    updated_s: float
+    flavor_int_id: int
+    user_id: str
+    project_id: str
+    request_id: str
+    total_bytes: float
+    ram_bytes: float
+    dirty_bps: float
+    stream_bps: float
+    timeout_s: float
+    sent_bytes: float = 0.0
+    left_bytes: float = 0.0
+    rate_bps: float = 0.0
+    started_s: float | None = None
+    copy_started_s: float | None = None
+    finished_s: float | None = None
+    fail_fraction: float | None = None
+    fail_reason: str = ""
+    force_complete: bool = False
+    error: str = ""
+
+    @property
+    def remaining_bytes(self) -> float:
+        """What is left to copy."""
+        return self.left_bytes if self.status in ("running", "completed") else self.total_bytes
+
+
+@dataclass
+class SimEvent:
+    """One event of an instance action."""
+
+    event: str
+    start_s: float
+    host: str
+    finish_s: float | None = None
+    result: str | None = None
+    traceback: str | None = None
+    details: str | None = None
+
+
+@dataclass
+class SimAction:
+    """One instance action (such as live-migration) and its events."""
+
+    action: str
+    request_id: str
+    server_id: str
+    user_id: str
+    project_id: str
+    start_s: float
+    updated_s: float
+    message: str | None = None
+    events: list[SimEvent] = field(default_factory=list)
+
+    def event(self, name: str) -> SimEvent | None:
+        """The event called `name`, if recorded."""
+        return next((e for e in self.events if e.event == name), None)
+
+
+@dataclass
+class Consumer:
+    """A placement consumer: allocations per host name."""
+
+    project_id: str
+    user_id: str
+    allocations: dict[str, Triple]
+    generation: int = 1
+
+
+@dataclass
+class Token:
+    """An issued keystone token."""
+
+    expires_s: float
+    issued_s: float
+    audit_id: str
+
+
+class SimCloud:
+    """The whole simulated cloud; thread-safe; all times are seconds since the cloud was created."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Clock,
+        *,
+        password: str | None = None,
+        epoch: datetime | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._t0 = clock.now()
+        self._t = 0.0
+        self.epoch = (epoch or datetime.now(timezone.utc)).replace(tzinfo=None)
+        auth = scenario.auth
+        self.username = auth.username
+        self.password = password or auth.password or secrets.token_urlsafe(18)
+        self.project_name = auth.project_name
+        self.token_ttl_s = auth.token_ttl_s
+        self.user_id = sim_uuid("user", auth.username).replace("-", "")
+        self.admin_project_id = self.project_id(auth.project_name)
+        self.requests: list[tuple[str, str, int, str | None]] = []
+        self.params: MigrationParams = scenario.migration
+        self.hosts: dict[str, SimHost] = {}
+        for i, spec in enumerate(scenario.hosts):
+            self.hosts[spec.name] = SimHost(
+                spec=spec, index=i, uuid=sim_uuid("compute_node", spec.hypervisor_hostname),
+                service_uuid=sim_uuid("service", spec.name), enabled=spec.enabled, up=spec.up,
+                disabled_reason=spec.disabled_reason if not spec.enabled else None, changed_s=-3600.0,
+                nic_bps=gbps_to_bytes_per_s(spec.nic_gbps or self.params.nic_gbps),
+                max_concurrent=spec.max_concurrent_live_migrations or self.params.max_concurrent_live_migrations,
+            )
+        self.flavors: dict[str, FlavorSpec] = {f.id: f for f in scenario.flavors}
+        self._flavor_int_ids = {f.id: i + 1 for i, f in enumerate(scenario.flavors)}
+        self.servers: dict[str, SimServer] = {}
+        self.consumers: dict[str, Consumer] = {}
+        count = len(scenario.servers)
+        self._never_converge = {f.server for f in scenario.faults if isinstance(f, NeverConverge)}
+        self._precheck = {f.server: f.reason for f in scenario.faults if isinstance(f, PrecheckFail)}
+        self._midway = {f.server: f for f in scenario.faults if isinstance(f, FailMidway)}
+        for i, sspec in enumerate(scenario.servers):
+            vm_state, power = SERVER_STATUSES[sspec.status]
+            flavor = self.flavors[sspec.flavor]
+            project_id = self.project_id(sspec.project)
+            created = -60.0 * (count - i) - 86400.0
+            server = SimServer(
+                id=sspec.id, name=sspec.name, index=i, flavor=flavor, host=sspec.host,
+                node=self.hosts[sspec.host].hypervisor_hostname, vm_state=vm_state, power_state=power,
+                task_state=None, project_id=project_id, user_id=self.user_id, created_s=created,
+                updated_s=created, touched=sspec.touched if sspec.touched is not None else self.params.touched,
+                dirty_bps=dirty_bytes_per_s(
+                    sspec.dirty_mb_s if sspec.dirty_mb_s is not None else self.params.dirty_mb_s
+                ),
+            )
+            self.servers[sspec.id] = server
+            self.consumers[sspec.id] = Consumer(project_id, self.user_id, {sspec.host: server.resources})
+        self.groups = scenario.server_groups
+        self.migrations: list[SimMigration] = []
+        self.actions: dict[str, list[SimAction]] = {s: [] for s in self.servers}
+        self.tokens: dict[str, Token] = {}
+        self._timeline: list[tuple[float, int, object]] = sorted(
+            (f.at_s, i, f)
+            for i, f in enumerate(scenario.faults)
+            if isinstance(f, ServiceDown | ServiceDisabled | CapacityTaken)
+        )
+        self._api_faults = [
+            (f, random.Random(f.seed), [0]) for f in scenario.faults if isinstance(f, ApiError)
+        ]
+        self._slow = [f for f in scenario.faults if isinstance(f, Slow)]
+        self.advance()
+
+    # ------------------------------------------------------------------------------------------
+    # Identity helpers
+
+    @staticmethod
+    def project_id(name: str) -> str:
+        """Deterministic project id for a project name (keystone-style hex)."""
+        return sim_uuid("project", name).replace("-", "")
+
+    def now_s(self) -> float:
+        """Seconds since the cloud started, on its clock."""
+        return self.clock.now() - self._t0
+
+    def timestamp(self, offset_s: float, *, style: str = "nova") -> str:
+        """The wall datetime at `offset_s`: nova style (microseconds, no zone), "z" or "keystone"."""
+        when = self.epoch + timedelta(seconds=offset_s)
+        if style == "z":
+            return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if style == "keystone":
+            return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+    def parse_timestamp(self, text: str) -> float | None:
+        """Offset in seconds of an ISO 8601 datetime (naive = UTC); None when malformed."""
+        try:
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "+"))
+        except ValueError:
+            return None
+        if when.tzinfo is not None:
+            when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        return (when - self.epoch).total_seconds()
+
+    @contextmanager
+    def view(self) -> Iterator[SimCloud]:
+        """Hold the lock with the world brought up to now."""
+        with self.lock:
+            self.advance()
+            yield self
+
+    # ------------------------------------------------------------------------------------------
+    # Requests, tokens and API faults
+
+    def record_request(self, method: str, path: str, status: int, microversion: str | None) -> None:
+        """Remember one answered request."""
+        with self.lock:
+            self.requests.append((method, path, status, microversion))
+
+    def mutating_request_count(self) -> int:
+        """POST/PUT/PATCH/DELETE requests to nova or placement (keystone token requests excluded)."""
+        with self.lock:
+            return sum(
+                1
+                for method, path, _, _ in self.requests
+                if method in ("POST", "PUT", "PATCH", "DELETE") and path.startswith(("/compute", "/placement"))
+            )
+
+    def issue_token(self, username: str, password: str, project_name: str) -> tuple[str, Token]:
+        """A new token for the admin user; SimError 401 on bad credentials."""
+        with self.view():
+            if not (
+                secrets.compare_digest(username, self.username)
+                and secrets.compare_digest(password.encode(), self.password.encode())
+                and project_name == self.project_name
+            ):
+                raise SimError(401, "The request you have made requires authentication.")
+            token = "gAAAAA" + secrets.token_urlsafe(48)
+            record = Token(self._t + self.token_ttl_s, self._t, secrets.token_urlsafe(16)[:22])
+            self.tokens[token] = record
+            return token, record
+
+    def token_valid(self, token: str | None) -> bool:
+        """True when `token` was issued here and has not expired on the sim clock."""
+        if not token:
+            return False
+        with self.view():
+            record = self.tokens.get(token)
+            return record is not None and self._t < record.expires_s
+
+    def api_fault(self, method: str, path: str) -> int | None:
+        """The status an `api_error` fault injects into this request, if any."""
+        with self.lock:
+            for fault, rng, used in self._api_faults:
+                if fault.method and fault.method != method:
+                    continue
+                if not re.search(fault.path_regex, path):
+                    continue
+                if fault.count is not None and used[0] >= fault.count:
+                    continue
+                if rng.random() < fault.rate:
+                    used[0] += 1
+                    return fault.status
+            return None
+
+    def slow_seconds(self, method: str, path: str) -> float:
+        """Extra seconds `slow` faults add to this request."""
+        return sum(
+            f.seconds for f in self._slow if (not f.method or f.method == method) and re.search(f.path_regex, path)
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Placement figures
+
+    def capacity(self, host: SimHost) -> Triple:
+        """Usable amounts: int((total - reserved) * allocation_ratio) per resource class."""
+        v, m, d = (
+            int((total - reserved) * ratio)
+            for total, reserved, ratio in zip(host.inventory_totals, host.reserved, host.ratios, strict=True)
+        )
+        return v, m, d
+
+    def usage(self, host_name: str) -> Triple:
+        """Sum of allocations against a host."""
+        v = m = d = 0
+        for consumer in self.consumers.values():
+            alloc = consumer.allocations.get(host_name)
+            if alloc:
+                v, m, d = v + alloc[0], m + alloc[1], d + alloc[2]
+        return v, m, d
+
+    def shortfall(self, host: SimHost, need: Triple) -> str | None:
+        """Why `need` does not fit on `host` now (None when it fits)."""
+        used = self.usage(host.name)
+        cap = self.capacity(host)
+        for rc, n, u, c, total in zip(RESOURCE_CLASSES, need, used, cap, host.inventory_totals, strict=True):
+            if n > total:
+                return f"{rc} request {n} exceeds max_unit {total} on {host.name}"
+            if u + n > c:
+                return f"not enough {rc} on {host.name}: {n} requested, {c - u} free of {c}"
+        return None
+
+    def find_host(self, name: str) -> SimHost | None:
+        """A host by service host name."""
+        return self.hosts.get(name)
+
+    def host_by_uuid(self, ident: str) -> SimHost | None:
+        """A host by compute node uuid (resource provider uuid)."""
+        return next((h for h in self.hosts.values() if h.uuid == ident), None)
+
+    # ------------------------------------------------------------------------------------------
+    # Time
+
+    def advance(self) -> None:
+        """Bring the world to clock.now(), processing every event on the way in order."""
+        with self.lock:
+            target = max(self.now_s(), self._t)
+            while True:
+                self._settle()
+                next_at, handlers = self._next_events()
+                step_to = min(next_at, target)
+                if step_to > self._t:
+                    self._progress(step_to - self._t)
+                    self._t = step_to
+                if next_at > target:
+                    break
+                for handler in handlers:
+                    handler()
+
+    def _rates(self) -> None:
+        running = [m for m in self.migrations if m.status == "running"]
+        out_count: dict[str, int] = {}
+        in_count: dict[str, int] = {}
+        for m in running:
+            out_count[m.source] = out_count.get(m.source, 0) + 1
+            in_count[m.dest] = in_count.get(m.dest, 0) + 1
+        for m in self.migrations:
+            if m.status == "running":
+                m.rate_bps = min(
+                    m.stream_bps,
+                    self.hosts[m.source].nic_bps / out_count[m.source],
+                    self.hosts[m.dest].nic_bps / in_count[m.dest],
+                )
+            else:
+                m.rate_bps = 0.0
+
+    def _next_events(self) -> tuple[float, list[_Handler]]:
+        self._rates()
+        best = math.inf
+        handlers: list[_Handler] = []
+
+        def offer(at: float, handler: _Handler) -> None:
+            nonlocal best, handlers
+            if at < best - EPSILON_S:
+                best, handlers = at, [handler]
+            elif at <= best + EPSILON_S:
+                handlers.append(handler)
+
+        for at_s, _, fault in self._timeline:
+            offer(max(at_s, self._t), _Handler(self._apply_fault, fault))
+            break
+        for m in self.migrations:
+            if m.status == "preparing" and m.started_s is not None:
+                offer(m.started_s + self.params.setup_s, _Handler(self._start_copy, m))
+            elif m.status == "running" and m.copy_started_s is not None:
+                offer(m.copy_started_s + m.timeout_s, _Handler(self._fail, m, "timeout"))
+                if m.force_complete:
+                    offer(self._t, _Handler(self._complete, m))
+                    continue
+                offer(
+                    self._t + copy_time_s(m.left_bytes, m.rate_bps, m.dirty_bps, self.params.downtime_ms),
+                    _Handler(self._complete, m),
+                )
+                if m.fail_fraction is not None and m.rate_bps > 0:
+                    goal = m.fail_fraction * m.total_bytes
+                    offer(self._t + max(goal - m.sent_bytes, 0.0) / m.rate_bps, _Handler(self._fail, m, "midway"))
+        return best, handlers
+
+    def _progress(self, dt: float) -> None:
+        for m in self.migrations:
+            if m.status == "running" and m.rate_bps > 0:
+                m.sent_bytes += m.rate_bps * dt
+                m.left_bytes = min(max(m.left_bytes - (m.rate_bps - m.dirty_bps) * dt, 0.0), m.ram_bytes)
+
+    def _settle(self) -> None:
+        """Start queued migrations on sources with a free slot (FIFO)."""
+        for m in self.migrations:
+            if m.status != "queued":
+                continue
+            busy = sum(1 for o in self.migrations if o.source == m.source and o.status in ACTIVE_PHASES)
+            if busy < self.hosts[m.source].max_concurrent:
+                m.status = "preparing"
+                m.started_s = m.updated_s = self._t
+                action = self._action_for(m)
+                if action is not None:
+                    action.events.append(SimEvent("compute_live_migration", self._t, m.source))
+                    action.events.append(SimEvent("compute_pre_live_migration", self._t, m.dest))
+
+    def _apply_fault(self, fault: object) -> None:
+        self._timeline.pop(0)
+        if isinstance(fault, ServiceDown):
+            host = self.hosts[fault.host]
+            host.up, host.changed_s = False, self._t
+        elif isinstance(fault, ServiceDisabled):
+            host = self.hosts[fault.host]
+            host.enabled, host.disabled_reason, host.changed_s = False, fault.reason, self._t
+        elif isinstance(fault, CapacityTaken):
+            consumer = sim_uuid("capacity_taken", fault.host, fault.at_s, len(self.consumers))
+            self.consumers[consumer] = Consumer(
+                self.admin_project_id, self.user_id, {fault.host: (fault.vcpu, fault.memory_mb, fault.disk_gb)}
+            )
+            self.hosts[fault.host].generation += 1
+
+    def _start_copy(self, m: SimMigration) -> None:
+        if m.status != "preparing":
+            return
+        m.status = "running"
+        m.copy_started_s = m.updated_s = self._t
+        m.left_bytes = m.total_bytes
+        action = self._action_for(m)
+        event = action.event("compute_pre_live_migration") if action else None
+        if event is not None:
+            event.finish_s, event.result = self._t, "Success"
+
+    def _complete(self, m: SimMigration) -> None:
+        if m.status != "running":
+            return
+        m.sent_bytes += m.left_bytes
+        m.left_bytes = 0.0
+        m.status = "completed"
+        m.finished_s = m.updated_s = self._t
+        server = self.servers[m.server_id]
+        server.host, server.node = m.dest, m.dest_node
+        server.task_state = None
+        server.updated_s = self._t
+        self.consumers.pop(m.uuid, None)
+        self.hosts[m.source].generation += 1
+        action = self._action_for(m)
+        if action is not None:
+            event = action.event("compute_live_migration")
+            if event is not None:
+                event.finish_s, event.result = self._t, "Success"
+            action.events.append(
+                SimEvent("compute_post_live_migration_at_destination", self._t, m.dest, self._t, "Success")
+            )
+            action.updated_s = self._t
+
+    def _fail(self, m: SimMigration, why: str) -> None:
+        if m.status != "running":
+            return
+        if why == "timeout":
+            reason = (
+                f"Live migration of instance {m.server_id} did not complete within "
+                f"{m.timeout_s:g} s (live_migration_completion_timeout) and was aborted."
+            )
+        else:
+            reason = m.fail_reason
+        self._rollback(m, "failed", reason)
+
+    def _rollback(self, m: SimMigration, status: str, reason: str) -> None:
+        """End `m` with `status`, leaving the server on its source and releasing the destination claim."""
+        m.status = status
+        m.finished_s = m.updated_s = self._t
+        m.error = reason
+        server = self.servers[m.server_id]
+        server.task_state = None
+        server.updated_s = self._t
+        claim = self.consumers.pop(m.uuid, None)
+        consumer = self.consumers[m.server_id]
+        consumer.allocations = dict(claim.allocations) if claim else {m.source: server.resources}
+        consumer.generation += 1
+        self.hosts[m.dest].generation += 1
+        action = self._action_for(m)
+        if action is None:
+            return
+        action.updated_s = self._t
+        pre = action.event("compute_pre_live_migration")
+        if pre is not None and pre.finish_s is None:
+            pre.finish_s, pre.result = self._t, "Success"
+        event = action.event("compute_live_migration")
+        if event is None:
+            event = SimEvent("compute_live_migration", self._t, m.source)
+            action.events.append(event)
+        event.finish_s = self._t
+        if status == "cancelled":
+            event.result = "Success"
+        else:
+            event.result = "Error"
+            event.details = reason
+            event.traceback = _traceback("MigrationError", reason)
+            action.message = "Error"
+
+    def _action_for(self, m: SimMigration) -> SimAction | None:
+        return next(
+            (
+                a
+                for a in self.actions.get(m.server_id, [])
+                if a.request_id == m.request_id and a.action == "live-migration"
+            ),
+            None,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Live migration
+
+    def live_migrate(
+        self, server_id: str, host: str | None, *, force: bool, request_id: str, async_checks: bool
+    ) -> SimMigration | None:
+        """Nova's os-migrateLive after body validation.
+
+        Raises SimError for synchronous refusals (409 state, 400 unknown host, and below 2.34 the
+        conductor pre-checks). With `async_checks` a refused pre-check still returns the migration,
+        in status `error`. None is returned only when nova would not create a migration record.
+        """
+        with self.view():
+            server = self.get_server(server_id)
+            if server.vm_state not in ("active", "paused"):
+                raise SimError(
+                    409, f"Cannot 'os-migrateLive' instance {server.id} while it is in vm_state {server.vm_state}"
+                )
+            if server.task_state is not None:
+                raise SimError(
+                    409, f"Cannot 'os-migrateLive' instance {server.id} while it is in task_state {server.task_state}"
+                )
+            target = None
+            if host is not None:
+                target = self.hosts.get(host)
+                if target is None:
+                    raise SimError(400, f"Compute host {host} could not be found.")
+            action = SimAction(
+                "live-migration", request_id, server.id, self.user_id, server.project_id, self._t, self._t
+            )
+            self.actions[server.id].append(action)
+            conductor = SimEvent("conductor_live_migrate_instance", self._t, "controller")
+            action.events.append(conductor)
+            problem, chosen = self._precheck_live(server, target, force)
+            dest = chosen or target
+            source = self.hosts[server.host]
+            m = self._new_migration(server, source, dest or source, request_id)
+            conductor.finish_s = self._t
+            if problem is not None or dest is None:
+                message = problem or "No valid host was found. There are not enough hosts available."
+                m.status = "error"
+                m.error = message
+                conductor.result = "Error"
+                conductor.details = message
+                kind = "NoValidHost" if "No valid host" in message else "MigrationPreCheckError"
+                conductor.traceback = _traceback(kind, message)
+                action.message = "Error"
+                if not async_checks:
+                    raise SimError(400, message)
+                return m
+            conductor.result = "Success"
+            action.events.append(
+                SimEvent("compute_check_can_live_migrate_destination", self._t, dest.name, self._t, "Success")
+            )
+            self.consumers[m.uuid] = Consumer(server.project_id, server.user_id, {source.name: server.resources})
+            self.consumers[server.id].allocations = {dest.name: server.resources}
+            self.consumers[server.id].generation += 1
+            dest.generation += 1
+            server.task_state = "migrating"
+            server.updated_s = self._t
+            m.status = "queued"
+            self._settle()
+            return m
+
+    def _precheck_live(
+        self, server: SimServer, target: SimHost | None, force: bool
+    ) -> tuple[str | None, SimHost | None]:
+        """The conductor/scheduler checks: (problem or None, host chosen by the scheduler)."""
+        if target is not None and target.name == server.host:
+            return f"Unable to migrate instance ({server.id}) to current host ({target.name}).", None
+        if target is not None and force:
+            if not target.up:
+                return f"Compute service of {target.name} is unavailable at this time.", None
+            short = self.shortfall(target, server.resources)
+            if short is not None:
+                return (
+                    f"Unable to move instance {server.id} to host {target.name}. There is not enough "
+                    f"capacity on the host for the instance. ({short})"
+                ), None
+            return None, None
+        if server.id in self._precheck:
+            return self._precheck[server.id], None
+        candidates = [target] if target is not None else [h for h in self.hosts.values() if h.name != server.host]
+        reasons: list[str] = []
+        fitting: list[SimHost] = []
+        for host in candidates:
+            reason = self._filter(server, host)
+            if reason is None:
+                fitting.append(host)
+            else:
+                reasons.append(reason)
+        if not fitting:
+            detail = f" ({'; '.join(reasons)})" if target is not None and reasons else ""
+            return f"No valid host was found. There are not enough hosts available.{detail}", None
+        if target is not None:
+            return None, target
+        free = {h.name: self.capacity(h)[1] - self.usage(h.name)[1] for h in fitting}
+        return None, max(fitting, key=lambda h: (free[h.name], -h.index))
+
+    def _filter(self, server: SimServer, host: SimHost) -> str | None:
+        if not host.up:
+            return f"compute service of {host.name} is down"
+        if not host.enabled:
+            return f"compute service of {host.name} is disabled"
+        short = self.shortfall(host, server.resources)
+        if short is not None:
+            return short
+        for group in self.groups:
+            if server.id not in group.members:
+                continue
+            others = [s for s in group.members if s != server.id]
+            placed = {h for s in others for h in self.hosts_of(s)}
+            if group.policy == "anti-affinity" and host.name in placed:
+                return f"server group {group.name} (anti-affinity) already has a member on {host.name}"
+            if group.policy == "affinity" and placed and placed != {host.name}:
+                return f"server group {group.name} (affinity) has members on {', '.join(sorted(placed))}"
+        return None
+
+    def hosts_of(self, server_id: str) -> set[str]:
+        """Hosts a server occupies: its host and, while migrating, its destination."""
+        server = self.servers[server_id]
+        hosts = {server.host}
+        hosts.update(m.dest for m in self.migrations if m.server_id == server_id and m.status in IN_PROGRESS)
+        return hosts
+
+    def _new_migration(self, server: SimServer, source: SimHost, dest: SimHost, request_id: str) -> SimMigration:
+        ram_bytes = float(server.flavor.ram) * 2**20
+        stream = gbps_to_bytes_per_s(self.params.stream_gbps)
+        dirty = server.dirty_bps
+        if server.id in self._never_converge:
+            dirty = max(dirty, stream * 1.25)
+        midway = self._midway.get(server.id)
+        m = SimMigration(
+            id=len(self.migrations) + 1, uuid=sim_uuid("migration", len(self.migrations) + 1, server.id),
+            server_id=server.id, source=source.name, source_node=source.hypervisor_hostname, dest=dest.name,
+            dest_node=dest.hypervisor_hostname, status="accepted", created_s=self._t, updated_s=self._t,
+            flavor_int_id=self._flavor_int_ids[server.flavor.id], user_id=server.user_id,
+            project_id=server.project_id, request_id=request_id,
+            total_bytes=touched_bytes(server.flavor.ram, server.touched), ram_bytes=ram_bytes, dirty_bps=dirty,
+            stream_bps=stream, timeout_s=completion_timeout_s(server.flavor.ram),
+            fail_fraction=midway.at_fraction if midway else None, fail_reason=midway.reason if midway else "",
+        )
+        self.migrations.append(m)
+        return m
+
+    def get_server(self, server_id: str) -> SimServer:
+        """A server by id; SimError 404 as nova words it."""
+        server = self.servers.get(server_id)
+        if server is None:
+            raise SimError(404, f"Instance {server_id} could not be found.")
+        return server
+
+    def server_migration(self, server_id: str, migration_id: str) -> SimMigration:
+        """A live migration of a server by id (or uuid, as openstacksdk sends from 2.59); SimError 404 if unknown."""
+        self.get_server(server_id)
+        m = next(
+            (m for m in self.migrations if migration_id in (str(m.id), m.uuid) and m.server_id == server_id), None
+        )
+        if m is None:
+            raise SimError(404, f"Migration {migration_id} for instance {server_id} could not be found.")
+        return m
+
+    def abort(self, server_id: str, migration_id: str, *, allow_queued: bool, request_id: str) -> None:
+        """DELETE /servers/{id}/migrations/{mid}: abort an in-progress live migration."""
+        with self.view():
+            server = self.get_server(server_id)
+            m = self.server_migration(server_id, migration_id)
+            if server.task_state != "migrating":
+                raise SimError(
+                    409, f"Cannot 'abort live migration' instance {server_id} while it is in task_state "
+                    f"{server.task_state}"
+                )
+            allowed = ("running", "queued", "preparing") if allow_queued else ("running",)
+            if m.status not in allowed:
+                raise SimError(
+                    400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot "
+                    f"abort live migration while the migration is in this state."
+                )
+            abort_action = SimAction(
+                "live_migration_delete", request_id, server_id, self.user_id, server.project_id, self._t, self._t
+            )
+            abort_action.events.append(
+                SimEvent("compute_live_migration_abort", self._t, m.source, self._t, "Success")
+            )
+            self.actions[server_id].append(abort_action)
+            self._rollback(m, "cancelled", "aborted by request")
+            self._settle()
+
+    def force_complete(self, server_id: str, migration_id: str, *, request_id: str) -> None:
+        """POST .../migrations/{mid}/action force_complete: switch over now."""
+        with self.view():
+            server = self.get_server(server_id)
+            m = self.server_migration(server_id, migration_id)
+            if server.task_state != "migrating":
+                raise SimError(
+                    409, f"Cannot 'force_complete' instance {server_id} while it is in task_state {server.task_state}"
+                )
+            if m.status != "running":
+                raise SimError(
+                    400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot force "
+                    f"complete while the migration is in this state."
+                )
+            action = SimAction(
+                "live_migration_force_complete", request_id, server_id, self.user_id, server.project_id,
+                self._t, self._t,
+            )
+            action.events.append(
+                SimEvent("compute_live_migration_force_complete", self._t, m.source, self._t, "Success")
+            )
+            self.actions[server_id].append(action)
+            m.force_complete = True
+        self.advance()
+
+
+@dataclass
+class _Handler:
+    """A deferred state transition at an event time."""
+
+    func: object
+    arg: object
+    extra: str | None = None
+
+    def __call__(self) -> None:
+        func = self.func
+        assert callable(func)
+        if self.extra is None:
+            func(self.arg)
+        else:
+            func(self.arg, self.extra)
+
+
+def _traceback(kind: str, message: str) -> str:
+    return (
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3/dist-packages/nova/conductor/manager.py", line 501, in _live_migrate\n'
+        "    task.execute()\n"
+        f"nova.exception.{kind}: {message}\n"
+    )
+
+
+def host_id(project_id: str, host: str) -> str:
+    """Nova's hostId: sha224 of project id + host name."""
+    return hashlib.sha224((project_id + host).encode()).hexdigest()
+
+
+def new_request_id() -> str:
+    """An openstack request id: req-<uuid4>."""
+    return f"req-{uuid.uuid4()}"
