@@ -12,11 +12,14 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from hostmap.cloud.base import MigrationRecord
 from hostmap.model import Plan, Step
@@ -84,6 +87,21 @@ class Reporters(Reporter):
             r.done(result)
 
 
+class _BytesOnly(ProgressColumn):
+    """Shows the wrapped byte column for migration lines and a count of migrations for the overall bar."""
+
+    def __init__(self, inner: ProgressColumn, overall: bool) -> None:
+        super().__init__()
+        self._inner = inner
+        self._overall = overall
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("overall"):
+            return Text(f"{task.completed:.0f}/{task.total:.0f} done" if self._overall else "")
+        rendered = self._inner.render(task)
+        return rendered if isinstance(rendered, Text) else Text(str(rendered))
+
+
 class LiveDisplay(Reporter):
     """One progress line per in-flight migration (bytes, percent, rate, ETA) and an overall bar."""
 
@@ -93,8 +111,8 @@ class LiveDisplay(Reporter):
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _BytesOnly(DownloadColumn(binary_units=True), overall=True),
+            _BytesOnly(TransferSpeedColumn(), overall=False),
             TimeRemainingColumn(),
             console=self._console,
             transient=False,
@@ -107,7 +125,7 @@ class LiveDisplay(Reporter):
         """Start the display with an overall bar counting finished migrations."""
         if not plan.steps:
             return
-        self._overall = self._progress.add_task("all migrations", total=len(plan.steps))
+        self._overall = self._progress.add_task("all migrations", total=len(plan.steps), overall=True)
         self._progress.start()
         self._running = True
 

@@ -32,7 +32,7 @@ class ExecutorOptions:
     poll_s: float = 2.0
     min_poll_s: float = 0.25
     #: How often, at most, to read byte-level progress of one running migration.
-    progress_every_s: float = 5.0
+    progress_every_s: float = 2.0
     #: After nova says a migration ended, how long the server may take to show its final host and state.
     settle_s: float = 60.0
     #: After an abort, how long nova may take to cancel the migration and put the server back.
