@@ -213,6 +213,11 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    # keystoneauth reports retries as warnings; they belong in the log, not on the operator's terminal.
+    ksa = logging.getLogger("keystoneauth")
+    ksa.addHandler(handler)
+    ksa.setLevel(logging.WARNING)
+    ksa.propagate = False
     stderr.write(f"hostmap: log file {path}\n")
     return handler
 
@@ -435,6 +440,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
     finally:
         if handler is not None:
             log.removeHandler(handler)
+            logging.getLogger("keystoneauth").removeHandler(handler)
             handler.close()
 
 

@@ -39,6 +39,8 @@ class ExecutorOptions:
     abort_wait_s: float = 300.0
     #: After nova accepted the request, how long its migration record may take to appear.
     record_wait_s: float = 120.0
+    #: After a request failed ambiguously, how long to look for the migration before concluding none started.
+    ambiguous_grace_s: float = 10.0
 
 
 @dataclass
@@ -56,6 +58,8 @@ class _Flight:
     next_progress_at: float = 0.0
     eta_s: float | None = None
     eta_base: float = 0.0
+    #: Set when the request failed without a clear answer; holds the problem seen.
+    ambiguous: str = ""
 
     @property
     def server_id(self) -> str:
@@ -192,13 +196,11 @@ class Executor:
                          started=now)
             return
         except CloudError as error:
-            # The request may or may not have reached nova: look before deciding, never resend blindly.
-            fresh = [m for m in self._cloud.live_migrations(move.server_id) if m.id not in known]
-            if not fresh:
-                self._finish(state, step, "failed", f"the request failed ({error.problem}) and no migration started",
-                             started=now)
-                return
+            # The request may or may not have reached nova: never resend it; watch for its migration instead.
             submission = Submission(move.server_id, move.target, None, "")
+            flight = _Flight(step, submission, now, known, original_status, ambiguous=error.problem)
+            state.flights[step.index] = flight
+            return
         flight = _Flight(step, submission, now, known, original_status)
         state.flights[step.index] = flight
         self._reporter.started(step)
@@ -231,6 +233,8 @@ class Executor:
         for record in self._cloud.live_migrations(flight.server_id):
             if record.id not in flight.known_ids:
                 flight.record = record
+                if flight.ambiguous:
+                    self._reporter.started(flight.step)
                 return
 
     def _judge(self, flight: _Flight, state: _RunState) -> None:
@@ -240,6 +244,13 @@ class Executor:
         elapsed = now - flight.submitted_at
         record = flight.record
         if record is None:
+            if flight.ambiguous and elapsed > opts.ambiguous_grace_s:
+                server = self._cloud.server_status(flight.server_id)
+                if server.task_state is None and server.status != "MIGRATING":
+                    self._finish(state, step, "failed",
+                                 f"the request failed ({flight.ambiguous}) and nova started no migration; "
+                                 "it is safe to run hostmap again", flight=flight)
+                    return
             if elapsed > opts.record_wait_s:
                 reason = self._cloud.failure_reason(flight.server_id, flight.submission.request_id)
                 self._finish(state, step, "failed", reason or

@@ -27,6 +27,15 @@ MIN_MICROVERSION = (2, 30)
 #: From this microversion os-migrations takes changes-since, so one request watches every migration.
 WATCH_MICROVERSION = (2, 59)
 
+#: Reads are retried on connection failures and these answers, with keystoneauth's exponential backoff.
+READ_RETRIES = 4
+RETRIABLE_STATUS_CODES = (500, 502, 503, 504)
+_RETRY_SETTINGS: dict[str, Any] = {
+    "connect_retries": READ_RETRIES,
+    "status_code_retries": READ_RETRIES,
+    "retriable_status_codes": list(RETRIABLE_STATUS_CODES),
+}
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -102,7 +111,7 @@ def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> Op
             )
         else:
             raise CloudConfigError("no cloud is configured")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(_RETRY_SETTINGS)
     if options.insecure:
         kwargs["verify"] = False
     if options.cacert:
@@ -116,7 +125,7 @@ def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> Op
 
 def connect_with(kwargs: Mapping[str, Any]) -> OpenStackCloud:
     """Connect with explicit keyword arguments only (no clouds.yaml, no OS_* variables): for the simulated cloud."""
-    conn = openstack.connect(load_envvars=False, load_yaml_config=False, **kwargs)
+    conn = openstack.connect(load_envvars=False, load_yaml_config=False, **{**_RETRY_SETTINGS, **kwargs})
     return OpenStackCloud(conn)
 
 
@@ -159,6 +168,7 @@ class OpenStackCloud:
     def inventory(self) -> Inventory:
         """Read compute services, hypervisors, placement capacity and usage, servers and server groups."""
         compute = self._conn.compute
+        _ = self.microversion  # a cloud too old to migrate safely is refused before anything is planned
         services = {s.host: s for s in compute.services(binary="nova-compute")}
         hosts: list[Host] = []
         providers = {rp.name: rp for rp in self._conn.placement.resource_providers()}
@@ -226,8 +236,10 @@ class OpenStackCloud:
         body = {"os-migrateLive": {"host": target, "block_migration": "auto"}}
         log.info("POST live-migrate server %s to %s (microversion %s)", server_id, target, version)
         try:
+            # Never retried blindly: after an ambiguous failure the executor looks for the migration first.
             response = self._conn.compute.post(
-                f"/servers/{server_id}/action", json=body, microversion=version, raise_exc=False
+                f"/servers/{server_id}/action", json=body, microversion=version, raise_exc=False,
+                connect_retries=0, status_code_retries=0,
             )
         except ksa_exc.ClientException as exc:
             log.warning("live-migrate server %s: %s", server_id, _describe(exc))

@@ -174,6 +174,9 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
 
     @app.after_request
     def after(response: Response) -> Response:
+        lost = cloud.api_fault(request.method, request.path, after=True)
+        if lost is not None:
+            response = error_response(lost, f"Injected fault: carried out, then answered {lost}.")
         response.headers["x-openstack-request-id"] = g.get("request_id") or new_request_id()
         svc = g.get("service")
         version = g.get("mv")

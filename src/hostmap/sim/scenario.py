@@ -167,6 +167,8 @@ class ApiError:
     rate: float = 1.0
     count: int | None = None
     seed: int = 0
+    #: Carry the request out, then answer with the error: a lost response, as after a proxy timeout.
+    after: bool = False
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,7 @@ _FAULT_KEYS: Mapping[str, tuple[str, ...]] = {
     "precheck_fail": ("kind", "server", "reason"),
     "fail_midway": ("kind", "server", "at_fraction", "reason"),
     "never_converge": ("kind", "server"),
-    "api_error": ("kind", "method", "path_regex", "status", "rate", "count", "seed"),
+    "api_error": ("kind", "method", "path_regex", "status", "rate", "count", "seed", "after"),
     "slow": ("kind", "method", "path_regex", "seconds"),
     "service_down": ("kind", "host", "at_s"),
     "service_disabled": ("kind", "host", "at_s", "reason"),
@@ -718,7 +720,7 @@ def _parse_fault(
             raise r.error("rate", f"must be between 0 and 1, not {rate:g}")
         return ApiError(
             path_regex=pattern, status=status, method=method(), rate=rate,
-            count=r.opt_integer("count", minimum=1), seed=r.integer("seed", 0),
+            count=r.opt_integer("count", minimum=1), seed=r.integer("seed", 0), after=r.boolean("after", False),
         )
     if kind == "slow":
         return Slow(path_regex=regex(), seconds=r.number("seconds"), method=method())

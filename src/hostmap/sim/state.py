@@ -392,11 +392,11 @@ class SimCloud:
             record = self.tokens.get(token)
             return record is not None and self._t < record.expires_s
 
-    def api_fault(self, method: str, path: str) -> int | None:
-        """The status an `api_error` fault injects into this request, if any."""
+    def api_fault(self, method: str, path: str, *, after: bool = False) -> int | None:
+        """The status an `api_error` fault injects into this request (before or after carrying it out), if any."""
         with self.lock:
             for fault, rng, used in self._api_faults:
-                if fault.method and fault.method != method:
+                if fault.after != after or (fault.method and fault.method != method):
                     continue
                 if not re.search(fault.path_regex, path):
                     continue
