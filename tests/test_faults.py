@@ -11,9 +11,8 @@ from conftest import run_cli, scenario, write_json
 def _apply(tmp_path: Path, data: dict[str, Any], host_map: dict[str, list[str]], *extra: str) -> Any:
     scenario_path = write_json(tmp_path / "scenario.json", data)
     map_path = write_json(tmp_path / "map.json", host_map)
-    result = run_cli(["apply", str(map_path), "--yes", "-f", "json", "--sim-scenario", str(scenario_path),
+    return run_cli(["apply", str(map_path), "--yes", "-f", "json", "--sim-scenario", str(scenario_path),
                       "--virtual-time", "--log-file", str(tmp_path / "log"), *extra])
-    return result
 
 
 def _posts(tmp_path: Path) -> int:
