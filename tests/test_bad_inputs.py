@@ -25,7 +25,7 @@ def cloud_env(start_sim: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
     running = start_sim()
     for name, value in running.sim.env().items():
         monkeypatch.setenv(name, value)
-    yield running
+    return running
 
 
 def test_corpus_is_large_enough() -> None:
