@@ -1,0 +1,527 @@
+"""The flight recorder: a local SQLite journal of every run and of every migration it asks for.
+
+Before hostmap sends a live-migration request it records the intent (`Journal.intend`) and commits it
+with ``synchronous=FULL``, so the record survives the process being killed right after the request
+left. A later run reads the moves that have no outcome (`Journal.unfinished`) and checks each against
+nova before it asks for anything again: a run must never submit the same migration twice.
+
+What is stored: the cloud's name, the host map's source and text, the plan, server ids and names,
+host names, nova request ids and migration ids, outcomes and timings. The journal never stores
+passwords, tokens or other credentials: no method takes them, so it never receives them.
+
+The file is created with mode 0600 (its directory 0700) before SQLite opens it; SQLite gives its
+``-wal`` and ``-shm`` companions the same mode. The default location is
+``$XDG_STATE_HOME/hostmap/journal.sqlite`` (``~/.local/state`` when XDG_STATE_HOME is unset).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, cast, get_args
+
+from hostmap.errors import HostmapError
+from hostmap.results import Outcome
+
+RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
+
+#: Version of the tables below; a journal written by a newer hostmap is refused, not guessed at.
+SCHEMA_VERSION = 1
+#: Written to the SQLite header (``PRAGMA application_id``) so another program's database is recognised.
+APPLICATION_ID = 0x686D6170  # "hmap"
+#: How long a write waits for another hostmap process (e.g. `history` reading) to let go of the file.
+BUSY_TIMEOUT_S = 5.0
+
+# Separate statements: executescript() would commit the transaction that makes creation atomic.
+_SCHEMA = (
+    """
+CREATE TABLE schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)""",
+    """
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    cloud       TEXT NOT NULL,
+    map_source  TEXT NOT NULL,
+    map_text    TEXT NOT NULL,
+    plan_json   TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'reached', 'incomplete', 'interrupted', 'crashed'))
+)""",
+    "CREATE INDEX runs_cloud_status ON runs (cloud, status)",
+    """
+CREATE TABLE moves (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id              INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step                INTEGER NOT NULL,
+    server_id           TEXT NOT NULL,
+    server_name         TEXT NOT NULL,
+    source              TEXT NOT NULL,
+    target              TEXT NOT NULL,
+    intended_at         TEXT NOT NULL,
+    known_migration_ids TEXT NOT NULL,
+    submitted_at        TEXT,
+    request_id          TEXT,
+    migration_id        INTEGER,
+    outcome             TEXT CHECK (outcome IS NULL OR outcome IN
+                        ('migrated', 'failed', 'timed_out', 'declined', 'skipped', 'not_started')),
+    reason              TEXT NOT NULL DEFAULT '',
+    seconds             REAL
+)""",
+    "CREATE INDEX moves_run ON moves (run_id)",
+    "CREATE INDEX moves_open ON moves (outcome, run_id)",
+)
+
+_RUN_COLUMNS = """
+    r.id, r.cloud, r.map_source, r.started_at, r.finished_at, r.status,
+    (SELECT COUNT(*) FROM moves m WHERE m.run_id = r.id),
+    (SELECT COUNT(*) FROM moves m WHERE m.run_id = r.id AND m.outcome = 'migrated')
+"""
+_MOVE_COLUMNS = """
+    m.id, m.run_id, m.step, m.server_id, m.server_name, m.source, m.target,
+    m.submitted_at, m.request_id, m.migration_id, m.outcome, m.reason, m.seconds
+"""
+
+
+@dataclass
+class JournalError(HostmapError):
+    """The journal file cannot be used: not a journal, corrupt, from a newer hostmap, or unreachable."""
+
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"journal {self.path}: {self.problem}"
+
+
+@dataclass
+class UnknownRun(HostmapError):
+    """No run with this id is in the journal."""
+
+    run_id: int
+
+    def __str__(self) -> str:
+        return f"no run {self.run_id} in the journal"
+
+
+@dataclass
+class UnknownMove(HostmapError):
+    """No move with this id is in the journal."""
+
+    move_id: int
+
+    def __str__(self) -> str:
+        return f"no move {self.move_id} in the journal"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as listed in the history: where, what, when, how it ended and how much it moved."""
+
+    id: int
+    cloud: str
+    map_source: str
+    started_at: str
+    finished_at: str | None
+    status: RunStatus
+    moves: int
+    migrated: int
+
+
+@dataclass(frozen=True)
+class MoveRecord:
+    """One migration hostmap intended, and what became of it (None: not known yet)."""
+
+    id: int
+    run_id: int
+    step: int
+    server_id: str
+    server_name: str
+    source: str
+    target: str
+    submitted_at: str | None
+    request_id: str | None
+    migration_id: int | None
+    outcome: Outcome | None
+    reason: str
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """One run in full: its summary, the host map text, the plan and every move in intent order."""
+
+    summary: RunSummary
+    map_text: str
+    plan: dict[str, Any]
+    moves: tuple[MoveRecord, ...]
+
+
+def default_state_dir() -> Path:
+    """hostmap's state directory: ``$XDG_STATE_HOME/hostmap``, with XDG_STATE_HOME defaulting to ~/.local/state."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hostmap"
+
+
+def default_journal_path() -> Path:
+    """Where the journal lives unless told otherwise."""
+    return default_state_dir() / "journal.sqlite"
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this machine (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _private_dir(directory: Path, *, tighten: bool) -> None:
+    """Create `directory` with mode 0700; tighten an existing one only when it is hostmap's own."""
+    existed = directory.is_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not existed or tighten:
+        os.chmod(directory, 0o700)
+
+
+def _outcome(value: object, path: str) -> Outcome | None:
+    if value is None:
+        return None
+    if value not in get_args(Outcome):
+        raise JournalError(path, f"unknown move outcome {value!r} in the journal")
+    return cast(Outcome, value)
+
+
+def _status(value: object, path: str) -> RunStatus:
+    if value not in get_args(RunStatus):
+        raise JournalError(path, f"unknown run status {value!r} in the journal")
+    return cast(RunStatus, value)
+
+
+class Journal:
+    """An open journal. Every write is committed (and synced) before the method returns."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        """Use `Journal.open`; this only wraps an already checked connection."""
+        self._conn = connection
+        self.path = path
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Journal:
+        """Open (creating if needed) the journal at `path`, by default `default_journal_path()`.
+
+        Raises JournalError when the file is not a hostmap journal, is corrupt, was written by a
+        newer hostmap, or cannot be created or opened.
+        """
+        target = path if path is not None else default_journal_path()
+        where = str(target)
+        try:
+            _private_dir(target.parent, tighten=path is None)
+            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise JournalError(where, f"cannot create or open the file: {exc.strerror or exc}") from exc
+        try:
+            conn = sqlite3.connect(where, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(where, f"cannot open the file with SQLite: {exc}") from exc
+        try:
+            _prepare(conn, where)
+            os.chmod(target, 0o600)
+        except JournalError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(where, _describe(exc)) from exc
+        except OSError as exc:
+            conn.close()
+            raise JournalError(where, f"cannot set the file's mode to 0600: {exc.strerror or exc}") from exc
+        return cls(conn, target)
+
+    def close(self) -> None:
+        """Close the journal; closing twice is harmless."""
+        self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Turn SQLite failures (corruption, a disk error, a lock held too long) into JournalError."""
+        try:
+            yield self._conn
+        except sqlite3.ProgrammingError:
+            raise  # misuse (a closed journal, another thread) is a bug, not a journal problem
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(str(self.path), _describe(exc)) from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One committed write transaction."""
+        with self._guard() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def start_run(self, *, cloud: str, map_source: str, map_text: str, plan: Mapping[str, Any], pid: int) -> int:
+        """Record a new run (status "running") and return its id."""
+        plan_json = json.dumps(dict(plan), sort_keys=True)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (cloud, map_source, map_text, plan_json, pid, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (cloud, map_source, map_text, plan_json, pid, _now()),
+            )
+            return _rowid(cursor)
+
+    def intend(
+        self,
+        run_id: int,
+        *,
+        step: int,
+        server_id: str,
+        server_name: str,
+        source: str,
+        target: str,
+        known_migration_ids: Sequence[int],
+    ) -> int:
+        """Record, durably, that this migration is about to be requested; call it BEFORE sending. Returns the move id.
+
+        `known_migration_ids` are the server's migrations nova already listed before the request:
+        after a crash, a migration of this server not among them is the one this move asked for.
+        """
+        known = json.dumps(sorted({int(i) for i in known_migration_ids}))
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise UnknownRun(run_id)
+            cursor = conn.execute(
+                "INSERT INTO moves (run_id, step, server_id, server_name, source, target, intended_at,"
+                " known_migration_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, step, server_id, server_name, source, target, _now(), known),
+            )
+            return _rowid(cursor)
+
+    def accepted(self, move_id: int, request_id: str | None) -> None:
+        """Record that nova accepted the request (submitted_at is now), with its request id if it gave one."""
+        self._update_move(move_id, "submitted_at = ?, request_id = ?", (_now(), request_id))
+
+    def migration_found(self, move_id: int, migration_id: int) -> None:
+        """Record nova's migration id for this move."""
+        self._update_move(move_id, "migration_id = ?", (migration_id,))
+
+    def outcome(self, move_id: int, outcome: Outcome, reason: str, seconds: float | None) -> None:
+        """Record how the move ended; a move with an outcome is no longer unfinished."""
+        if outcome not in get_args(Outcome):
+            raise ValueError(f"unknown outcome {outcome!r}")
+        self._update_move(move_id, "outcome = ?, reason = ?, seconds = ?", (outcome, reason, seconds))
+
+    def finish_run(self, run_id: int, *, reached: bool, interrupted: bool) -> None:
+        """Record that the run ended: "interrupted", else "reached" or "incomplete"."""
+        status: RunStatus = "interrupted" if interrupted else "reached" if reached else "incomplete"
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, _now(), run_id))
+            if cursor.rowcount == 0:
+                raise UnknownRun(run_id)
+
+    def mark_abandoned(self, cloud: str, alive: Callable[[int], bool] = pid_alive) -> list[int]:
+        """Mark this cloud's "running" runs whose process is gone as "crashed"; return their ids, oldest first.
+
+        A reused pid makes a dead run look alive, which only delays marking it; the run lock, not this
+        status, is what keeps two runs apart.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, pid FROM runs WHERE cloud = ? AND status = 'running' ORDER BY id", (cloud,)
+            ).fetchall()
+            dead = [int(run_id) for run_id, pid in rows if not alive(int(pid))]
+            conn.executemany("UPDATE runs SET status = 'crashed' WHERE id = ?", [(run_id,) for run_id in dead])
+        return dead
+
+    def _update_move(self, move_id: int, assignments: str, values: tuple[object, ...]) -> None:
+        with self._write() as conn:
+            cursor = conn.execute(f"UPDATE moves SET {assignments} WHERE id = ?", (*values, move_id))
+            if cursor.rowcount == 0:
+                raise UnknownMove(move_id)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def runs(self, limit: int = 50, *, cloud: str | None = None) -> list[RunSummary]:
+        """The most recent runs, newest first, optionally of one cloud only."""
+        where = "WHERE r.cloud = ?" if cloud is not None else ""
+        params: tuple[object, ...] = (cloud, limit) if cloud is not None else (limit,)
+        with self._guard() as conn:
+            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs r {where} ORDER BY r.id DESC LIMIT ?", params)
+            return [self._summary(row) for row in rows.fetchall()]
+
+    def run(self, run_id: int) -> RunDetail:
+        """One run in full; raises UnknownRun."""
+        with self._guard() as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS}, r.map_text, r.plan_json FROM runs r WHERE r.id = ?",
+                               (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRun(run_id)
+            moves = conn.execute(f"SELECT {_MOVE_COLUMNS} FROM moves m WHERE m.run_id = ? ORDER BY m.id",
+                                 (run_id,)).fetchall()
+        try:
+            plan = json.loads(row[9])
+        except ValueError as exc:
+            raise JournalError(str(self.path), f"run {run_id} has an unreadable plan: {exc}") from exc
+        if not isinstance(plan, dict):
+            raise JournalError(str(self.path), f"run {run_id} has a plan that is not a JSON object")
+        return RunDetail(self._summary(row[:8]), str(row[8]), plan, tuple(self._move(m) for m in moves))
+
+    def unfinished(self, cloud: str) -> list[MoveRecord]:
+        """Moves of this cloud that were intended but have no outcome, oldest first (to resume after a crash).
+
+        This includes the in-flight moves of a run still going; call it before starting a run.
+        """
+        with self._guard() as conn:
+            rows = conn.execute(
+                f"SELECT {_MOVE_COLUMNS} FROM moves m JOIN runs r ON r.id = m.run_id"
+                " WHERE r.cloud = ? AND m.outcome IS NULL ORDER BY m.id",
+                (cloud,),
+            ).fetchall()
+        return [self._move(row) for row in rows]
+
+    def known_migration_ids(self, move_id: int) -> frozenset[int]:
+        """The server's migration ids that nova listed before this move's request (as given to `intend`)."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT known_migration_ids FROM moves WHERE id = ?", (move_id,)).fetchone()
+        if row is None:
+            raise UnknownMove(move_id)
+        try:
+            ids = json.loads(row[0])
+            return frozenset(int(i) for i in ids)
+        except (ValueError, TypeError) as exc:
+            raise JournalError(str(self.path), f"move {move_id} has unreadable migration ids: {exc}") from exc
+
+    def _summary(self, row: Sequence[Any]) -> RunSummary:
+        return RunSummary(
+            id=int(row[0]), cloud=str(row[1]), map_source=str(row[2]), started_at=str(row[3]),
+            finished_at=None if row[4] is None else str(row[4]), status=_status(row[5], str(self.path)),
+            moves=int(row[6]), migrated=int(row[7]),
+        )
+
+    def _move(self, row: Sequence[Any]) -> MoveRecord:
+        return MoveRecord(
+            id=int(row[0]), run_id=int(row[1]), step=int(row[2]), server_id=str(row[3]), server_name=str(row[4]),
+            source=str(row[5]), target=str(row[6]), submitted_at=row[7], request_id=row[8],
+            migration_id=None if row[9] is None else int(row[9]), outcome=_outcome(row[10], str(self.path)),
+            reason=str(row[11]), seconds=None if row[12] is None else float(row[12]),
+        )
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    rowid = cursor.lastrowid
+    if rowid is None:  # pragma: no cover - an INSERT always sets it
+        raise RuntimeError("SQLite returned no row id for an INSERT")
+    return rowid
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo an open transaction without hiding the error that caused it (SQLite may have rolled back already)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _describe(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "file is not a database" in text:
+        return "not a hostmap journal (not an SQLite database); move it away or choose another journal path"
+    if "malformed" in text or "corrupt" in text:
+        return f"the journal is corrupt ({text}); move it away to start a new one"
+    if "locked" in text or "busy" in text:
+        return f"another process kept the journal busy for more than {BUSY_TIMEOUT_S:g} s ({text})"
+    return f"SQLite failed: {text}"
+
+
+def _prepare(conn: sqlite3.Connection, where: str) -> None:
+    """Check that the file is empty or a hostmap journal, then set it up: WAL, FULL sync, foreign keys, schema."""
+    # Look first, change nothing: another program's database must not be switched to WAL or written to.
+    _check_identity(conn, where, allow_empty=True)
+    row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    mode = "unknown" if row is None else str(row[0]).lower()
+    if mode != "wal":
+        raise JournalError(where, f"SQLite cannot use write-ahead logging on this file system (journal mode {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not _tables(conn):  # another process may have created the schema while we looked
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, _now()))
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    _check_identity(conn, where, allow_empty=False)
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+
+
+def _check_identity(conn: sqlite3.Connection, where: str, *, allow_empty: bool) -> None:
+    # One read transaction, so that the header and the table list come from the same moment even
+    # while another process is creating the schema.
+    conn.execute("BEGIN")
+    try:
+        app_row = conn.execute("PRAGMA application_id").fetchone()
+        tables = _tables(conn)
+    finally:
+        _rollback(conn)
+    app_id = int(app_row[0]) if app_row is not None else 0
+    if not tables and app_id == 0 and allow_empty:
+        return
+    if app_id != APPLICATION_ID:
+        raise JournalError(where, "not a hostmap journal (an SQLite database of another program);"
+                                  " choose another journal path")
+    if "schema_version" not in tables:
+        raise JournalError(where, "the journal has no schema version table; it is damaged")
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    version = None if row is None or row[0] is None else int(row[0])
+    if version is None:
+        raise JournalError(where, "the journal records no schema version; it is damaged")
+    if version > SCHEMA_VERSION:
+        raise JournalError(where, f"the journal was written by a newer hostmap (schema version {version};"
+                                  f" this hostmap knows up to {SCHEMA_VERSION})")
+    missing = {"runs", "moves"} - tables
+    if missing:
+        raise JournalError(where, f"the journal lacks its {', '.join(sorted(missing))} table; it is damaged")
