@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostmap.sim.server import SimServer
 
 from hostmap.cli import main, seed_main
 from hostmap.clock import VirtualClock
 from hostmap.cloud.openstack import OpenStackCloud, connect_with
 from hostmap.sim.scenario import parse_scenario
+from hostmap.sim.server import SimServer
 
 #: A small cloud: four hosts, room to move, migrations of a fraction of a second.
 SMALL: dict[str, Any] = {
@@ -43,6 +43,14 @@ def scenario(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(json.dumps(SMALL))
     data.update(changes)
     return data
+
+
+@pytest.fixture(autouse=True)
+def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep journals, locks and logs of every test in a directory of its own, never in the user's home."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
 
 
 @dataclass

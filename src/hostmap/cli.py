@@ -29,8 +29,10 @@ from hostmap.errors import (
     InputErrors,
     WaitTimeout,
 )
-from hostmap.executor import Answer, Executor, ExecutorOptions
+from hostmap.executor import Answer, ExecutorOptions
+from hostmap.journal import JournalError, UnknownRun
 from hostmap.model import Inventory, Plan, Server, Step
+from hostmap.runlock import LockHeld
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -119,7 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="abort a migration that times out (default) or leave it running")
     apply.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
     apply.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    apply.add_argument("--journal", metavar="FILE", default=None,
+                       help="SQLite journal of runs (default: journal.sqlite in the user's state directory)")
     _schedule_options(apply)
+
+    history = sub.add_parser("history", help="list past runs from the journal, or show one run's moves")
+    history.add_argument("run", metavar="RUN", type=_positive_int, nargs="?", default=None,
+                         help="the run to show (default: list runs)")
+    history.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    history.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
+    history.add_argument("--limit", type=_positive_int, default=50, help="how many runs to list (default 50)")
 
     sim = sub.add_parser("sim", help="the simulated cloud")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND", parser_class=_Parser)
@@ -141,6 +152,7 @@ def build_seed_parser() -> argparse.ArgumentParser:
                         help="seconds each migration may take (default 600)")
     parser.add_argument("--y", "--yes", "-y", dest="yes", action="store_true",
                         help="do not prompt before server migration")
+    parser.add_argument("--journal", metavar="FILE", default=None, help="SQLite journal of runs")
     return parser
 
 
@@ -264,15 +276,11 @@ def _duration_model() -> Any:
 
 
 def _make_plan(args: argparse.Namespace, inventory: Inventory, parallel: int | None, max_per_host: int) -> Plan:
+    from hostmap.apply import plan_map
     from hostmap.hostmap_file import load_host_map
-    from hostmap.planner import plan
-    from hostmap.resolve import resolve
 
-    host_map = load_host_map(args.host_map)
-    desired = resolve(host_map, inventory)
-    result: Plan = plan(inventory, desired.targets, max_per_host=max_per_host, parallel=parallel,
-                       duration=_duration_model())
-    return result
+    options = ExecutorOptions(parallel=parallel, max_per_host=max_per_host)
+    return plan_map(load_host_map(args.host_map), inventory, options, _duration_model())
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -315,23 +323,31 @@ class _Interrupts:
 
 def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
                parallel: int | None, max_per_host: int) -> int:
-    from hostmap.display import LiveDisplay, LogReporter, Reporters
+    from hostmap.apply import ApplySettings, apply_map
+    from hostmap.display import LiveDisplay, LogReporter
+    from hostmap.hostmap_file import load_host_map
     from hostmap.report import print_run
 
+    host_map = load_host_map(args.host_map)
+    map_text = Path(args.host_map).read_text(encoding="utf-8")
     interrupts = _Interrupts(stderr)
+    live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
+    reporters = [LogReporter()] + ([live] if live is not None else [])
+    options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout, parallel=parallel,
+                              max_per_host=max_per_host, stop_on_failure=args.stop_on_failure)
+    settings = ApplySettings(options, Path(args.journal) if args.journal else None, _duration_model())
+
+    def confirm_for(inventory: Inventory) -> Prompter | None:
+        return None if args.yes else Prompter(inventory, stdin, stderr, live.paused if live else None)
+
     with _session(args) as session:
-        inventory = session.cloud.inventory()
-        the_plan = _make_plan(args, inventory, parallel, max_per_host)
-        live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
-        reporters = [LogReporter()] + ([live] if live is not None else [])
-        confirm = None if args.yes else Prompter(inventory, stdin, stderr, live.paused if live else None)
-        options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout, parallel=parallel,
-                                  max_per_host=max_per_host, stop_on_failure=args.stop_on_failure)
-        executor = Executor(session.cloud, session.clock, reporter=Reporters(reporters), confirm=confirm,
-                            options=options, interrupts=lambda: interrupts.count)
         previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
         try:
-            result = executor.run(the_plan, inventory)
+            result = apply_map(
+                session.cloud, cloud_key=session.cloud.identity, clock=session.clock, host_map=host_map,
+                map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
+                interrupts=lambda: interrupts.count,
+            )
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -339,6 +355,18 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     if interrupts.count:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.reached else EXIT_INCOMPLETE
+
+
+def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from hostmap.journal import Journal
+    from hostmap.report import print_history, print_history_run
+
+    with Journal.open(Path(args.journal) if args.journal else None) as journal:
+        if args.run is None:
+            print_history(journal.runs(limit=args.limit), stdout, args.format)
+        else:
+            print_history_run(journal.run(args.run), stdout, args.format)
+    return EXIT_OK
 
 
 def _main_thread() -> bool:
@@ -404,6 +432,18 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     if isinstance(error, CloudError):
         say(f"cannot {error.action}: {error.problem}")
         return EXIT_CLOUD
+    if isinstance(error, LockHeld):
+        say(f"another hostmap apply is running against this cloud (pid {error.pid or 'unknown'}, started "
+            f"{error.started_at or 'unknown'}: {error.command or '?'}); nothing was migrated")
+        stderr.write(f"  wait for it to finish, or stop it; the lock is {error.path}\n")
+        return EXIT_INFEASIBLE
+    if isinstance(error, JournalError):
+        say(f"journal {error.path}: {error.problem}")
+        stderr.write("  choose another file with --journal, or move this one aside\n")
+        return EXIT_USAGE
+    if isinstance(error, UnknownRun):
+        say(f"no run {error.run_id} in the journal; `hostmap history` lists the runs")
+        return EXIT_USAGE
     if isinstance(error, WaitTimeout):
         say(f"gave up waiting for {error.waited_for} after {error.seconds:.0f} s ({error.last_seen})")
         return EXIT_INCOMPLETE
@@ -417,7 +457,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
     try:
         if getattr(args, "insecure", False):
             stderr.write(f"{prog}: warning: --insecure: the API's TLS certificate is NOT verified\n")
-        if args.command != "sim":
+        if args.command not in ("sim", "history"):
             handler = _open_log(args.log_file, stderr)
         if seed:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
@@ -425,6 +465,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_export(args, stdout)
         if args.command == "plan":
             return _cmd_plan(args, stdout)
+        if args.command == "history":
+            return _cmd_history(args, stdout)
         if args.command == "apply":
             return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
         return _cmd_sim_serve(args, stdout)

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from hostmap.cloud.base import MigrationRecord
+from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
@@ -36,7 +36,7 @@ class LogReporter(Reporter):
         """Log the plan's size."""
         log.info("plan: %d migrations, %d servers already in place", len(plan.steps), len(plan.in_place))
 
-    def started(self, step: Step) -> None:
+    def started(self, step: Step, submission: Submission) -> None:
         """Log an accepted migration."""
         m = step.move
         log.info("started: %s (%s) %s -> %s", m.server_name, m.server_id, m.source, m.target)
@@ -61,10 +61,15 @@ class Reporters(Reporter):
         for r in self._reporters:
             r.planned(plan)
 
-    def started(self, step: Step) -> None:
+    def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
         """Forward."""
         for r in self._reporters:
-            r.started(step)
+            r.submitting(step, known_migration_ids)
+
+    def started(self, step: Step, submission: Submission) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.started(step, submission)
 
     def progress(self, step: Step, record: MigrationRecord) -> None:
         """Forward."""
@@ -129,7 +134,7 @@ class LiveDisplay(Reporter):
         self._progress.start()
         self._running = True
 
-    def started(self, step: Step) -> None:
+    def started(self, step: Step, submission: Submission) -> None:
         """Add a line for a migration nova accepted."""
         m = step.move
         self._tasks[step.index] = self._progress.add_task(f"{m.server_name}: {m.source} -> {m.target}", total=None)

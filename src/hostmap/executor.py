@@ -9,7 +9,7 @@ from typing import Literal
 from hostmap.clock import Clock
 from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, MigrationRefused, Submission
 from hostmap.errors import CloudError, WaitTimeout
-from hostmap.model import Inventory, Plan, Step
+from hostmap.model import MIGRATABLE_STATUSES, Inventory, Plan, Server, Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, Outcome, RunResult
 
@@ -74,6 +74,13 @@ class _RunState:
     all_yes: bool = False
 
 
+def _resting_status(server: Server | None) -> str:
+    """The status a migrating server must return to; empty when its status before the migration is unknown."""
+    if server is None or server.status not in MIGRATABLE_STATUSES:
+        return ""
+    return server.status
+
+
 class Executor:
     """Carries out a plan: starts each step when its dependencies are done and its source host has a slot."""
 
@@ -95,14 +102,28 @@ class Executor:
         self._interrupts = interrupts
         self._start = 0.0
 
-    def run(self, plan: Plan, inventory: Inventory) -> RunResult:
-        """Execute `plan`; returns one result per server, in plan order, skipped ones first."""
+    def run(self, plan: Plan, inventory: Inventory, adopted: Mapping[int, MigrationRecord] | None = None) -> RunResult:
+        """Execute `plan`; returns one result per server, in plan order, skipped ones first.
+
+        `adopted` maps step indexes to migrations already in flight in nova (found after a crash): those steps
+        are watched to their end instead of being submitted again.
+        """
         opts = self._options
         self._start = self._clock.now()
         state = _RunState(all_yes=self._confirm is None)
         statuses = {s.id: s.status for s in inventory.servers}
-        pending = list(plan.steps)
+        adopted = adopted or {}
+        pending = [step for step in plan.steps if step.index not in adopted]
         self._reporter.planned(plan)
+        for step in plan.steps:
+            record = adopted.get(step.index)
+            if record is not None:
+                server = inventory.server(step.move.server_id)
+                submission = Submission(step.move.server_id, step.move.target, None, "")
+                flight = _Flight(step, submission, self._start, frozenset(), _resting_status(server),
+                                 record=record)
+                state.flights[step.index] = flight
+                self._reporter.started(step, submission)
         # Each step's life is bounded (timeout, abort wait, settle); the whole run is bounded by their sum.
         per_step = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.record_wait_s + 2 * opts.poll_s
         deadline = self._start + per_step * max(1, len(plan.steps)) + 60.0
@@ -189,6 +210,7 @@ class Executor:
         move = step.move
         known = frozenset(m.id for m in self._cloud.live_migrations(move.server_id))
         now = self._clock.now()
+        self._reporter.submitting(step, known)
         try:
             submission = self._cloud.start_live_migration(move.server_id, move.target)
         except MigrationRefused as refused:
@@ -203,7 +225,7 @@ class Executor:
             return
         flight = _Flight(step, submission, now, known, original_status)
         state.flights[step.index] = flight
-        self._reporter.started(step)
+        self._reporter.started(step, submission)
 
     # -- watching -------------------------------------------------------------------------------------------
 
@@ -234,7 +256,7 @@ class Executor:
             if record.id not in flight.known_ids:
                 flight.record = record
                 if flight.ambiguous:
-                    self._reporter.started(flight.step)
+                    self._reporter.started(flight.step, flight.submission)
                 return
 
     def _judge(self, flight: _Flight, state: _RunState) -> None:
@@ -319,12 +341,13 @@ class Executor:
         where = f"server is {server.status} on {server.host}" + (f" (task {server.task_state})"
                                                                  if server.task_state else "")
         if record.status in ("completed", "done"):
-            if server.host == move.target and server.status == flight.original_status and settled:
+            expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
+            if server.host == move.target and server.status in expected and settled:
                 self._finish(state, flight.step, "migrated", "", flight=flight)
             else:
                 self._finish(state, flight.step, "failed",
                              f"nova reports the migration completed, but the {where}, expected "
-                             f"{flight.original_status} on {move.target}", flight=flight)
+                             f"{' or '.join(sorted(expected))} on {move.target}", flight=flight)
             return
         assert record.status in UNSUCCESSFUL_STATUSES
         if flight.aborting_since is not None:

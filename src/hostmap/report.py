@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from hostmap.journal import RunDetail, RunSummary
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
 
@@ -140,3 +141,52 @@ def export_map(inventory: Inventory) -> dict[str, list[str]]:
             continue
         placement[server.host].append(server.name if counts[server.name] == 1 else server.id)
     return placement
+
+
+def _summary_json(run: RunSummary) -> dict[str, Any]:
+    return {"run": run.id, "cloud": run.cloud, "map": run.map_source, "started_at": run.started_at,
+            "finished_at": run.finished_at, "status": run.status, "moves": run.moves, "migrated": run.migrated}
+
+
+def print_history(runs: Sequence[RunSummary], out: IO[str], fmt: str) -> None:
+    """List journal runs, newest first."""
+    if fmt == "json":
+        out.write(json.dumps([_summary_json(r) for r in runs], indent=2) + "\n")
+        return
+    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    if not runs:
+        console.print("no runs recorded yet", highlight=False)
+        return
+    table = Table(title="hostmap: runs", title_justify="left")
+    for column in ("run", "started", "finished", "status", "moves", "migrated", "map", "cloud"):
+        table.add_column(column, justify="right" if column in ("run", "moves", "migrated") else "left")
+    for r in runs:
+        table.add_row(str(r.id), r.started_at, r.finished_at or "", r.status, str(r.moves), str(r.migrated),
+                      r.map_source, r.cloud)
+    console.print(table)
+
+
+def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
+    """Show one journal run: its map and every move with its outcome."""
+    moves = [
+        {"step": m.step + 1, "server": m.server_name, "id": m.server_id, "source": m.source, "target": m.target,
+         "submitted_at": m.submitted_at, "request_id": m.request_id, "migration_id": m.migration_id,
+         "outcome": m.outcome, "reason": m.reason, "seconds": m.seconds}
+        for m in detail.moves
+    ]
+    if fmt == "json":
+        out.write(json.dumps({**_summary_json(detail.summary), "plan": detail.plan, "moves": moves}, indent=2) + "\n")
+        return
+    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    s = detail.summary
+    console.print(f"run {s.id}: {s.status}; map {s.map_source}; started {s.started_at}"
+                  + (f", finished {s.finished_at}" if s.finished_at else ""), highlight=False)
+    table = Table(title_justify="left")
+    for column in ("step", "server", "source", "target", "migration", "outcome", "reason", "seconds"):
+        table.add_column(column, justify="right" if column in ("step", "migration", "seconds") else "left",
+                         overflow="fold" if column == "reason" else "ellipsis")
+    for m in detail.moves:
+        table.add_row(str(m.step + 1), m.server_name, m.source, m.target,
+                      "" if m.migration_id is None else str(m.migration_id),
+                      m.outcome or "(unfinished)", m.reason, _seconds(m.seconds))
+    console.print(table)

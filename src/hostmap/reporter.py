@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hostmap.cloud.base import MigrationRecord
+from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.results import MoveResult, RunResult
 
@@ -13,8 +13,11 @@ class Reporter:
     def planned(self, plan: Plan) -> None:
         """The plan is final and execution is about to begin."""
 
-    def started(self, step: Step) -> None:
-        """Nova accepted the live-migration request for this step."""
+    def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
+        """The live-migration request for this step is about to be sent (a journal records it first)."""
+
+    def started(self, step: Step, submission: Submission) -> None:
+        """Nova accepted the live-migration request for this step (or its migration was found after a lost answer)."""
 
     def progress(self, step: Step, record: MigrationRecord) -> None:
         """A fresh migration record (status, bytes) was read for an in-flight step."""

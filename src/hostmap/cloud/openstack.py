@@ -141,6 +141,14 @@ class OpenStackCloud:
         self._conn.close()
 
     @property
+    def identity(self) -> str:
+        """Which cloud this is, for the run lock and the journal: auth URL, project and region (no secret)."""
+        config = self._conn.config
+        auth = config.auth or {}
+        project = auth.get("project_name") or auth.get("project_id") or ""
+        return f"{auth.get('auth_url', '')}|{project}|{config.region_name or ''}"
+
+    @property
     @_edge("negotiate the compute API microversion")
     def microversion(self) -> tuple[int, int]:
         """The highest compute microversion both hostmap and the cloud support."""

@@ -1,0 +1,123 @@
+"""One `apply`: take the run lock, resume what a crashed run left in flight, plan, and execute with a journal."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from hostmap.clock import Clock
+from hostmap.cloud.base import Cloud, MigrationRecord
+from hostmap.display import Reporters
+from hostmap.executor import Confirm, Executor, ExecutorOptions
+from hostmap.hostmap_file import HostMap
+from hostmap.journal import Journal
+from hostmap.model import Inventory, Move, Plan, Resources, Server, Step
+from hostmap.planner import plan as make_plan
+from hostmap.recording import JournalRecorder
+from hostmap.report import plan_json
+from hostmap.reporter import Reporter
+from hostmap.resolve import resolve
+from hostmap.results import MoveResult, RunResult
+from hostmap.runlock import RunLock
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """What an apply needs besides the cloud: limits, the journal's place, and the duration model."""
+
+    options: ExecutorOptions
+    journal_path: Path | None
+    duration: Callable[[Server], float] | None = None
+
+
+def plan_map(host_map: HostMap, inventory: Inventory, options: ExecutorOptions,
+             duration: Callable[[Server], float] | None) -> Plan:
+    """Resolve the map against the inventory and plan it with the run's limits."""
+    desired = resolve(host_map, inventory)
+    return make_plan(inventory, desired.targets, max_per_host=options.max_per_host, parallel=options.parallel,
+                     duration=duration)
+
+
+def apply_map(
+    cloud: Cloud,
+    *,
+    cloud_key: str,
+    clock: Clock,
+    host_map: HostMap,
+    map_text: str,
+    settings: ApplySettings,
+    reporters: Sequence[Reporter],
+    confirm_for: Callable[[Inventory], Confirm | None],
+    interrupts: Callable[[], int],
+    on_plan: Callable[[Plan], None] = lambda plan: None,
+) -> RunResult:
+    """Carry the host map out; raises input, capacity and infeasibility errors before anything moves."""
+    journal_path = settings.journal_path
+    lock_dir = journal_path.parent / "locks" if journal_path is not None else None
+    with RunLock(cloud_key, lock_dir), Journal.open(journal_path) as journal:
+        # Under the lock, any other run of this cloud still marked running has died.
+        journal.mark_abandoned(cloud_key, alive=lambda pid: False)
+        resumed = _resume(cloud, clock, journal, cloud_key=cloud_key, settings=settings, reporters=reporters,
+                          interrupts=interrupts)
+        if resumed is not None and resumed.interrupted:
+            return resumed
+        inventory = cloud.inventory()
+        the_plan = plan_map(host_map, inventory, settings.options, settings.duration)
+        on_plan(the_plan)
+        run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
+                                   plan=plan_json(the_plan, inventory), pid=os.getpid())
+        recorder = JournalRecorder(journal, run_id)
+        executor = Executor(cloud, clock, reporter=Reporters([*reporters, recorder]), confirm=confirm_for(inventory),
+                            options=settings.options, interrupts=interrupts)
+        result = executor.run(the_plan, inventory)
+    return _combine(resumed, result)
+
+
+def _resume(
+    cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str, settings: ApplySettings,
+    reporters: Sequence[Reporter], interrupts: Callable[[], int],
+) -> RunResult | None:
+    """Watch to their end the migrations a crashed run started; never submit them again."""
+    orphans = journal.unfinished(cloud_key)
+    if not orphans:
+        return None
+    inventory = cloud.inventory()
+    servers = {s.id: s for s in inventory.servers}
+    steps: list[Step] = []
+    adopted: dict[int, MigrationRecord] = {}
+    recorder = JournalRecorder(journal, 0, finish=False)
+    for orphan in orphans:
+        known = journal.known_migration_ids(orphan.id)
+        fresh = [r for r in cloud.live_migrations(orphan.server_id) if r.id not in known]
+        if not fresh:
+            journal.outcome(orphan.id, "not_started", "hostmap stopped before nova accepted this request", None)
+            continue
+        server = servers.get(orphan.server_id)
+        demand = server.demand if server is not None else Resources()
+        step = Step(len(steps), Move(orphan.server_id, orphan.server_name, orphan.source, orphan.target, demand,
+                                     orphan.target))
+        steps.append(step)
+        adopted[step.index] = min(fresh, key=lambda r: r.id)
+        recorder.adopt(step, orphan.id)
+    if not steps:
+        return None
+    executor = Executor(cloud, clock, reporter=Reporters([*reporters, recorder]), options=settings.options,
+                        interrupts=interrupts)
+    result = executor.run(Plan(tuple(steps)), inventory, adopted=adopted)
+    note = "resumed: an interrupted run had started this migration; watched it to its end"
+    return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted)
+
+
+def _noted(move: MoveResult, note: str) -> MoveResult:
+    return replace(move, reason=f"{note}; {move.reason}" if move.reason else note)
+
+
+def _combine(resumed: RunResult | None, result: RunResult) -> RunResult:
+    if resumed is None:
+        return result
+    watched = {m.server_id for m in resumed.moves}
+    rows = resumed.moves + tuple(m for m in result.moves if not (m.server_id in watched and m.outcome == "skipped"))
+    spans = [s for s in (resumed.makespan_s, result.makespan_s) if s is not None]
+    return RunResult(rows, sum(spans) if spans else None, resumed.interrupted or result.interrupted)

@@ -1,0 +1,67 @@
+"""A reporter that writes each run to the journal: the intent before each request, then ids and outcomes."""
+
+from __future__ import annotations
+
+from hostmap.cloud.base import MigrationRecord, Submission
+from hostmap.journal import Journal
+from hostmap.model import Step
+from hostmap.reporter import Reporter
+from hostmap.results import MoveResult, RunResult
+
+
+class JournalRecorder(Reporter):
+    """Records a run's moves in the journal, keyed by step, so that a crashed run can be resumed."""
+
+    def __init__(self, journal: Journal, run_id: int, *, finish: bool = True) -> None:
+        self._journal = journal
+        self._run_id = run_id
+        self._finish = finish
+        self._moves: dict[int, int] = {}
+        self._found: set[int] = set()
+
+    def adopt(self, step: Step, move_id: int) -> None:
+        """Continue recording an earlier run's move (found in flight after a crash) under its own id."""
+        self._moves[step.index] = move_id
+
+    def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
+        """Write the intent durably before the request is sent."""
+        m = step.move
+        self._moves[step.index] = self._journal.intend(
+            self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
+            source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids),
+        )
+
+    def started(self, step: Step, submission: Submission) -> None:
+        """Record that nova accepted the request."""
+        move_id = self._moves.get(step.index)
+        if move_id is not None and submission.microversion:
+            self._journal.accepted(move_id, submission.request_id)
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        """Record nova's migration id the first time it is seen."""
+        move_id = self._moves.get(step.index)
+        if move_id is not None and move_id not in self._found:
+            self._found.add(move_id)
+            self._journal.migration_found(move_id, record.id)
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        """Record the outcome."""
+        self._outcome(step, result)
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        """Record the outcome of a move that was sent; moves never sent have no journal row."""
+        self._outcome(step, result)
+
+    def _outcome(self, step: Step, result: MoveResult) -> None:
+        move_id = self._moves.get(step.index)
+        if move_id is None:
+            return
+        if result.migration_id is not None and move_id not in self._found:
+            self._found.add(move_id)
+            self._journal.migration_found(move_id, result.migration_id)
+        self._journal.outcome(move_id, result.outcome, result.reason, result.seconds)
+
+    def done(self, result: RunResult) -> None:
+        """Close the run with its status (not when only resuming moves of earlier runs)."""
+        if self._finish:
+            self._journal.finish_run(self._run_id, reached=result.reached, interrupted=result.interrupted)

@@ -1,0 +1,127 @@
+"""Runs recorded in the journal: history, the one-apply-per-cloud lock, and resuming after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Running, run_cli, scenario, write_json
+from hostmap.runlock import RunLock
+
+
+@pytest.fixture
+def env_cloud(start_sim: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Running]:
+    """Start a simulated cloud and point the OS_* variables at it."""
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+
+    def start(data: dict[str, Any] | None = None, *, virtual: bool = True) -> Running:
+        running = start_sim(data, virtual=virtual)
+        for name, value in running.sim.env().items():
+            monkeypatch.setenv(name, value)
+        return running
+
+    return start
+
+
+def _posts(running: Running, server_id: str) -> int:
+    return sum(1 for r in running.sim.state.requests if r[0] == "POST" and f"/servers/{server_id}/action" in r[1])
+
+
+def test_history_lists_runs_and_moves(tmp_path: Path) -> None:
+    """After an apply, history lists the run as reached and shows its moves with nova's migration ids."""
+    journal = tmp_path / "journal.sqlite"
+    data = write_json(tmp_path / "scenario.json", scenario())
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "db-0"]})
+    applied = run_cli(["apply", str(host_map), "--yes", "--journal", str(journal), "--sim-scenario", str(data),
+                       "--virtual-time", "--log-file", str(tmp_path / "log")])
+    assert applied.code == 0, applied.err
+    assert journal.stat().st_mode & 0o777 == 0o600
+    runs = run_cli(["history", "--journal", str(journal), "-f", "json"]).json()
+    assert [(r["status"], r["moves"], r["migrated"]) for r in runs] == [("reached", 2, 2)]
+    detail = run_cli(["history", str(runs[0]["run"]), "--journal", str(journal), "-f", "json"]).json()
+    assert sorted(m["server"] for m in detail["moves"]) == ["db-0", "web-0"]
+    assert all(m["migration_id"] and m["outcome"] == "migrated" and m["request_id"] for m in detail["moves"])
+    table = run_cli(["history", "--journal", str(journal)])
+    assert "reached" in table.out
+
+
+def test_history_of_unknown_run_exits_2(tmp_path: Path) -> None:
+    """Asking for a run that is not in the journal exits 2 and says how to list runs."""
+    result = run_cli(["history", "7", "--journal", str(tmp_path / "j.sqlite")])
+    assert result.code == 2
+    assert "hostmap history" in result.err
+
+
+def test_journal_holds_no_password(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """Neither the journal nor the log contains the cloud's password."""
+    running = env_cloud(virtual=False)
+    password = running.sim.env()["OS_PASSWORD"]
+    journal = tmp_path / "journal.sqlite"
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["apply", str(host_map), "--yes", "--journal", str(journal), "--log-file", str(tmp_path / "l")])
+    assert result.code == 0, result.err
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("journal.sqlite") for path in files)
+    for path in files:
+        assert password.encode() not in path.read_bytes(), path
+    assert password not in result.out + result.err
+
+
+def test_second_apply_is_refused_while_one_runs(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """While another apply holds the cloud's lock, a second one exits 3 naming the first, and moves nothing."""
+    running = env_cloud()
+    journal = tmp_path / "journal.sqlite"
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    with RunLock(running.cloud.identity, tmp_path / "locks"):
+        result = run_cli(["apply", str(host_map), "--yes", "--journal", str(journal),
+                          "--log-file", str(tmp_path / "log")])
+    assert result.code == 3
+    assert f"pid {os.getpid()}" in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_resume_after_kill_9_never_submits_twice(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """After kill -9 mid-run, apply watches the in-flight migration instead of resubmitting it, then finishes."""
+    data = scenario(migration={"setup_s": 3.0})
+    running = env_cloud(data, virtual=False)
+    ids = {s.name: s.id for s in running.cloud.inventory().servers}
+    journal = tmp_path / "journal.sqlite"
+    log = tmp_path / "first.log"
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--yes", "--journal", str(journal),
+         "--log-file", str(log), "-f", "json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.exists() and "started:" in log.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the first apply never started a migration")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    first = next(name for name in ("web-0", "web-1") if _posts(running, ids[name]) == 1)
+    result = run_cli(["apply", str(host_map), "--yes", "--journal", str(journal), "-f", "json",
+                      "--log-file", str(tmp_path / "second.log")])
+    assert result.code == 0, result.err
+    moves = {m["server"]: m for m in result.json()["moves"]}
+    assert moves[first]["outcome"] == "migrated"
+    assert "resumed" in moves[first]["reason"]
+    assert {m["outcome"] for m in moves.values()} == {"migrated"}
+    assert _posts(running, ids["web-0"]) == 1
+    assert _posts(running, ids["web-1"]) == 1
+    runs = json.loads(run_cli(["history", "--journal", str(journal), "-f", "json"]).out)
+    assert [r["status"] for r in runs] == ["reached", "crashed"]
