@@ -7,6 +7,7 @@ from collections.abc import Callable
 from conftest import Running, scenario
 from hostmap.executor import Executor, ExecutorOptions
 from hostmap.model import Inventory, Move, Plan, Step
+from hostmap.timing import MigrationParams, solo_duration_s
 
 
 def _plan(inventory: Inventory, moves: list[tuple[str, str]], after: dict[int, tuple[int, ...]] | None = None) -> Plan:
@@ -130,3 +131,19 @@ def test_second_interrupt_aborts_in_flight(start_sim: Callable[..., Running]) ->
     assert move.outcome == "failed"
     assert "aborted by the operator" in move.reason
     assert "confirmed on its source" in move.reason
+
+
+def test_completion_is_seen_soon_after_it_happens(start_sim: Callable[..., Running]) -> None:
+    """Polling follows the reported progress, so a completion is seen well within one regular poll interval."""
+    # 6.1 s: just after the third regular poll, so polling on a fixed 2 s beat would see it 1.9 s late.
+    running = start_sim(scenario(migration={"setup_s": 0.5}))
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    plan = _plan(inventory, [("db-0", "compute004")])
+    options = ExecutorOptions()
+    result = Executor(running.cloud, running.clock, options=options).run(plan, inventory)
+    move = result.moves[0]
+    actual = solo_duration_s(8192, MigrationParams(setup_s=0.5))
+    assert move.outcome == "migrated"
+    assert move.seconds is not None
+    assert actual <= move.seconds < actual + options.poll_s / 2

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, UnknownRun
 from hostmap.model import Inventory, Plan, Server, Step
 from hostmap.runlock import LockHeld
+from hostmap.timing import MigrationParams, solo_duration_s
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -206,7 +207,8 @@ class Prompter:
 class _Session:
     cloud: Any
     clock: Clock
-    closers: list[Any]
+    #: The migration timing the planner estimates with: the scenario's in the simulator, the defaults elsewhere.
+    params: MigrationParams
 
 
 def _state_dir() -> Path:
@@ -246,7 +248,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
     if not use_sim:
         cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
         try:
-            yield _Session(cloud, WallClock(), [])
+            yield _Session(cloud, WallClock(), MigrationParams())
         finally:
             cloud.close()
         return
@@ -259,28 +261,24 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
         log.info("simulated cloud at %s", sim.auth_url)
         cloud = connect_with(sim.connect_kwargs())
         try:
-            yield _Session(cloud, clock, [])
+            yield _Session(cloud, clock, scenario.migration)
         finally:
             cloud.close()
 
 
-def _duration_model() -> Any:
-    from hostmap.timing import MigrationParams, solo_duration_s
-
-    params = MigrationParams()
-
+def _duration_model(params: MigrationParams) -> Callable[[Server], float]:
     def duration(server: Server) -> float:
         return solo_duration_s(server.demand.memory_mb, params)
 
     return duration
 
 
-def _make_plan(args: argparse.Namespace, inventory: Inventory, parallel: int | None, max_per_host: int) -> Plan:
+def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory) -> Plan:
     from hostmap.apply import plan_map
     from hostmap.hostmap_file import load_host_map
 
-    options = ExecutorOptions(parallel=parallel, max_per_host=max_per_host)
-    return plan_map(load_host_map(args.host_map), inventory, options, _duration_model())
+    options = ExecutorOptions(parallel=args.parallel, max_per_host=args.max_per_host)
+    return plan_map(load_host_map(args.host_map), inventory, options, _duration_model(session.params))
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -300,7 +298,7 @@ def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
 
     with _session(args) as session:
         inventory = session.cloud.inventory()
-        the_plan = _make_plan(args, inventory, args.parallel, args.max_per_host)
+        the_plan = _make_plan(args, session, inventory)
         print_plan(the_plan, inventory, stdout, args.format)
     return EXIT_OK
 
@@ -335,12 +333,13 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     reporters = [LogReporter()] + ([live] if live is not None else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout, parallel=parallel,
                               max_per_host=max_per_host, stop_on_failure=args.stop_on_failure)
-    settings = ApplySettings(options, Path(args.journal) if args.journal else None, _duration_model())
+    journal = Path(args.journal) if args.journal else None
 
     def confirm_for(inventory: Inventory) -> Prompter | None:
         return None if args.yes else Prompter(inventory, stdin, stderr, live.paused if live else None)
 
     with _session(args) as session:
+        settings = ApplySettings(options, journal, _duration_model(session.params))
         previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
         try:
             result = apply_map(

@@ -56,8 +56,10 @@ class _Flight:
     abort_outcome: Outcome = "timed_out"
     ended_at: float | None = None
     next_progress_at: float = 0.0
-    eta_s: float | None = None
-    eta_base: float = 0.0
+    #: The last byte-level progress read, and when: two of them give the copy rate and so the expected end.
+    progress: MigrationRecord | None = None
+    progress_at: float = 0.0
+    expected_end: float | None = None
     #: Set when the request failed without a clear answer; holds the problem seen.
     ambiguous: str = ""
 
@@ -231,9 +233,10 @@ class Executor:
 
     def _next_pause(self, state: _RunState) -> float:
         opts = self._options
-        etas = [f.eta_s for f in state.flights.values() if f.eta_s is not None]
-        pause = min([opts.poll_s, *[eta + 0.1 for eta in etas]])
-        return max(opts.min_poll_s, pause)
+        now = self._clock.now()
+        ends = [f.expected_end - now for f in state.flights.values() if f.expected_end is not None]
+        # Poll sooner when a migration is expected to end before the next regular round.
+        return max(opts.min_poll_s, min([opts.poll_s, *ends]))
 
     def _watch_round(self, state: _RunState) -> None:
         flights = list(state.flights.values())
@@ -305,18 +308,19 @@ class Executor:
         now = self._clock.now()
         detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
         flight.next_progress_at = now + self._options.progress_every_s
-        if detail is None:
+        if detail is None or detail.memory_remaining_bytes is None:
             return
-        previous = flight.record
-        flight.record = detail
         self._reporter.progress(flight.step, detail)
+        previous, previous_at = flight.progress, flight.progress_at
+        flight.progress, flight.progress_at = detail, now
         remaining = detail.memory_remaining_bytes
-        if previous is not None and previous.memory_remaining_bytes is not None and remaining is not None:
-            rate = (previous.memory_remaining_bytes - remaining) / max(1e-9, now - flight.eta_base)
-            flight.eta_s = remaining / rate if rate > 0 else None
-            if flight.eta_s is not None and flight.eta_s < self._options.progress_every_s:
-                flight.next_progress_at = now + max(self._options.min_poll_s, flight.eta_s)
-        flight.eta_base = now
+        if previous is None or previous.memory_remaining_bytes is None or now <= previous_at:
+            return
+        shrink = (previous.memory_remaining_bytes - remaining) / (now - previous_at)
+        flight.expected_end = now + remaining / shrink if shrink > 0 else None
+        if flight.expected_end is not None and flight.expected_end - now < self._options.progress_every_s:
+            # Read progress again right when the migration should be ending, to refine the estimate.
+            flight.next_progress_at = flight.expected_end
 
     def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
         assert flight.record is not None
