@@ -1,0 +1,128 @@
+"""hostmap as separate processes: sim serve, clouds.yaml, TLS warnings, log file mode and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import Running, run_cli, scenario, write_json
+
+
+def _hostmap(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "hostmap", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env=env if env is not None else dict(os.environ))
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`hostmap sim serve --port 0` in its own process, and the OS_* variables it printed."""
+    scenario_file = write_json(tmp_path / "scenario.json", scenario())
+    process = _hostmap("sim", "serve", "--port", "0", "--scenario", str(scenario_file))
+    variables: dict[str, str] = {}
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 30
+        wanted = {"OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME", "OS_USER_DOMAIN_NAME",
+                  "OS_PROJECT_DOMAIN_NAME"}
+        while not wanted <= variables.keys():
+            assert time.monotonic() < deadline, "sim serve printed no variables within 30 s"
+            line = process.stdout.readline()
+            assert line, "sim serve ended before printing its variables"
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            variables[name] = value
+        yield variables
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+        assert process.returncode == 0
+
+
+def _env_with(variables: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(variables)
+    return env
+
+
+def test_sim_serve_prints_variables_any_client_can_use(served: dict[str, str], tmp_path: Path) -> None:
+    """sim serve prints export lines at once, and hostmap in another process reaches the cloud with them."""
+    assert served["OS_AUTH_URL"].startswith("http://127.0.0.1:")
+    env = _env_with(served)
+    result = subprocess.run([sys.executable, "-m", "hostmap", "export", "--log-file", str(tmp_path / "log")],
+                            capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["compute001"] == ["web-0", "web-1"]
+
+
+def test_os_cloud_reads_clouds_yaml(start_sim: Callable[..., Running], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--os-cloud NAME takes auth from clouds.yaml, as the openstack client does."""
+    running = start_sim()
+    env = running.sim.env()
+    clouds = {"clouds": {"rehearsal": {
+        "auth": {"auth_url": env["OS_AUTH_URL"], "username": env["OS_USERNAME"], "password": env["OS_PASSWORD"],
+                 "project_name": env["OS_PROJECT_NAME"], "user_domain_name": env["OS_USER_DOMAIN_NAME"],
+                 "project_domain_name": env["OS_PROJECT_DOMAIN_NAME"]},
+        "region_name": env["OS_REGION_NAME"], "identity_api_version": 3,
+    }}}
+    config = tmp_path / "clouds.yaml"
+    config.write_text(yaml.safe_dump(clouds))
+    for name in list(os.environ):
+        if name.startswith("OS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    result = run_cli(["export", "--os-cloud", "rehearsal", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert "compute004" in result.json()
+
+
+def test_insecure_warns(start_sim: Callable[..., Running], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--insecure works but prints a warning that TLS is not verified."""
+    running = start_sim()
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    for name, value in running.sim.env().items():
+        monkeypatch.setenv(name, value)
+    result = run_cli(["export", "--insecure", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert "warning: --insecure" in result.err
+
+
+def test_log_file_is_private_and_names_actions(tmp_path: Path) -> None:
+    """The log file is created 0600 and records every migration request and outcome."""
+    data = write_json(tmp_path / "scenario.json", scenario())
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    log = tmp_path / "hostmap.log"
+    result = run_cli(["apply", str(host_map), "--yes", "--sim-scenario", str(data), "--virtual-time",
+                      "--log-file", str(log)])
+    assert result.code == 0, result.err
+    assert log.stat().st_mode & 0o777 == 0o600
+    text = log.read_text()
+    assert "POST live-migrate server" in text
+    assert "migrated: web-0 to compute004" in text
+
+
+def test_ctrl_c_once_finishes_in_flight_and_exits_130(served: dict[str, str], tmp_path: Path) -> None:
+    """Ctrl-C once: nothing new starts, the migration in flight is watched to its end, the report printed, exit 130."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    log = tmp_path / "log"
+    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log),
+                       env=_env_with(served))
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "started:" in log.read_text()):
+        assert time.monotonic() < deadline, "no migration started within 60 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    outcomes = sorted(m["outcome"] for m in json.loads(out)["moves"])
+    assert outcomes == ["migrated", "not_started"]
+    assert "interrupted" in err
