@@ -88,3 +88,22 @@ def test_failure_midway_keeps_server_on_source(tmp_path: Path) -> None:
     move = result.json()["moves"][0]
     assert move["outcome"] == "failed"
     assert "connection reset" in move["reason"]
+
+
+def test_target_service_down_during_run_fails_that_move(tmp_path: Path) -> None:
+    """A target compute service that goes down mid-run fails the moves to it with nova's reason; the rest complete."""
+    data = scenario(faults=[{"kind": "service_down", "host": "compute004", "at_s": 1.0}])
+    result = _apply(tmp_path, data, {"compute004": ["web-1"], "compute003": ["db-0"]}, "--parallel", "1")
+    moves = {m["server"]: m for m in result.json()["moves"]}
+    assert result.code == 1
+    assert moves["web-1"]["outcome"] == "failed"
+    assert moves["web-1"]["reason"]
+    assert moves["db-0"]["outcome"] == "migrated"
+
+
+def test_slow_api_answers_do_not_break_the_run(tmp_path: Path) -> None:
+    """Slow answers to every migration listing only slow the run down; the report is still accurate."""
+    data = scenario(faults=[{"kind": "slow", "path_regex": "/os-migrations", "seconds": 3}])
+    result = _apply(tmp_path, data, {"compute004": ["web-0", "db-0"]})
+    assert result.code == 0, result.err
+    assert {m["outcome"] for m in result.json()["moves"]} == {"migrated"}
