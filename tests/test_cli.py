@@ -340,3 +340,19 @@ def test_demo_map_plans_cleanly_on_the_demo_scenario(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     assert len(result.json()["moves"]) >= 4
     assert demo_scenario_path().exists()
+
+
+def test_queued_migration_is_aborted_once_nova_allows(tmp_path: Path) -> None:
+    """Below 2.65 nova refuses to abort a queued migration; hostmap aborts it as soon as it runs."""
+    data = scenario(faults=[{"kind": "never_converge", "server": "web-0"}], api={"max_microversion": "2.60"})
+    for server in data["servers"][:2]:  # web-0 first (same size, name order); web-1 long enough to be caught running
+        server["flavor"] = "m1.large"
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    result = run_cli(["apply", str(host_map), "--yes", "--timeout", "20", "--max-per-host", "2", "-f", "json",
+                      *_sim_args(tmp_path, data)])
+    assert result.code == 1
+    moves = {m["server"]: m for m in result.json()["moves"]}
+    assert moves["web-0"]["outcome"] == "timed_out"
+    assert moves["web-1"]["outcome"] == "timed_out"
+    assert "refused the abort while queued" in moves["web-1"]["reason"]
+    assert "confirmed on its source" in moves["web-1"]["reason"]

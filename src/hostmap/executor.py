@@ -54,6 +54,8 @@ class _Flight:
     aborting_since: float | None = None
     abort_problem: str = ""
     abort_outcome: Outcome = "timed_out"
+    #: The migration status in which nova last refused our abort ("" when it was accepted).
+    abort_refused_in: str = ""
     ended_at: float | None = None
     next_progress_at: float = 0.0
     #: The last byte-level progress read, and when: two of them give the copy rate and so the expected end.
@@ -287,6 +289,9 @@ class Executor:
             return
         self._reporter.progress(step, record)
         if flight.aborting_since is not None:
+            if flight.abort_refused_in and flight.abort_refused_in != record.status:
+                # Nova refuses to abort in some states (queued below 2.65); try again once the state moved on.
+                self._send_abort(flight)
             if now - flight.aborting_since > opts.abort_wait_s:
                 self._finish(state, step, flight.abort_outcome,
                              f"abort requested, but the migration is still {record.status} after "
@@ -327,10 +332,18 @@ class Executor:
         flight.aborting_since = self._clock.now()
         flight.abort_problem = why
         flight.abort_outcome = outcome
+        self._send_abort(flight)
+
+    def _send_abort(self, flight: _Flight) -> None:
+        assert flight.record is not None
         try:
             self._cloud.abort_migration(flight.server_id, flight.record)
         except CloudError as error:
-            flight.abort_problem = f"{why}; the abort was refused ({error.problem})"
+            flight.abort_refused_in = flight.record.status
+            if "refused" not in flight.abort_problem:
+                flight.abort_problem += f"; nova refused the abort while {flight.record.status} ({error.problem})"
+        else:
+            flight.abort_refused_in = ""
 
     def _settle(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
         """Decide the outcome from the migration record and the server together."""
