@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,13 +19,9 @@ def _error_lines(err: str) -> list[str]:
 
 
 @pytest.fixture
-def cloud_env(start_sim: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+def cloud_env(env_cloud: Callable[..., Running]) -> Running:
     """A simulated cloud reached through the OS_* variables, as a real one would be."""
-    monkeypatch.delenv("OS_CLOUD", raising=False)
-    running = start_sim()
-    for name, value in running.sim.env().items():
-        monkeypatch.setenv(name, value)
-    return running
+    return env_cloud()
 
 
 def test_corpus_is_large_enough() -> None:

@@ -15,19 +15,6 @@ from hostmap.sim.scenario import demo_scenario_path
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def env_cloud(start_sim: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Running]:
-    """Start a simulated cloud and point the OS_* variables at it, as a sourced keystone rc would."""
-    for name in ("OS_CLOUD", "OS_AUTH_TYPE", "OS_TOKEN", "OS_CLIENT_CONFIG_FILE"):
-        monkeypatch.delenv(name, raising=False)
-
-    def start(data: dict[str, Any] | None = None, *, virtual: bool = True) -> Running:
-        running = start_sim(data, virtual=virtual)
-        for name, value in running.sim.env().items():
-            monkeypatch.setenv(name, value)
-        return running
-
-    return start
 
 
 def _sim_args(tmp_path: Path, data: dict[str, Any]) -> list[str]:

@@ -10,26 +10,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import Running, run_cli, scenario, write_json
 from hostmap.runlock import RunLock
-
-
-@pytest.fixture
-def env_cloud(start_sim: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Running]:
-    """Start a simulated cloud and point the OS_* variables at it."""
-    monkeypatch.delenv("OS_CLOUD", raising=False)
-
-    def start(data: dict[str, Any] | None = None, *, virtual: bool = True) -> Running:
-        running = start_sim(data, virtual=virtual)
-        for name, value in running.sim.env().items():
-            monkeypatch.setenv(name, value)
-        return running
-
-    return start
 
 
 def _posts(running: Running, server_id: str) -> int:
