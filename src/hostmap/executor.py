@@ -8,7 +8,7 @@ from typing import Literal
 
 from hostmap.clock import Clock
 from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, MigrationRefused, Submission
-from hostmap.errors import CloudError, WaitTimeout
+from hostmap.errors import CloudError, HostmapError
 from hostmap.model import MIGRATABLE_STATUSES, Inventory, Plan, Server, Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, Outcome, RunResult
@@ -17,6 +17,8 @@ Answer = Literal["yes", "no", "all", "quit"]
 #: Asks the operator about one step; returns their answer.
 Confirm = Callable[[Step], Answer]
 OnTimeout = Literal["abort", "leave"]
+
+_CHECK_BY_HAND = "check it with `openstack server migration list`, or run hostmap apply again to watch it"
 
 
 @dataclass(frozen=True)
@@ -37,20 +39,28 @@ class ExecutorOptions:
     settle_s: float = 60.0
     #: After an abort, how long nova may take to cancel the migration and put the server back.
     abort_wait_s: float = 300.0
-    #: After nova accepted the request, how long its migration record may take to appear.
+    #: After nova accepted the request, how long its migration record may take to appear (while the server is
+    #: not busy; a busy server is waited for up to the timeout).
     record_wait_s: float = 120.0
-    #: After a request failed ambiguously, how long to look for the migration before concluding none started.
+    #: After a request failed ambiguously, how long to look for its migration before concluding none started.
     ambiguous_grace_s: float = 10.0
+    #: How long the API may fail every read before hostmap stops watching and says what it could not confirm.
+    outage_s: float = 300.0
 
 
 @dataclass
 class _Flight:
+    """A migration hostmap asked for (or adopted) and is watching."""
+
     step: Step
     submission: Submission
     submitted_at: float
     known_ids: frozenset[int]
     original_status: str
     record: MigrationRecord | None = None
+    #: Set when the request failed without a clear answer: the problem seen, and when the answer came back.
+    ambiguous: str = ""
+    answered_at: float = 0.0
     aborting_since: float | None = None
     abort_problem: str = ""
     abort_outcome: Outcome = "timed_out"
@@ -62,8 +72,6 @@ class _Flight:
     progress: MigrationRecord | None = None
     progress_at: float = 0.0
     expected_end: float | None = None
-    #: Set when the request failed without a clear answer; holds the problem seen.
-    ambiguous: str = ""
 
     @property
     def server_id(self) -> str:
@@ -76,6 +84,9 @@ class _RunState:
     flights: dict[int, _Flight] = field(default_factory=dict)
     stop_reason: str = ""
     all_yes: bool = False
+    #: When reads started failing without a success since (None while the API answers).
+    failing_since: float | None = None
+    last_read_error: str = ""
 
 
 def _resting_status(server: Server | None) -> str:
@@ -105,6 +116,9 @@ class Executor:
         self._options = options or ExecutorOptions()
         self._interrupts = interrupts
         self._start = 0.0
+        opts = self._options
+        #: No flight is watched longer than this from its submission, whatever happens.
+        self._flight_limit = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.outage_s + 4 * opts.poll_s
 
     def run(self, plan: Plan, inventory: Inventory, adopted: Mapping[int, MigrationRecord] | None = None) -> RunResult:
         """Execute `plan`; returns one result per server, in plan order, skipped ones first.
@@ -112,45 +126,48 @@ class Executor:
         `adopted` maps step indexes to migrations already in flight in nova (found after a crash): those steps
         are watched to their end instead of being submitted again.
         """
-        opts = self._options
         self._start = self._clock.now()
         state = _RunState(all_yes=self._confirm is None)
-        statuses = {s.id: s.status for s in inventory.servers}
+        servers = {s.id: s for s in inventory.servers}
         adopted = adopted or {}
         pending = [step for step in plan.steps if step.index not in adopted]
         self._reporter.planned(plan)
         for step in plan.steps:
             record = adopted.get(step.index)
             if record is not None:
-                server = inventory.server(step.move.server_id)
                 submission = Submission(step.move.server_id, step.move.target, None, "")
-                flight = _Flight(step, submission, self._start, frozenset(), _resting_status(server),
-                                 record=record)
-                state.flights[step.index] = flight
+                state.flights[step.index] = _Flight(step, submission, self._start, frozenset(),
+                                                    _resting_status(servers.get(step.move.server_id)), record=record)
                 self._reporter.started(step, submission)
-        # Each step's life is bounded (timeout, abort wait, settle); the whole run is bounded by their sum.
-        per_step = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.record_wait_s + 2 * opts.poll_s
-        deadline = self._start + per_step * max(1, len(plan.steps)) + 60.0
-        while pending or state.flights:
-            if self._clock.now() > deadline:
-                raise WaitTimeout("every planned migration to end", self._clock.now() - self._start,
-                                  f"{len(state.flights)} still in flight")
-            self._check_interrupts(state)
-            pending = self._start_ready(pending, state, statuses)
-            if not state.flights:
-                continue
-            self._clock.sleep(self._next_pause(state))
-            self._watch_round(state)
-        moves = self._merge(plan, state.results)
+        error = ""
+        try:
+            # Bounded: every pending step is started or finished, and every flight ends by its own limit.
+            while pending or state.flights:
+                self._check_interrupts(state)
+                pending = self._start_ready(pending, state, servers)
+                if state.flights:
+                    self._clock.sleep(self._next_pause(state))
+                    self._watch_round(state)
+        except (HostmapError, OSError) as exc:
+            # Never leave without a report: say what was in flight and what was never started.
+            error = str(exc) or type(exc).__name__
+            for flight in list(state.flights.values()):
+                self._finish(state, flight.step, "failed",
+                             f"hostmap stopped watching ({error}) while the migration was "
+                             f"{flight.record.status if flight.record else 'being requested'}; {_CHECK_BY_HAND}",
+                             flight=flight, unresolved=True)
+            for step in pending:
+                self._finish(state, step, "not_started", f"hostmap stopped before starting it ({error})")
         skipped = tuple(
             MoveResult(s.id, s.name, s.host or "", s.host or "", "skipped", "already on its target host")
             for s in plan.in_place
         )
         finished = [r.finished_s for r in state.results.values() if r.finished_s is not None]
         result = RunResult(
-            skipped + moves,
+            skipped + self._merge(plan, state.results),
             makespan_s=max(finished, default=0.0),
             interrupted=self._interrupts() > 0,
+            error=error,
         )
         self._reporter.done(result)
         return result
@@ -166,7 +183,7 @@ class Executor:
                 if flight.aborting_since is None and flight.record is not None and not flight.record.terminal:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
-    def _start_ready(self, pending: list[Step], state: _RunState, statuses: Mapping[str, str]) -> list[Step]:
+    def _start_ready(self, pending: list[Step], state: _RunState, servers: Mapping[str, Server]) -> list[Step]:
         opts = self._options
         still: list[Step] = []
         for step in pending:
@@ -182,6 +199,10 @@ class Executor:
                 continue
             if not state.all_yes and self._confirm is not None:
                 answer = self._confirm(step)
+                if self._interrupts() > 0:  # interrupted while the question was on screen
+                    self._check_interrupts(state)
+                    self._finish(state, step, "not_started", "interrupted by the operator at the prompt")
+                    continue
                 if answer == "quit":
                     state.stop_reason = "the operator quit at the prompt"
                     self._finish(state, step, "declined", "the operator quit at the prompt")
@@ -191,7 +212,7 @@ class Executor:
                     continue
                 if answer == "all":
                     state.all_yes = True
-            self._submit(step, state, statuses.get(step.move.server_id, "ACTIVE"))
+            self._submit(step, state, servers.get(step.move.server_id))
         return still
 
     @staticmethod
@@ -210,11 +231,26 @@ class Executor:
         from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
         return from_source < opts.max_per_host
 
-    def _submit(self, step: Step, state: _RunState, original_status: str) -> None:
+    def _submit(self, step: Step, state: _RunState, planned: Server | None) -> None:
         move = step.move
-        known = frozenset(m.id for m in self._cloud.live_migrations(move.server_id))
+        try:
+            # The plan may be old: look at the server again right before asking nova to move it.
+            current = self._cloud.server_status(move.server_id)
+            known = frozenset(m.id for m in self._cloud.live_migrations(move.server_id))
+        except CloudError as error:
+            reason = "the server no longer exists" if error.status == 404 else f"could not read it ({error.problem})"
+            self._finish(state, step, "not_started", f"{reason}; nothing was sent")
+            return
+        if current.host != move.source or current.task_state is not None:
+            busy = f" (task {current.task_state})" if current.task_state else ""
+            outcome: Outcome = "skipped" if current.host == move.target and not busy else "not_started"
+            self._finish(state, step, outcome,
+                         f"the server changed since planning: now {current.status} on {current.host}{busy}; "
+                         "nothing was sent")
+            return
         now = self._clock.now()
         self._reporter.submitting(step, known)
+        original = _resting_status(planned)
         try:
             submission = self._cloud.start_live_migration(move.server_id, move.target)
         except MigrationRefused as refused:
@@ -222,13 +258,12 @@ class Executor:
                          started=now)
             return
         except CloudError as error:
-            # The request may or may not have reached nova: never resend it; watch for its migration instead.
+            # The request may or may not have reached nova: never resend it; look for its migration instead.
             submission = Submission(move.server_id, move.target, None, "")
-            flight = _Flight(step, submission, now, known, original_status, ambiguous=error.problem)
-            state.flights[step.index] = flight
+            state.flights[step.index] = _Flight(step, submission, now, known, original, ambiguous=error.problem,
+                                                answered_at=self._clock.now())
             return
-        flight = _Flight(step, submission, now, known, original_status)
-        state.flights[step.index] = flight
+        state.flights[step.index] = _Flight(step, submission, now, known, original)
         self._reporter.started(step, submission)
 
     # -- watching -------------------------------------------------------------------------------------------
@@ -241,23 +276,46 @@ class Executor:
         return max(opts.min_poll_s, min([opts.poll_s, *ends]))
 
     def _watch_round(self, state: _RunState) -> None:
+        try:
+            self._read_records(state)
+        except CloudError as error:
+            now = self._clock.now()
+            if state.failing_since is None:
+                state.failing_since = now
+            state.last_read_error = error.problem
+            if now - state.failing_since > self._options.outage_s:
+                raise
+            return
+        state.failing_since = None
+        for flight in list(state.flights.values()):
+            try:
+                self._judge(flight, state)
+            except CloudError as error:
+                if error.status == 404:
+                    self._finish(state, flight.step, "failed", "the server no longer exists", flight=flight)
+                elif self._clock.now() - flight.submitted_at > self._flight_limit:
+                    self._finish(state, flight.step, "failed",
+                                 f"could not confirm the outcome ({error.problem}); {_CHECK_BY_HAND}",
+                                 flight=flight, unresolved=True)
+
+    def _read_records(self, state: _RunState) -> None:
+        """One watch round's reads: new migrations' records, then every tracked record in as few requests as can be."""
         flights = list(state.flights.values())
         for flight in flights:
             if flight.record is None:
                 self._find_record(flight)
         tracked = {f.server_id: f.record.id for f in flights if f.record is not None}
-        if tracked:
-            since = min(f.record.created_at for f in flights if f.record is not None)
-            records = self._cloud.watch(tracked, since)
-            for flight in flights:
-                fresh = records.get(flight.server_id)
-                if fresh is not None:
-                    flight.record = fresh
+        if not tracked:
+            return
+        since = min(f.record.created_at for f in flights if f.record is not None)
+        records = self._cloud.watch(tracked, since)
         for flight in flights:
-            self._judge(flight, state)
+            fresh = records.get(flight.server_id)
+            if fresh is not None:
+                flight.record = fresh
 
     def _find_record(self, flight: _Flight) -> None:
-        for record in self._cloud.live_migrations(flight.server_id):
+        for record in sorted(self._cloud.live_migrations(flight.server_id), key=lambda r: r.id):
             if record.id not in flight.known_ids:
                 flight.record = record
                 if flight.ambiguous:
@@ -266,42 +324,74 @@ class Executor:
 
     def _judge(self, flight: _Flight, state: _RunState) -> None:
         now = self._clock.now()
-        opts = self._options
-        step = flight.step
-        elapsed = now - flight.submitted_at
+        if now - flight.submitted_at > self._flight_limit:
+            status = flight.record.status if flight.record else "not yet recorded"
+            self._finish(state, flight.step, "failed",
+                         f"still {status} after {self._flight_limit:.0f} s; {_CHECK_BY_HAND}",
+                         flight=flight, unresolved=True)
+            return
         record = flight.record
         if record is None:
-            if flight.ambiguous and elapsed > opts.ambiguous_grace_s:
-                server = self._cloud.server_status(flight.server_id)
-                if server.task_state is None and server.status != "MIGRATING":
-                    self._finish(state, step, "failed",
-                                 f"the request failed ({flight.ambiguous}) and nova started no migration; "
-                                 "it is safe to run hostmap again", flight=flight)
-                    return
-            if elapsed > opts.record_wait_s:
-                reason = self._cloud.failure_reason(flight.server_id, flight.submission.request_id)
-                self._finish(state, step, "failed", reason or
-                             f"nova accepted the request but recorded no migration within {opts.record_wait_s:.0f} s",
-                             flight=flight)
-            return
-        if record.terminal:
+            self._judge_unrecorded(flight, state)
+        elif record.terminal:
             self._settle(flight, record, state)
+        elif flight.aborting_since is not None:
+            self._judge_aborting(flight, record, state)
+        else:
+            self._judge_running(flight, record, state)
+
+    def _judge_unrecorded(self, flight: _Flight, state: _RunState) -> None:
+        """No migration record yet: nova may still be creating it, or (after an unclear failure) never will."""
+        now = self._clock.now()
+        opts = self._options
+        if flight.ambiguous and now - flight.answered_at <= opts.ambiguous_grace_s:
             return
-        self._reporter.progress(step, record)
-        if flight.aborting_since is not None:
-            if flight.abort_refused_in and flight.abort_refused_in != record.status:
-                # Nova refuses to abort in some states (queued below 2.65); try again once the state moved on.
-                self._send_abort(flight)
-            if now - flight.aborting_since > opts.abort_wait_s:
-                self._finish(state, step, flight.abort_outcome,
-                             f"abort requested, but the migration is still {record.status} after "
-                             f"{opts.abort_wait_s:.0f} s; check it with `openstack server migration list`",
-                             flight=flight)
+        if not flight.ambiguous and now - flight.submitted_at <= opts.record_wait_s:
             return
-        if elapsed > opts.timeout_s:
-            if opts.on_timeout == "leave":
-                self._finish(state, step, "timed_out",
-                             f"still {record.status} after {opts.timeout_s:.0f} s; left running (--on-timeout leave)",
+        server = self._cloud.server_status(flight.server_id)
+        busy = server.task_state is not None or server.status == "MIGRATING"
+        if busy and now - flight.submitted_at <= opts.timeout_s:
+            return  # nova is working on it; keep looking for the record until the timeout
+        if flight.ambiguous and not busy:
+            self._finish(state, flight.step, "failed",
+                         f"the request failed ({flight.ambiguous}) and nova started no migration; "
+                         "it is safe to run hostmap again", flight=flight)
+            return
+        reason = self._reason(flight, None)
+        if busy:
+            self._finish(state, flight.step, "failed",
+                         f"nova accepted the request but recorded no migration within {opts.timeout_s:.0f} s "
+                         f"while the server stays busy (task {server.task_state}); {_CHECK_BY_HAND}",
+                         flight=flight, unresolved=True)
+        else:
+            self._finish(state, flight.step, "failed",
+                         reason or f"nova accepted the request but started no migration "
+                                   f"(server {server.status} on {server.host})", flight=flight)
+
+    def _judge_aborting(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+        self._reporter.progress(flight.step, record)
+        if flight.abort_refused_in and flight.abort_refused_in != record.status:
+            # Nova refuses to abort in some states (queued below 2.65); try again once the state moved on.
+            self._send_abort(flight)
+        assert flight.aborting_since is not None
+        if self._clock.now() - flight.aborting_since > self._options.abort_wait_s:
+            self._finish(state, flight.step, flight.abort_outcome,
+                         f"{flight.abort_problem}; abort requested, but the migration is still {record.status} after "
+                         f"{self._options.abort_wait_s:.0f} s; {_CHECK_BY_HAND}", flight=flight, unresolved=True)
+
+    def _judge_running(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+        now = self._clock.now()
+        opts = self._options
+        self._reporter.progress(flight.step, record)
+        if now - flight.submitted_at > opts.timeout_s:
+            # Read this migration directly before acting: a completion the watch query missed must not be aborted.
+            latest = next((r for r in self._cloud.live_migrations(flight.server_id) if r.id == record.id), record)
+            flight.record = latest
+            if latest.terminal:
+                self._settle(flight, latest, state)
+            elif opts.on_timeout == "leave":
+                self._finish(state, flight.step, "timed_out",
+                             f"still {latest.status} after {opts.timeout_s:.0f} s; left running (--on-timeout leave)",
                              flight=flight)
             else:
                 self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
@@ -328,7 +418,6 @@ class Executor:
             flight.next_progress_at = flight.expected_end
 
     def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
-        assert flight.record is not None
         flight.aborting_since = self._clock.now()
         flight.abort_problem = why
         flight.abort_outcome = outcome
@@ -344,6 +433,14 @@ class Executor:
                 flight.abort_problem += f"; nova refused the abort while {flight.record.status} ({error.problem})"
         else:
             flight.abort_refused_in = ""
+
+    def _reason(self, flight: _Flight, record: MigrationRecord | None) -> str | None:
+        """Nova's recorded reason for a failure; best effort, since the outcome does not depend on it."""
+        try:
+            return self._cloud.failure_reason(flight.server_id, flight.submission.request_id,
+                                              record.created_at if record is not None else None)
+        except CloudError:
+            return None
 
     def _settle(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
         """Decide the outcome from the migration record and the server together."""
@@ -372,7 +469,7 @@ class Executor:
             self._finish(state, flight.step, flight.abort_outcome,
                          f"{flight.abort_problem}; aborted (migration {record.status}), server {back}", flight=flight)
             return
-        reason = self._cloud.failure_reason(flight.server_id, flight.submission.request_id)
+        reason = self._reason(flight, record)
         text = f"migration {record.status}: {reason}" if reason else f"migration {record.status}"
         if server.host != move.source:
             text += f"; {where}"
@@ -382,7 +479,7 @@ class Executor:
 
     def _finish(
         self, state: _RunState, step: Step, outcome: Outcome, reason: str, *,
-        flight: _Flight | None = None, started: float | None = None,
+        flight: _Flight | None = None, started: float | None = None, unresolved: bool = False,
     ) -> None:
         now = self._clock.now()
         move = step.move
@@ -393,10 +490,11 @@ class Executor:
             started_s=None if begun is None else begun - self._start,
             finished_s=None if begun is None else now - self._start,
             migration_id=flight.record.id if flight is not None and flight.record is not None else None,
+            unresolved=unresolved,
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)
-        if outcome != "migrated" and self._options.stop_on_failure and outcome in ("failed", "timed_out"):
+        if self._options.stop_on_failure and outcome in ("failed", "timed_out"):
             state.stop_reason = state.stop_reason or f"stopped after the move of {move.server_name} {outcome}"
         if outcome == "migrated":
             self._reporter.finished(step, result)
@@ -417,15 +515,16 @@ class Executor:
                 continue
             if first.outcome != "migrated":
                 continue
-            # The first leg of a detour reached the pivot; the row reports the whole journey.
+            # The first leg of a detour reached the pivot; the row reports the whole journey, waits included.
             via = f"via {first.target}"
             if leg.outcome != "migrated":
                 via = f"stranded on pivot {first.target}; move it to {final} when possible"
+            started = first.started_s
             rows[leg.server_id] = replace(
                 leg,
                 source=first.source,
                 reason=f"{via}; {leg.reason}" if leg.reason else via,
-                seconds=None if leg.seconds is None or first.seconds is None else first.seconds + leg.seconds,
-                started_s=first.started_s,
+                seconds=None if leg.finished_s is None or started is None else leg.finished_s - started,
+                started_s=started,
             )
         return tuple(rows.values())

@@ -24,6 +24,8 @@ class MoveResult:
     started_s: float | None = None
     finished_s: float | None = None
     migration_id: int | None = None
+    #: True when hostmap could not confirm how the migration ended; the journal leaves it for the next run.
+    unresolved: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,13 @@ class RunResult:
     moves: tuple[MoveResult, ...]
     makespan_s: float | None = None
     interrupted: bool = False
+    #: Why the run stopped early, when it did (the API stopped answering, the journal failed, ...).
+    error: str = ""
 
     @property
     def reached(self) -> bool:
-        """True when every server named in the map ended on its final host."""
+        """True when every server named in the map ended on its final host (a later row for a server wins)."""
         finals: dict[str, bool] = {}
         for move in self.moves:
             finals[move.server_id] = move.outcome in GOOD_OUTCOMES
-        return all(finals.values()) and not self.interrupted
+        return all(finals.values())

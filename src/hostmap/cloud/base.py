@@ -101,8 +101,12 @@ class Cloud(Protocol):
         """Fresh host, status and task state of one server."""
         ...
 
-    def failure_reason(self, server_id: str, request_id: str | None) -> str | None:
-        """The reason nova recorded for a failed migration (instance action events), if any."""
+    def failure_reason(self, server_id: str, request_id: str | None, since: str | None = None) -> str | None:
+        """The reason nova recorded for a failed migration (instance action events), if any.
+
+        The action is found by `request_id`; without one, by the latest live-migration action that started at or
+        after `since` (the migration record's creation time), so an older migration's error is never reported.
+        """
         ...
 
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import keystoneauth1.exceptions as ksa_exc
@@ -311,12 +312,15 @@ class OpenStackCloud:
         return ServerStatus(raw.id, raw.compute_host, raw.status, raw.task_state)
 
     @_edge("read instance actions")
-    def failure_reason(self, server_id: str, request_id: str | None) -> str | None:
-        """The failure nova recorded for the live migration started by `request_id` (or the latest one)."""
+    def failure_reason(self, server_id: str, request_id: str | None, since: str | None = None) -> str | None:
+        """The failure nova recorded for the live migration started by `request_id` (or the latest since `since`)."""
         actions = [a for a in self._conn.compute.server_actions(server_id) if a.action == "live-migration"]
         chosen = next((a for a in actions if request_id and a.request_id == request_id), None)
-        if chosen is None and actions:
-            chosen = max(actions, key=lambda a: a.start_time or "")
+        if chosen is None and since:
+            # The action starts in nova-api a moment before the conductor creates the migration record.
+            earliest = _timestamp(since) - timedelta(seconds=60)
+            recent = [a for a in actions if _timestamp(a.start_time) >= earliest]
+            chosen = max(recent, key=lambda a: _timestamp(a.start_time), default=None)
         if chosen is None:
             return None
         action = self._conn.compute.get_server_action(chosen.request_id, server_id)
@@ -337,6 +341,16 @@ class OpenStackCloud:
         """DELETE the server's in-progress migration (2.24; 2.65 for a queued one)."""
         log.info("DELETE migration %s of server %s (status %s)", migration.id, server_id, migration.status)
         self._conn.compute.abort_server_migration(migration.id, server_id)
+
+
+def _timestamp(text: str | None) -> datetime:
+    """A nova timestamp (ISO 8601, UTC, with or without zone and fraction) as a naive UTC datetime."""
+    if not text:
+        return datetime.min
+    try:
+        return datetime.fromisoformat(text.replace("Z", "").split("+")[0].split(".")[0])
+    except ValueError:
+        return datetime.min
 
 
 def _resources(figures: Mapping[str, Any]) -> Resources:
