@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conftest import Running, scenario
-from hostmap.executor import Executor, ExecutorOptions
+from hostmap.cloud.openstack import connect_with
+from hostmap.executor import Answer, Executor, ExecutorOptions
 from hostmap.model import Inventory, Move, Plan, Step
 from hostmap.timing import MigrationParams, solo_duration_s
 
@@ -147,3 +148,54 @@ def test_completion_is_seen_soon_after_it_happens(start_sim: Callable[..., Runni
     assert move.outcome == "migrated"
     assert move.seconds is not None
     assert actual <= move.seconds < actual + options.poll_s / 2
+
+
+def test_interrupt_at_the_prompt_starts_nothing(start_sim: Callable[..., Running]) -> None:
+    """Ctrl-C while a question is on screen means no migration starts, whatever is answered afterwards."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    presses = {"count": 0}
+
+    def confirm(step: Step) -> Answer:
+        presses["count"] = 1
+        return "yes"
+
+    executor = Executor(running.cloud, running.clock, confirm=confirm, interrupts=lambda: presses["count"])
+    result = executor.run(_plan(inventory, [("web-0", "compute004")]), inventory)
+    assert result.moves[0].outcome == "not_started"
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_server_gone_before_submission_is_not_sent(start_sim: Callable[..., Running]) -> None:
+    """A server that vanished after planning is reported, and no request is sent for it."""
+    data = scenario()
+    data["servers"][0]["id"] = "aaaaaaaa-0000-4000-8000-000000000001"
+    gone = "/servers/aaaaaaaa-0000-4000-8000-000000000001$"
+    data["faults"] = [{"kind": "api_error", "method": "GET", "path_regex": gone, "status": 404}]
+    running = start_sim(data)
+    inventory = running.cloud.inventory()
+    outcomes = _run(running, _plan(inventory, [("web-0", "compute004")]), inventory)
+    assert outcomes["web-0"] == ("not_started", "the server no longer exists; nothing was sent")
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_api_outage_still_ends_with_a_report(start_sim: Callable[..., Running]) -> None:
+    """When every watch read fails for longer than the outage bound, the run ends with an unresolved row."""
+    data = scenario(faults=[{"kind": "api_error", "method": "GET", "path_regex": "/os-migrations$", "status": 503,
+                             "from_s": 1.0}])
+    running = start_sim(data)
+    assert running.clock is not None
+    cloud = connect_with({**running.sim.connect_kwargs(), "status_code_retries": 0})
+    try:
+        inventory = cloud.inventory()
+        plan = _plan(inventory, [("db-0", "compute004")])
+        result = Executor(cloud, running.clock, options=ExecutorOptions(outage_s=6.0)).run(plan, inventory)
+    finally:
+        cloud.close()
+    move = result.moves[0]
+    assert move.outcome == "failed"
+    assert move.unresolved
+    assert "stopped watching" in move.reason
+    assert "503" in result.error
+    assert not result.reached

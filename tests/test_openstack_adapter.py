@@ -147,3 +147,13 @@ def test_abort_returns_server_to_source(start_sim: Callable[..., Running]) -> No
     running.clock.advance(5)
     assert running.cloud.live_migrations(sid)[0].status == "cancelled"
     assert running.cloud.server_status(sid).host == "compute002"
+
+
+def test_sizes_are_read_below_2_47(start_sim: Callable[..., Running]) -> None:
+    """Below 2.47 nova embeds only the flavor id; the edge looks the flavor up so sizes are never zero."""
+    running = start_sim(scenario(api={"max_microversion": "2.46"}))
+    servers = {s.name: s for s in running.cloud.inventory().servers}
+    assert servers["db-0"].demand == Resources(4, 8192, 40)
+    assert servers["db-0"].flavor == "m1.large"
+    flavor_reads = [r for r in running.sim.state.requests if "/flavors/" in r[1]]
+    assert len(flavor_reads) == 2

@@ -40,10 +40,26 @@ def _resolve(data: dict[str, list[str]]) -> dict[str, str]:
     return dict(resolve(parse_host_map(data, "map.json"), INVENTORY).targets)
 
 
-@pytest.mark.parametrize("key", ["compute002", "compute002.cloud.example.com", "COMPUTE002", "compute002.other"])
+@pytest.mark.parametrize(
+    "key", ["compute002", "compute002.cloud.example.com", "COMPUTE002", "Compute002.Cloud.Example.Com"]
+)
 def test_host_aliases_resolve_to_service_host(key: str) -> None:
-    """Service host, hypervisor FQDN, other case and short form all name the same service host."""
+    """Service host, hypervisor FQDN, and either in another case all name the same service host."""
     assert _resolve({key: ["web-0"]}) == {UUID_A: "compute002"}
+
+
+def test_short_name_matches_fqdn_service_host() -> None:
+    """A short name finds a host whose service name is an FQDN."""
+    inventory = Inventory(hosts=(Host("c7.dc1.example.com", "c7.dc1.example.com", True, True, BIG, Resources()),),
+                          servers=(_server(UUID_A, "a", "c7.dc1.example.com"),))
+    targets = resolve(parse_host_map({"c7": ["a"]}, "m"), inventory).targets
+    assert dict(targets) == {UUID_A: "c7.dc1.example.com"}
+
+
+def test_fqdn_in_another_domain_does_not_match() -> None:
+    """A name written with a domain never matches a host of the same short name in another domain."""
+    with pytest.raises(InputError, match="is not a compute host"):
+        _resolve({"compute002.other.example.org": ["web-0"]})
 
 
 def test_uuid_picks_one_of_servers_sharing_a_name() -> None:

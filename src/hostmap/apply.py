@@ -10,6 +10,7 @@ from pathlib import Path
 from hostmap.clock import Clock
 from hostmap.cloud.base import Cloud, MigrationRecord
 from hostmap.display import Reporters
+from hostmap.errors import CloudError
 from hostmap.executor import Confirm, Executor, ExecutorOptions
 from hostmap.hostmap_file import HostMap
 from hostmap.journal import Journal
@@ -54,9 +55,8 @@ def apply_map(
     on_plan: Callable[[Plan], None] = lambda plan: None,
 ) -> RunResult:
     """Carry the host map out; raises input, capacity and infeasibility errors before anything moves."""
-    journal_path = settings.journal_path
-    lock_dir = journal_path.parent / "locks" if journal_path is not None else None
-    with RunLock(cloud_key, lock_dir), Journal.open(journal_path) as journal:
+    # One lock directory per machine, whichever journal a run writes to.
+    with RunLock(cloud_key), Journal.open(settings.journal_path) as journal:
         # Under the lock, any other run of this cloud still marked running has died.
         journal.mark_abandoned(cloud_key, alive=lambda pid: False)
         resumed = _resume(cloud, clock, journal, cloud_key=cloud_key, settings=settings, reporters=reporters,
@@ -90,7 +90,15 @@ def _resume(
     recorder = JournalRecorder(journal, 0, finish=False)
     for orphan in orphans:
         known = journal.known_migration_ids(orphan.id)
-        fresh = [r for r in cloud.live_migrations(orphan.server_id) if r.id not in known]
+        try:
+            fresh = [r for r in cloud.live_migrations(orphan.server_id) if r.id not in known]
+            busy = not fresh and cloud.server_status(orphan.server_id).task_state is not None
+        except CloudError as error:
+            if error.status == 404:
+                journal.outcome(orphan.id, "failed", "the server no longer exists", None)
+            continue  # otherwise left unfinished: a later run looks again
+        if busy:
+            continue  # nova is still working on the request: leave it for a later run, never resend it
         if not fresh:
             journal.outcome(orphan.id, "not_started", "hostmap stopped before nova accepted this request", None)
             continue
@@ -117,7 +125,7 @@ def _noted(move: MoveResult, note: str) -> MoveResult:
 def _combine(resumed: RunResult | None, result: RunResult) -> RunResult:
     if resumed is None:
         return result
-    watched = {m.server_id for m in resumed.moves}
-    rows = resumed.moves + tuple(m for m in result.moves if not (m.server_id in watched and m.outcome == "skipped"))
+    # Rows keep their order: a resumed server's later row (e.g. skipped, now on its target) decides `reached`.
     spans = [s for s in (resumed.makespan_s, result.makespan_s) if s is not None]
-    return RunResult(rows, sum(spans) if spans else None, resumed.interrupted or result.interrupted)
+    return RunResult(resumed.moves + result.moves, sum(spans) if spans else None,
+                     resumed.interrupted or result.interrupted, resumed.error or result.error)

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from hostmap.errors import (
     WaitTimeout,
 )
 from hostmap.executor import Answer, ExecutorOptions
-from hostmap.journal import JournalError, UnknownRun
+from hostmap.journal import JournalError, UnknownRun, default_state_dir
 from hostmap.model import Inventory, Plan, Server, Step
 from hostmap.runlock import LockHeld
 from hostmap.timing import MigrationParams, solo_duration_s
@@ -168,12 +169,14 @@ _MAX_BAD_ANSWERS = 5
 class Prompter:
     """Asks before each migration; reads answers line by line, and end of input means quit."""
 
-    def __init__(self, inventory: Inventory, stdin: IO[str], stderr: IO[str],
-                 pause: Any = None) -> None:
+    def __init__(self, inventory: Inventory, stdin: IO[str], stderr: IO[str], *,
+                 pause: Callable[[], AbstractContextManager[None]] | None = None,
+                 interrupts: _Interrupts | None = None) -> None:
         self._servers: dict[str, Server] = {s.id: s for s in inventory.servers}
         self._stdin = stdin
         self._stderr = stderr
         self._pause = pause
+        self._interrupts = interrupts
 
     def __call__(self, step: Step) -> Answer:
         move = step.move
@@ -186,17 +189,29 @@ class Prompter:
         question = (f"Migrate {move.server_name} [{move.server_id}]{size} {move.source} -> {move.target}{pivot}? "
                     "[y]es/[n]o/[a]ll/[q]uit: ")
         with self._pause() if self._pause is not None else contextlib.nullcontext():
-            for _ in range(_MAX_BAD_ANSWERS):
-                self._stderr.write(question)
-                self._stderr.flush()
-                line = self._stdin.readline()
-                if not line:
-                    self._stderr.write("\n(end of input: quitting)\n")
-                    return "quit"
-                answer = _ANSWERS.get(line.strip().lower())
-                if answer is not None:
-                    return answer
-                self._stderr.write("please answer y, n, a or q\n")
+            if self._interrupts is not None:
+                self._interrupts.prompting = True
+            try:
+                return self._ask(question)
+            except KeyboardInterrupt:
+                self._stderr.write("\n(interrupted: quitting)\n")
+                return "quit"
+            finally:
+                if self._interrupts is not None:
+                    self._interrupts.prompting = False
+
+    def _ask(self, question: str) -> Answer:
+        for _ in range(_MAX_BAD_ANSWERS):
+            self._stderr.write(question)
+            self._stderr.flush()
+            line = self._stdin.readline()
+            if not line:
+                self._stderr.write("\n(end of input: quitting)\n")
+                return "quit"
+            answer = _ANSWERS.get(line.strip().lower())
+            if answer is not None:
+                return answer
+            self._stderr.write("please answer y, n, a or q\n")
         return "quit"
 
 
@@ -211,13 +226,8 @@ class _Session:
     params: MigrationParams
 
 
-def _state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hostmap"
-
-
 def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
-    default = _state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    default = default_state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     path = Path(path_text) if path_text else default
     path.parent.mkdir(parents=True, exist_ok=True)
     # Create the file 0600 before logging opens it: the log names servers and hosts, which are not for everyone.
@@ -304,14 +314,21 @@ def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
 
 
 class _Interrupts:
-    """Counts Ctrl-C presses during a run instead of dying on the first one."""
+    """Counts Ctrl-C presses during a run instead of dying on the first one; the third one exits at once."""
 
     def __init__(self, stderr: IO[str]) -> None:
         self.count = 0
         self._stderr = stderr
+        #: True while a prompt waits for the operator: Ctrl-C then ends the prompt (as "quit").
+        self.prompting = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        if self.prompting or self.count >= 3:
+            if self.count >= 3:
+                self._stderr.write("\nhostmap: interrupted three times: exiting now; migrations still in flight go "
+                                   "on in nova, and the next `hostmap apply` watches them\n")
+            raise KeyboardInterrupt
         if self.count == 1:
             self._stderr.write("\nhostmap: interrupted: starting no new migrations; in-flight ones are watched to "
                                "their end (Ctrl-C again to abort them)\n")
@@ -323,11 +340,13 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                parallel: int | None, max_per_host: int) -> int:
     from hostmap.apply import ApplySettings, apply_map
     from hostmap.display import LiveDisplay, LogReporter
-    from hostmap.hostmap_file import load_host_map
+    from hostmap.documents import is_yaml, parse_document, read_bytes
+    from hostmap.hostmap_file import parse_host_map
     from hostmap.report import print_run
 
-    host_map = load_host_map(args.host_map)
-    map_text = Path(args.host_map).read_text(encoding="utf-8")
+    raw = read_bytes(args.host_map)
+    host_map = parse_host_map(parse_document(raw, args.host_map, yaml_syntax=is_yaml(args.host_map)), args.host_map)
+    map_text = raw.decode("utf-8")  # parse_document has checked it is UTF-8
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
     reporters = [LogReporter()] + ([live] if live is not None else [])
@@ -336,7 +355,8 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     journal = Path(args.journal) if args.journal else None
 
     def confirm_for(inventory: Inventory) -> Prompter | None:
-        return None if args.yes else Prompter(inventory, stdin, stderr, live.paused if live else None)
+        return None if args.yes else Prompter(inventory, stdin, stderr, pause=live.paused if live else None,
+                                              interrupts=interrupts)
 
     with _session(args) as session:
         settings = ApplySettings(options, journal, _duration_model(session.params))
@@ -351,6 +371,8 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
     print_run(result, stdout, args.format)
+    if result.error:
+        stderr.write(f"hostmap: error: the run stopped early: {result.error}\n")
     if interrupts.count:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.reached else EXIT_INCOMPLETE

@@ -45,8 +45,18 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return result
 
 
+def is_yaml(path: Path | str) -> bool:
+    """True when the file's name says YAML (.yaml or .yml); everything else is read as JSON."""
+    return Path(path).suffix.lower() in {".yaml", ".yml"}
+
+
 def read_document(path: Path | str) -> object:
     """Read `path` as YAML when it ends in .yaml/.yml, otherwise as JSON."""
+    return parse_document(read_bytes(path), str(path), yaml_syntax=is_yaml(path))
+
+
+def read_bytes(path: Path | str) -> bytes:
+    """The file's bytes, refusing directories, missing files and anything too large to be a host map."""
     path = Path(path)
     source = str(path)
     if path.is_dir():
@@ -63,7 +73,7 @@ def read_document(path: Path | str) -> object:
         raise InputError(
             source, "(file)", f"is larger than {MAX_DOCUMENT_BYTES} bytes", "a host map is a small JSON object"
         )
-    return parse_document(raw, source, yaml_syntax=path.suffix.lower() in {".yaml", ".yml"})
+    return raw
 
 
 def parse_document(raw: bytes, source: str, *, yaml_syntax: bool = False) -> object:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class HostmapError(Exception):
@@ -99,10 +99,3 @@ class WaitTimeout(HostmapError):
     waited_for: str
     seconds: float
     last_seen: str = ""
-
-
-@dataclass
-class Interrupted(HostmapError):
-    """The operator interrupted the run."""
-
-    detail: str = field(default="")

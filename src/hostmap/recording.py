@@ -59,6 +59,8 @@ class JournalRecorder(Reporter):
         if result.migration_id is not None and move_id not in self._found:
             self._found.add(move_id)
             self._journal.migration_found(move_id, result.migration_id)
+        if result.unresolved:
+            return  # left unfinished on purpose: the next apply looks for this migration and watches it
         self._journal.outcome(move_id, result.outcome, result.reason, result.seconds)
 
     def done(self, result: RunResult) -> None:

@@ -25,6 +25,8 @@ def run_json(result: RunResult) -> dict[str, Any]:
     """The report as the JSON document `-f json` prints."""
     return {
         "reached": result.reached,
+        "interrupted": result.interrupted,
+        "error": result.error or None,
         "makespan_s": None if result.makespan_s is None else round(result.makespan_s, 3),
         "moves": [
             {
@@ -37,6 +39,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "seconds": None if m.seconds is None else round(m.seconds, 3),
                 "started_s": None if m.started_s is None else round(m.started_s, 3),
                 "finished_s": None if m.finished_s is None else round(m.finished_s, 3),
+                "unresolved": m.unresolved,
             }
             for m in result.moves
         ],
@@ -64,6 +67,9 @@ def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
     verdict = "the cloud matches the host map" if result.reached else "the cloud does NOT match the host map"
     makespan = f" in {result.makespan_s:.1f} s" if result.makespan_s else ""
     console.print(f"{summary or 'nothing to do'}{makespan}: {verdict}.", highlight=False)
+    if any(m.unresolved for m in result.moves):
+        console.print("Some migrations could not be confirmed; run `hostmap apply` with the same map again to "
+                      "watch them to their end.", highlight=False)
 
 
 def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:

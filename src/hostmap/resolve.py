@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hostmap.errors import InputError, InputErrors
@@ -24,13 +24,18 @@ def _short(name: str) -> str:
 
 
 def resolve_host(key: str, hosts: tuple[Host, ...]) -> list[Host]:
-    """Hosts that `key` may name: service host, hypervisor hostname, or either's short form."""
-    for match in (
+    """Hosts that `key` may name: service host or hypervisor hostname; a short name also matches an FQDN.
+
+    A key written with a domain never matches a host in another domain.
+    """
+    matchers: list[Callable[[Host], bool]] = [
         lambda h: h.name == key,
         lambda h: h.hypervisor_hostname == key,
         lambda h: h.name.lower() == key.lower() or h.hypervisor_hostname.lower() == key.lower(),
-        lambda h: _short(h.name) == _short(key) or _short(h.hypervisor_hostname) == _short(key),
-    ):
+    ]
+    if "." not in key:
+        matchers.append(lambda h: _short(h.name) == key.lower() or _short(h.hypervisor_hostname) == key.lower())
+    for match in matchers:
         found = [h for h in hosts if match(h)]
         if found:
             return found

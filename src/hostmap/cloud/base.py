@@ -35,14 +35,6 @@ class MigrationRecord:
         """True once nova will not change this migration any more."""
         return self.status in TERMINAL_STATUSES
 
-    @property
-    def fraction(self) -> float | None:
-        """Share of memory copied, from 0 to 1, when nova reported byte counts."""
-        total = self.memory_total_bytes
-        if not total or self.memory_processed_bytes is None:
-            return None
-        return min(1.0, max(0.0, self.memory_processed_bytes / total))
-
 
 @dataclass(frozen=True)
 class ServerStatus:

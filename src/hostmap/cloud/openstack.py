@@ -31,7 +31,10 @@ WATCH_MICROVERSION = (2, 59)
 #: Reads are retried on connection failures and these answers, with keystoneauth's exponential backoff.
 READ_RETRIES = 4
 RETRIABLE_STATUS_CODES = (500, 502, 503, 504)
+#: Seconds one HTTP request may take; past it the request fails (and a read is retried) instead of hanging.
+API_TIMEOUT_S = 120
 _RETRY_SETTINGS: dict[str, Any] = {
+    "api_timeout": API_TIMEOUT_S,
     "connect_retries": READ_RETRIES,
     "status_code_retries": READ_RETRIES,
     "retriable_status_codes": list(RETRIABLE_STATUS_CODES),
@@ -197,7 +200,8 @@ class OpenStackCloud:
                 used=used,
                 disabled_reason=getattr(service, "disabled_reason", None),
             ))
-        servers = tuple(self._server(s) for s in compute.servers(details=True, all_projects=True))
+        flavors: dict[str, Any] = {}
+        servers = tuple(self._server(s, flavors) for s in compute.servers(details=True, all_projects=True))
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
         log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
         return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups)
@@ -210,9 +214,26 @@ class OpenStackCloud:
         usages = placement.fetch_resource_provider_usages(provider).usages or {}
         return _resources(capacity), _resources(usages)
 
-    @staticmethod
-    def _server(raw: Any) -> Server:
+    def _flavor_of(self, raw: Any, cache: dict[str, Any]) -> Any:
+        """The server's flavor with its sizes: embedded from 2.47, looked up by id (once per flavor) before."""
         flavor = raw.flavor
+        if flavor is not None and getattr(flavor, "original_name", None):
+            return flavor  # from 2.47 the sizes are embedded (the SDK reports 0, not None, when they are not)
+        flavor_id = getattr(flavor, "id", None)
+        if not flavor_id:
+            raise CloudError("read the cloud's hosts, servers and capacity",
+                             f"server {raw.id} reports no flavor, so its size is unknown")
+        if flavor_id not in cache:
+            try:
+                cache[flavor_id] = self._conn.compute.get_flavor(flavor_id)
+            except sdk_exc.NotFoundException:
+                raise CloudError("read the cloud's hosts, servers and capacity",
+                                 f"flavor {flavor_id} of server {raw.id} no longer exists, so its size is unknown; "
+                                 "hostmap cannot check capacity for it") from None
+        return cache[flavor_id]
+
+    def _server(self, raw: Any, flavors: dict[str, Any]) -> Server:
+        flavor = self._flavor_of(raw, flavors)
         swap = getattr(flavor, "swap", 0) or 0
         volume_backed = not raw.image or not getattr(raw.image, "id", None)
         disk = (0 if volume_backed else int(flavor.disk or 0)) + int(getattr(flavor, "ephemeral", 0) or 0)
@@ -223,7 +244,7 @@ class OpenStackCloud:
             host=raw.compute_host,
             status=raw.status,
             task_state=raw.task_state,
-            flavor=getattr(flavor, "original_name", None) or getattr(flavor, "name", None) or str(flavor.id),
+            flavor=str(getattr(flavor, "original_name", None) or getattr(flavor, "name", None) or flavor.id),
             demand=Resources(int(flavor.vcpus or 0), int(flavor.ram or 0), disk),
             project_id=raw.project_id or "",
         )
@@ -292,18 +313,7 @@ class OpenStackCloud:
             return None
         except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
             raise CloudError("read migration progress", _describe(exc), _status_of(exc)) from None
-        return MigrationRecord(
-            id=int(raw.id),
-            server_id=server_id,
-            status=raw.status,
-            source=raw.source_compute,
-            dest=raw.dest_compute,
-            created_at=raw.created_at or "",
-            updated_at=raw.updated_at,
-            memory_total_bytes=raw.memory_total_bytes,
-            memory_processed_bytes=raw.memory_processed_bytes,
-            memory_remaining_bytes=raw.memory_remaining_bytes,
-        )
+        return _migration(raw, server_id=server_id)
 
     @_edge("read a server")
     def server_status(self, server_id: str) -> ServerStatus:
@@ -359,15 +369,19 @@ def _resources(figures: Mapping[str, Any]) -> Resources:
     )
 
 
-def _migration(raw: Any) -> MigrationRecord:
+def _migration(raw: Any, server_id: str | None = None) -> MigrationRecord:
+    """An os-migrations record, or a server's in-progress migration (which also carries byte counts)."""
     return MigrationRecord(
         id=int(raw.id),
-        server_id=raw.server_id,
+        server_id=server_id or raw.server_id,
         status=raw.status,
         source=raw.source_compute,
         dest=raw.dest_compute,
         created_at=raw.created_at or "",
         updated_at=raw.updated_at,
+        memory_total_bytes=getattr(raw, "memory_total_bytes", None),
+        memory_processed_bytes=getattr(raw, "memory_processed_bytes", None),
+        memory_remaining_bytes=getattr(raw, "memory_remaining_bytes", None),
     )
 
 

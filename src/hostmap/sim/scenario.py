@@ -169,6 +169,8 @@ class ApiError:
     seed: int = 0
     #: Carry the request out, then answer with the error: a lost response, as after a proxy timeout.
     after: bool = False
+    #: Seconds on the sim clock from which the fault is active (an outage that starts mid-run).
+    from_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -398,7 +400,7 @@ _FAULT_KEYS: Mapping[str, tuple[str, ...]] = {
     "precheck_fail": ("kind", "server", "reason"),
     "fail_midway": ("kind", "server", "at_fraction", "reason"),
     "never_converge": ("kind", "server"),
-    "api_error": ("kind", "method", "path_regex", "status", "rate", "count", "seed", "after"),
+    "api_error": ("kind", "method", "path_regex", "status", "rate", "count", "seed", "after", "from_s"),
     "slow": ("kind", "method", "path_regex", "seconds"),
     "service_down": ("kind", "host", "at_s"),
     "service_disabled": ("kind", "host", "at_s", "reason"),
@@ -721,6 +723,7 @@ def _parse_fault(
         return ApiError(
             path_regex=pattern, status=status, method=method(), rate=rate,
             count=r.opt_integer("count", minimum=1), seed=r.integer("seed", 0), after=r.boolean("after", False),
+            from_s=r.number("from_s", 0.0),
         )
     if kind == "slow":
         return Slow(path_regex=regex(), seconds=r.number("seconds"), method=method())

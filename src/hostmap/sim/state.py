@@ -396,7 +396,7 @@ class SimCloud:
         """The status an `api_error` fault injects into this request (before or after carrying it out), if any."""
         with self.lock:
             for fault, rng, used in self._api_faults:
-                if fault.after != after or (fault.method and fault.method != method):
+                if fault.after != after or (fault.method and fault.method != method) or self.now_s() < fault.from_s:
                     continue
                 if not re.search(fault.path_regex, path):
                     continue
