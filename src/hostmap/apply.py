@@ -53,6 +53,7 @@ def apply_map(
     confirm_for: Callable[[Inventory], Confirm | None],
     interrupts: Callable[[], int],
     on_plan: Callable[[Plan], None] = lambda plan: None,
+    on_resumed: Callable[[RunResult], None] = lambda result: None,
 ) -> RunResult:
     """Carry the host map out; raises input, capacity and infeasibility errors before anything moves."""
     # One lock directory per machine, whichever journal a run writes to.
@@ -61,8 +62,11 @@ def apply_map(
         journal.mark_abandoned(cloud_key, alive=lambda pid: False)
         resumed = _resume(cloud, clock, journal, cloud_key=cloud_key, settings=settings, reporters=reporters,
                           interrupts=interrupts)
-        if resumed is not None and resumed.interrupted:
-            return resumed
+        if resumed is not None:
+            # Shown at once: if the map turns out invalid below, the operator still learns what was watched.
+            on_resumed(resumed)
+            if resumed.interrupted:
+                return resumed
         inventory = cloud.inventory()
         the_plan = plan_map(host_map, inventory, settings.options, settings.duration)
         on_plan(the_plan)

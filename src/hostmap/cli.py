@@ -33,6 +33,7 @@ from hostmap.errors import (
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, UnknownRun, default_state_dir
 from hostmap.model import Inventory, Plan, Server, Step
+from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
 from hostmap.timing import MigrationParams, solo_duration_s
 
@@ -366,6 +367,7 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                 session.cloud, cloud_key=session.cloud.identity, clock=session.clock, host_map=host_map,
                 map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
                 interrupts=lambda: interrupts.count,
+                on_resumed=lambda resumed: _print_resumed(resumed, stderr),
             )
         finally:
             if previous is not None:
@@ -376,6 +378,12 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     if interrupts.count:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.reached else EXIT_INCOMPLETE
+
+
+def _print_resumed(resumed: RunResult, stderr: IO[str]) -> None:
+    stderr.write("hostmap: an interrupted run had left migrations in flight; they were watched to their end:\n")
+    for m in resumed.moves:
+        stderr.write(f"  {m.server_name}: {m.source} -> {m.target}: {m.outcome}\n")
 
 
 def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
