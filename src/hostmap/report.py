@@ -17,6 +17,13 @@ _STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "
           "not_started": "yellow"}
 
 
+def _console(out: IO[str]) -> Console:
+    """A console for tables: the terminal's width, or wide enough not to cut names when output is a file or pipe."""
+    if out.isatty():
+        return Console(file=out)
+    return Console(file=out, width=200, soft_wrap=False)
+
+
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
@@ -51,7 +58,7 @@ def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
     if fmt == "json":
         out.write(json.dumps(run_json(result), indent=2) + "\n")
         return
-    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    console = _console(out)
     table = Table(title="hostmap: migration report", title_justify="left")
     for column in ("server", "source", "target", "outcome", "reason", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left",
@@ -106,7 +113,7 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
     if fmt == "json":
         out.write(json.dumps(doc, indent=2) + "\n")
         return
-    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    console = _console(out)
     servers: Mapping[str, Any] = {s.id: s for s in inventory.servers}
     if plan.steps:
         table = Table(title="hostmap: plan", title_justify="left")
@@ -159,7 +166,7 @@ def print_history(runs: Sequence[RunSummary], out: IO[str], fmt: str) -> None:
     if fmt == "json":
         out.write(json.dumps([_summary_json(r) for r in runs], indent=2) + "\n")
         return
-    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    console = _console(out)
     if not runs:
         console.print("no runs recorded yet", highlight=False)
         return
@@ -183,7 +190,7 @@ def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
     if fmt == "json":
         out.write(json.dumps({**_summary_json(detail.summary), "plan": detail.plan, "moves": moves}, indent=2) + "\n")
         return
-    console = Console(file=out, soft_wrap=False, width=max(100, Console(file=out).width))
+    console = _console(out)
     s = detail.summary
     console.print(f"run {s.id}: {s.status}; map {s.map_source}; started {s.started_at}"
                   + (f", finished {s.finished_at}" if s.finished_at else ""), highlight=False)
