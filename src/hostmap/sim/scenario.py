@@ -138,7 +138,7 @@ class PrecheckFail:
     """The scheduler/conductor refuses every live migration of `server` (a server id)."""
 
     server: str
-    reason: str = "No valid host was found. There are not enough hosts available."
+    reason: str = "No valid host was found. "
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ code runs on a wall clock and on a `VirtualClock` that jumps hours at once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import random
 import re
@@ -56,6 +57,8 @@ RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
 EPSILON_S = 1e-9
 
 Triple = tuple[int, int, int]
+
+log = logging.getLogger("hostmap.sim")
 
 
 class SimError(Exception):
@@ -239,6 +242,10 @@ class Token:
     expires_s: float
     issued_s: float
     audit_id: str
+
+
+#: The reason nova 34 records (event details, 400 message) when its scheduler refuses a requested host.
+NO_VALID_HOST = "No valid host was found. "
 
 
 class SimCloud:
@@ -683,7 +690,7 @@ class SimCloud:
             m = self._new_migration(server, source, dest or source, request_id)
             conductor.finish_s = self._t
             if problem is not None or dest is None:
-                message = problem or "No valid host was found. There are not enough hosts available."
+                message = problem or NO_VALID_HOST
                 m.status = "error"
                 m.error = message
                 conductor.result = "Error"
@@ -736,8 +743,10 @@ class SimCloud:
             else:
                 reasons.append(reason)
         if not fitting:
-            detail = f" ({'; '.join(reasons)})" if target is not None and reasons else ""
-            return f"No valid host was found. There are not enough hosts available.{detail}", None
+            # Nova 34 records only this sentence (checked against the real control plane, docs/realnova.md);
+            # the filter that refused each host goes to the scheduler's log, as nova's does.
+            log.info("scheduler refused %s: %s", server.id, "; ".join(reasons))
+            return NO_VALID_HOST, None
         if target is not None:
             return None, target
         free = {h.name: self.capacity(h)[1] - self.usage(h.name)[1] for h in fitting}

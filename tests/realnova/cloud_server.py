@@ -1,0 +1,355 @@
+"""The real Nova control plane with fake compute hosts, for the real-Nova test tier.  Runs inside the nova venv.
+
+    python cloud_server.py SPEC.json
+
+SPEC (written by tests/realnova/harness.py):
+
+    {"workdir", "keystone_url", "password", "nova_port", "placement_port", "paste_ini",
+     "hosts": [{"name", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "cpu_allocation_ratio"?,
+                "ram_allocation_ratio"?, "disk_allocation_ratio"?, "reserved_host_memory_mb"?, "enabled"?}],
+     "flavors": [{"name", "vcpus", "ram", "disk"}],
+     "servers": [{"name", "flavor", "host", "migration_s"?}]}
+
+It composes nova's functional-test fixtures (databases, in-memory RPC, placement, fake glance/neutron/cinder, real
+policy), starts conductor, scheduler and one nova-compute per host with `HostmapFakeDriver`, serves the real
+nova-api WSGI app (keystonemiddleware auth_token against the real keystone) and placement (auth_token in front of
+the very placement app nova itself uses) on loopback, creates the flavors and boots the servers through the API,
+then prints `READY {json}` and serves until killed.
+
+The fake driver's live migration lasts `migration_s` seconds (server metadata `hostmap_migration_s`, default
+1.0), reports progress in the migration record, and honours abort and force-complete.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: E402 - nova.monkey_patch.patch() has to run before the imports below
+import os
+
+os.environ.setdefault("OS_NOVA_DISABLE_EVENTLET_PATCHING", "1")
+
+import nova.monkey_patch
+
+nova.monkey_patch.patch()
+
+import functools
+import json
+import logging
+import socketserver
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+from wsgiref import simple_server
+
+import futurist
+import requests
+from keystoneauth1 import loading as ks_loading
+from nova import test, thread_pool_factory
+from nova.api import wsgi as nova_wsgi
+from nova.compute import manager as compute_manager
+from nova.conf import CONF
+from nova.tests import fixtures as nova_fixtures
+from nova.tests.functional import fixtures as func_fixtures
+from nova.virt import fake
+
+SPEC: dict[str, Any] = {}
+HOSTS: dict[str, dict[str, Any]] = {}
+DEFAULT_MIGRATION_S = 1.0
+IMAGE_ID = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # nova's GlanceFixture image
+log = logging.getLogger("hostmap.realnova")
+
+
+class HostmapFakeDriver(fake.FakeDriver):
+    """Per-host capacity and hypervisor hostname; live migrations that take time, report progress, can be aborted."""
+
+    def __init__(self, virtapi: Any, read_only: bool = False) -> None:
+        host = HOSTS[CONF.host]
+        self.vcpus = host["vcpus"]
+        self.memory_mb = host["memory_mb"]
+        self.local_gb = host["disk_gb"]
+        self._hm_host = host
+        super().__init__(virtapi, read_only)
+        self._hm_flags: dict[str, dict[str, bool]] = {}
+
+    def init_host(self, host: str) -> None:
+        super().init_host(host)
+        self._set_nodes([self._hm_host["hypervisor_hostname"]])
+
+    def update_provider_tree(self, provider_tree: Any, nodename: str, allocations: Any = None) -> None:
+        super().update_provider_tree(provider_tree, nodename, allocations)
+        host = self._hm_host
+        inventory = provider_tree.data(nodename).inventory
+        inventory["VCPU"].update(allocation_ratio=host.get("cpu_allocation_ratio", 1.0),
+                                 reserved=host.get("reserved_host_cpus", 0))
+        inventory["MEMORY_MB"].update(allocation_ratio=host.get("ram_allocation_ratio", 1.0),
+                                      reserved=host.get("reserved_host_memory_mb", 0))
+        inventory["DISK_GB"].update(allocation_ratio=host.get("disk_allocation_ratio", 1.0),
+                                    reserved=host.get("reserved_host_disk_gb", 0))
+        provider_tree.update_inventory(nodename, inventory)
+
+    def live_migration(  # noqa: PLR0917 - nova's driver interface
+        self, context: Any, instance: Any, dest: str, post_method: Any, recover_method: Any,
+        block_migration: bool = False, migrate_data: Any = None,
+    ) -> None:
+        seconds = float((instance.metadata or {}).get("hostmap_migration_s", DEFAULT_MIGRATION_S))
+        flags = self._hm_flags.setdefault(instance.uuid, {"abort": False, "force": False})
+        flags.update(abort=False, force=False)
+        migration = getattr(migrate_data, "migration", None) if migrate_data is not None else None
+        total = int(instance.flavor.memory_mb) * 2**20
+        started = time.monotonic()
+        last_report = 0.0
+        while not flags["abort"] and not flags["force"]:
+            elapsed = time.monotonic() - started
+            if elapsed >= seconds:
+                break
+            if migration is not None and elapsed - last_report >= 0.5:
+                last_report = elapsed
+                done = int(total * elapsed / seconds)
+                migration.memory_total, migration.memory_processed = total, done
+                migration.memory_remaining = total - done
+                try:
+                    migration.save()
+                except Exception:  # progress is best effort
+                    log.exception("progress update failed")
+            time.sleep(0.05)
+        self._hm_flags.pop(instance.uuid, None)
+        if flags["abort"]:
+            recover_method(context, instance, dest, migrate_data, migration_status="cancelled")
+        else:
+            post_method(context, instance, dest, block_migration, migrate_data)
+
+    def live_migration_force_complete(self, instance: Any) -> None:
+        if instance.uuid in self._hm_flags:
+            self._hm_flags[instance.uuid]["force"] = True
+
+    def live_migration_abort(self, instance: Any) -> None:
+        if instance.uuid in self._hm_flags:
+            self._hm_flags[instance.uuid]["abort"] = True
+
+    def post_live_migration(
+        self, context: Any, instance: Any, block_device_info: Any, migrate_data: Any = None
+    ) -> None:
+        self.destroy(context, instance, network_info=None, block_device_info=block_device_info)
+
+
+# nova loads compute drivers from nova.virt only.
+sys.modules["nova.virt.hostmap_realnova"] = sys.modules[__name__]
+
+
+def _per_compute_live_migration_pool() -> None:
+    """One live-migration executor per compute manager (nova's is one per process), sized by the host's limit."""
+    original = compute_manager.ComputeManager._start_recorded_task
+
+    def start(  # noqa: PLR0917 - ComputeManager._start_recorded_task's signature
+        self: Any, executor_type: Any, task_name: str, instance: Any, context: Any, func: Any,
+        *args: Any, **kwargs: Any,
+    ) -> Any:
+        if executor_type is not thread_pool_factory.ExecutorType.LIVE_MIGRATION:
+            return original(self, executor_type, task_name, instance, context, func, *args, **kwargs)
+        executor = self.__dict__.get("_hm_lm_executor")
+        if executor is None:
+            limit = HOSTS.get(self.host, {}).get("max_concurrent_live_migrations", 1)
+            executor = self.__dict__["_hm_lm_executor"] = futurist.ThreadPoolExecutor(max_workers=limit)
+        key = self._record_task_start(task_name, instance.uuid, context.request_id)
+
+        def run(*a: Any, **k: Any) -> Any:
+            context.update_store()
+            return func(*a, **k)
+
+        future = executor.submit(run, *args, **kwargs)
+        future.add_done_callback(functools.partial(self._record_task_end, key))
+        return future
+
+    compute_manager.ComputeManager._start_recorded_task = start
+
+
+class _Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        logging.getLogger("hostmap.realnova.http").debug(format, *args)
+
+
+def _recorded(app: Any, service: str) -> Any:
+    """Append (service, method, path, status, microversion) of every request to requests.jsonl in the workdir."""
+    path = Path(SPEC["workdir"]) / "requests.jsonl"
+    lock = threading.Lock()
+
+    def wrapper(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            version = {k.lower(): v for k, v in headers}.get("openstack-api-version")
+            line = json.dumps({"service": service, "method": environ["REQUEST_METHOD"],
+                               "path": environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                               "status": int(status.split(maxsplit=1)[0]), "microversion": version})
+            with lock, path.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapper
+
+
+def _serve(app: Any, port: int) -> None:
+    server = simple_server.make_server("127.0.0.1", port, app, server_class=_Server, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name=f"http-{port}").start()
+
+
+def _configure_authtoken() -> None:
+    """keystonemiddleware's auth_token validates every token against the real keystone, as in a deployment."""
+    from keystonemiddleware import auth_token  # noqa: F401 - registers [keystone_authtoken]
+
+    group = "keystone_authtoken"
+    ks_loading.register_auth_conf_options(CONF, group)
+    CONF.register_opts(ks_loading.get_auth_plugin_conf_options("password"), group=group)
+    CONF.set_override("auth_type", "password", group)
+    for name, value in {"auth_url": SPEC["keystone_url"], "www_authenticate_uri": SPEC["keystone_url"],
+                        "username": "admin", "password": SPEC["password"], "project_name": "admin",
+                        "user_domain_name": "Default", "project_domain_name": "Default"}.items():
+        CONF.set_override(name, value, group)
+    CONF.set_override("api_paste_config", SPEC["paste_ini"], "wsgi")
+
+
+def _placement_app(placement_fixture: Any) -> Any:
+    """auth_token in front of the placement app nova's fixture runs (noauth): the validated user's roles pass on."""
+    from keystonemiddleware import auth_token
+    from placement import deploy
+
+    inner = deploy.loadapp(placement_fixture.conf_fixture.conf)
+
+    def identity(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_IDENTITY_STATUS") == "Confirmed":
+            environ["HTTP_X_AUTH_TOKEN"] = f"{environ.get('HTTP_X_USER_ID')}:{environ.get('HTTP_X_PROJECT_ID')}"
+        return inner(environ, start_response)
+
+    conf = {"auth_url": SPEC["keystone_url"], "www_authenticate_uri": SPEC["keystone_url"], "auth_type": "password",
+            "username": "admin", "password": SPEC["password"], "project_name": "admin",
+            "user_domain_name": "Default", "project_domain_name": "Default", "delay_auth_decision": False}
+    return auth_token.AuthProtocol(identity, conf)
+
+
+class Cloud(test.TestCase):
+    """Nova's functional-test base, used as a fixture composer rather than as a test."""
+
+    STUB_RPC = True
+    REQUIRES_LOCKING = True
+
+    def runTest(self) -> None:  # pragma: no cover - never run as a test
+        pass
+
+    def setUp(self) -> None:
+        self.flags(compute_driver="hostmap_realnova.HostmapFakeDriver")
+        super().setUp()
+        self.flags(instances_path=str(Path(SPEC["workdir"]) / "instances"))
+        self.useFixture(nova_fixtures.RealPolicyFixture())
+        self.useFixture(nova_fixtures.NeutronFixture(self))
+        self.useFixture(nova_fixtures.GlanceFixture(self))
+        self.useFixture(nova_fixtures.CinderFixture(self))
+        self.placement_fixture = self.useFixture(func_fixtures.PlacementFixture())
+        self.useFixture(nova_fixtures.AllServicesCurrent())
+        self.flags(transport_url=self.cell_mappings["cell1"].transport_url)
+        # nova's WarningsFixture turns library deprecation warnings into errors (an HTTP 500 on live-migrate with
+        # SQLAlchemy 2.1): this is a service, not a test of nova's own warnings.
+        warnings.resetwarnings()
+        warnings.simplefilter("ignore")
+        # The test fixture validates API responses strictly ("error"); a deployment only warns.
+        self.flags(response_validation="warn", group="api")
+        self.start_service("conductor")
+        self.start_service("scheduler")
+        for name in HOSTS:
+            self._start_compute(name)
+
+
+def _api(method: str, url: str, token: str, body: Any = None, version: str = "2.latest") -> Any:
+    headers = {"X-Auth-Token": token, "OpenStack-API-Version": f"compute {version.replace('2.latest', 'latest')}"}
+    response = requests.request(method, url, json=body, headers=headers, timeout=60)
+    if response.status_code >= 400:
+        raise RuntimeError(f"{method} {url}: {response.status_code} {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+def _populate(token: str) -> None:
+    base = f"http://127.0.0.1:{SPEC['nova_port']}/v2.1"
+    flavors = {}
+    for existing in _api("GET", base + "/flavors", token)["flavors"]:  # nova's fixtures create m1.tiny .. m1.xlarge
+        _api("DELETE", f"{base}/flavors/{existing['id']}", token)
+    for flavor in SPEC["flavors"]:
+        made = _api("POST", base + "/flavors", token, {"flavor": {
+            "name": flavor["name"], "vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"]}})
+        flavors[flavor["name"]] = made["flavor"]["id"]
+    # One boot at a time: nova's fixtures can deadlock when many servers build at once.
+    for server in SPEC["servers"]:
+        metadata = {"hostmap_migration_s": str(server.get("migration_s", DEFAULT_MIGRATION_S))}
+        made = _api("POST", base + "/servers", token, {"server": {
+            "name": server["name"], "flavorRef": flavors[server["flavor"]], "imageRef": IMAGE_ID,
+            "networks": "none", "host": server["host"], "metadata": metadata}})
+        sid = made["server"]["id"]
+        deadline = time.monotonic() + 60
+        while True:
+            status = _api("GET", f"{base}/servers/{sid}", token)["server"]["status"]
+            if status == "ACTIVE":
+                break
+            if status == "ERROR" or time.monotonic() > deadline:
+                raise RuntimeError(f"server {server['name']} did not become ACTIVE on {server['host']}: {status}")
+            time.sleep(0.05)
+    for host in SPEC["hosts"]:
+        if not host.get("enabled", True):
+            _api("PUT", base + "/os-services/" + _service_id(base, token, host["name"]), token,
+                 {"status": "disabled", "disabled_reason": host.get("disabled_reason") or "maintenance"})
+
+
+def _service_id(base: str, token: str, host: str) -> str:
+    services = _api("GET", f"{base}/os-services?binary=nova-compute&host={host}", token)["services"]
+    return str(services[0]["id"])
+
+
+def _token() -> str:
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "password": SPEC["password"], "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+    response = requests.post(SPEC["keystone_url"] + "/auth/tokens", json=body, timeout=30)
+    response.raise_for_status()
+    return response.headers["X-Subject-Token"]
+
+
+def main() -> None:
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    SPEC.update(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))
+    HOSTS.update({host["name"]: host for host in SPEC["hosts"]})
+    work = Path(SPEC["workdir"])
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    sys.argv[1:] = []
+    _per_compute_live_migration_pool()
+    cloud = Cloud("runTest")
+    cloud.setUp()
+    handler = logging.FileHandler(work / "nova.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    _configure_authtoken()
+    _serve(_recorded(nova_wsgi.Loader().load_app("osapi_compute"), "compute"), SPEC["nova_port"])
+    _serve(_recorded(_placement_app(cloud.placement_fixture), "placement"), SPEC["placement_port"])
+    _populate(_token())
+    print("READY " + json.dumps({"seconds": round(time.monotonic() - started, 2)}), flush=True)
+    sys.stdin.read()  # the harness holds our stdin open: its end (the test run died) ends us too
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BaseException:
+        import traceback
+
+        with open(os.path.join(os.environ.get("HOSTMAP_REALNOVA_ERR", "/dev/stderr")), "a") as err:
+            traceback.print_exc(file=err)
+        os._exit(1)
