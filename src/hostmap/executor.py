@@ -32,7 +32,7 @@ class ExecutorOptions:
     stop_on_failure: bool = False
     #: Longest pause between two watch rounds, and the shortest (used when a migration is about to finish).
     poll_s: float = 2.0
-    min_poll_s: float = 0.25
+    min_poll_s: float = 0.1
     #: How often, at most, to read byte-level progress of one running migration.
     progress_every_s: float = 2.0
     #: After nova says a migration ended, how long the server may take to show its final host and state.
@@ -271,9 +271,14 @@ class Executor:
     def _next_pause(self, state: _RunState) -> float:
         opts = self._options
         now = self._clock.now()
-        ends = [f.expected_end - now for f in state.flights.values() if f.expected_end is not None]
-        # Poll sooner when a migration is expected to end before the next regular round.
-        return max(opts.min_poll_s, min([opts.poll_s, *ends]))
+        # Poll sooner when a migration is expected to end before the next regular round: at half the time left,
+        # since the estimate (bytes left / rate) runs late by the switch-over allowance, and halving homes in on
+        # the end with a few extra reads rather than one late one.
+        ends = [(f.expected_end - now) / 2 for f in state.flights.values() if f.expected_end is not None]
+        # A progress read due before the next regular round (the second reading of a new migration) is kept.
+        reads = [f.next_progress_at - now for f in state.flights.values()
+                 if f.record is not None and f.record.status == "running" and f.next_progress_at > now]
+        return max(opts.min_poll_s, min([opts.poll_s, *ends, *reads]))
 
     def _watch_round(self, state: _RunState) -> None:
         try:
@@ -410,12 +415,14 @@ class Executor:
         flight.progress, flight.progress_at = detail, now
         remaining = detail.memory_remaining_bytes
         if previous is None or previous.memory_remaining_bytes is None or now <= previous_at:
+            # One reading gives no rate: take the second soon, so short migrations get an expected end too.
+            flight.next_progress_at = now + min(self._options.progress_every_s, 0.5)
             return
         shrink = (previous.memory_remaining_bytes - remaining) / (now - previous_at)
         flight.expected_end = now + remaining / shrink if shrink > 0 else None
-        if flight.expected_end is not None and flight.expected_end - now < self._options.progress_every_s:
-            # Read progress again right when the migration should be ending, to refine the estimate.
-            flight.next_progress_at = flight.expected_end
+        if flight.expected_end is not None and flight.expected_end - now < 2 * self._options.progress_every_s:
+            # Read progress again halfway to the expected end, to refine the estimate as the end nears.
+            flight.next_progress_at = now + (flight.expected_end - now) / 2
 
     def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
         flight.aborting_since = self._clock.now()
