@@ -70,7 +70,7 @@ def build(n_hosts: int, per_host: int, n_moves: int, n_cycles: int, seed: int) -
     return Inventory(hosts=hosts, servers=tuple(servers)), desired
 
 
-def measure(n_hosts: int, per_host: int, n_moves: int, n_cycles: int, repeats: int = 3) -> float:
+def measure(n_hosts: int, per_host: int, n_moves: int, n_cycles: int, repeats: int = 9) -> float:
     """Best-of-`repeats` CPU seconds `plan` takes on one generated cloud (building it is not counted)."""
     inventory, desired = build(n_hosts, per_host, n_moves, n_cycles, seed=n_hosts)
     seconds = float("inf")

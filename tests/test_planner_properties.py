@@ -192,3 +192,62 @@ def test_final_overflow_is_a_capacity_error(cloud: Cloud, data: st.DataObject) -
     with pytest.raises(CapacityError) as caught:
         plan(inventory, desired, parallel=data.draw(st.one_of(st.none(), st.integers(1, 3))))
     assert [(s.host, s.resource, s.needed, s.available) for s in caught.value.shortfalls] == expected
+
+
+@st.composite
+def full_clouds(draw: st.DrawFn) -> tuple[Inventory, dict[str, str], dict[str, Any]]:
+    """A nearly full cloud (S2 in small): servers placed at random twice, current and desired, both fitting."""
+    n_hosts = draw(st.integers(3, 8))
+    units = draw(st.integers(6, 12))
+    names = [f"h{i}" for i in range(n_hosts)]
+    count = draw(st.integers(2 * n_hosts, 4 * n_hosts))
+    sizes = sorted((draw(st.sampled_from([1, 2, 4])) for _ in range(count)), reverse=True)
+
+    def place() -> list[str] | None:
+        free = dict.fromkeys(names, units)
+        where: list[str] = []
+        for size in sizes:  # largest first, each on a drawn host where it fits
+            fitting = [h for h in names if free[h] >= size]
+            if not fitting:
+                return None
+            host = draw(st.sampled_from(fitting))
+            free[host] -= size
+            where.append(host)
+        return where
+
+    current, target = place(), place()
+    if current is None or target is None:
+        event("no fit")
+        current, target, sizes = [], [], []
+    hosts = [_host(h, (units, 2 * units, units)) for h in names]
+    servers = [
+        make_server(f"s{i:02d}", h, size, size * 1024, size * 10)
+        for i, (size, h) in enumerate(zip(sizes, current, strict=True))
+    ]
+    desired = {f"s{i:02d}": h for i, h in enumerate(target)}
+    options: dict[str, Any] = {
+        "max_per_host": draw(st.integers(1, 2)),
+        "parallel": draw(st.one_of(st.none(), st.integers(2, 6))),
+    }
+    return make_inventory(hosts, servers), desired, options
+
+
+@SETTINGS
+@given(full_clouds(), st.integers(0, 2**16))
+def test_nearly_full_clouds_park_safely(cloud: Cloud, seed: int) -> None:
+    """Random rebalances of nearly full clouds (where servers get parked) replay within capacity in any order,
+    park only on hosts the map moves servers on or off, and plan the same way twice."""
+    inventory, desired, options = cloud
+    try:
+        result = plan(inventory, desired, **options)
+    except InfeasiblePlanError:
+        event("infeasible")
+        return
+    check_plan(inventory, desired, result, seed=seed, randoms=3)
+    touched = {h for s in inventory.servers if desired[s.id] != s.host for h in (s.host, desired[s.id])}
+    parked = [s for s in result.steps if s.move.is_detour]
+    event(f"detours: {min(len(parked), 3)}+")
+    for note, step in zip(result.notes, parked, strict=True):
+        if "to free room on" in note:
+            assert step.move.target in touched
+    assert plan(inventory, desired, **options) == result

@@ -11,8 +11,15 @@ so every execution order that respects `Step.after` stays within capacity, whate
 The order is built by list scheduling in simulated time (busiest source hosts and longest migrations first,
 bounded by ``max_per_host`` and ``parallel``).  When nothing can start and nothing is running, the stuck moves
 form cycles of full hosts; one server per cycle then takes a detour through a pivot host with room.  A second
-pass replays the plan with those detours decided up front and critical-path priorities, and the faster of the
-two schedules is returned.
+pass replays the plan with those detours decided up front and critical-path priorities.
+
+When neither comes close to the lower bound, further passes may also park servers: a source host that sits idle
+because every server it still has to send waits for room on its target, while servers wait for room on the
+source itself, sends one of them to another host of the plan that has room now and keeps room for it at the end
+(a detour, two steps).  That frees room on the source at once instead of at the end of a chain of "arrive once
+something has left", which is what makes schedules on nearly full clouds long.  Each such pass takes its
+priorities from the critical paths of the previous one; the fastest schedule of all passes is returned (fewer
+steps on a tie).
 """
 
 from __future__ import annotations
@@ -33,6 +40,17 @@ _Key = tuple[float, float, float, str, str, int]
 
 #: Leg kinds of an internal move.
 _PLAIN, _FIRST, _SECOND = 0, 1, 2
+
+#: Passes that may park servers, after the first two; each costs about one first pass.  Fewer for big plans:
+#: at most `_PARKING_BUDGET` moves scheduled in all, and at least one pass.
+_PARKING_PASSES = 9
+_PARKING_BUDGET = 30_000
+#: No parking passes when the best schedule is already within this factor of the lower bound.
+_CLOSE_ENOUGH = 1.02
+#: Parking looks at most at this many hosts, the roomiest at the end first, and weighs the first few where the
+#: server fits now.
+_SPOTS_SCANNED = 32
+_SPOTS_WEIGHED = 16
 
 
 def default_duration(server: Server) -> float:
@@ -61,6 +79,10 @@ class _Mv:
     after: tuple[int, ...] = ()
     partner: _Mv | None = None
     dead: bool = False
+    #: True while the move sits in the `cap_wait` list of its target.
+    waiting: bool = False
+    #: When the move ends, once started.
+    finish: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +122,8 @@ class _Scheduler:
         max_per_host: int,
         parallel: int | None,
         key_of: Callable[[Server, int, int, float], _Key],
+        *,
+        park: bool = False,
     ) -> None:
         self.hosts = hosts
         n = len(hosts)
@@ -124,6 +148,19 @@ class _Scheduler:
         self.notes: dict[str, str] = {}
         self.pivots: dict[str, int] = {}
         self.pivot_heap: list[tuple[tuple[bool, bool, int, str], int]] = []
+        # Parking: demand still to arrive at and to leave each host, seconds still to send from it, the moves
+        # of each source that waited for room, the sources to look at, and the hosts a plan moves servers on.
+        self.park = park
+        self.incoming: list[list[int]] = [[0, 0, 0] for _ in range(n)]
+        self.outgoing: list[list[int]] = [[0, 0, 0] for _ in range(n)]
+        self.to_send: list[float] = [0.0] * n
+        self.stalled: list[list[_Mv]] = [[] for _ in range(n)]
+        self.leaving: list[list[_Mv]] = [[] for _ in range(n)]
+        self.check: set[int] = set()
+        self.involved = [False] * n
+        self.spots: list[int] | None = None
+        self.spot_room: list[_Vec] = []
+        self.no_spot: list[_Vec] = []
 
     # -- building blocks -------------------------------------------------------------------------------
 
@@ -132,13 +169,25 @@ class _Scheduler:
         mv.key = self.key_of(req.server, leg, src, req.dur)
         self.moves.append(mv)
         self.unstarted += 1
+        if self.park:
+            self._account(mv, 1)
         return mv
+
+    def _account(self, mv: _Mv, sign: int) -> None:
+        """Count (sign 1) or uncount (-1) a move that has not started in what is still to come (parking only)."""
+        incoming, outgoing = self.incoming[mv.dst], self.outgoing[mv.src]
+        for c in range(3):
+            incoming[c] += sign * mv.demand[c]
+            outgoing[c] += sign * mv.demand[c]
+        self.to_send[mv.src] += sign * mv.dur
 
     def add_plain(self, req: _Request) -> None:
         mv = self._new(req, req.src, req.dst, _PLAIN)
+        self.involved[req.src] = self.involved[req.dst] = True
         heapq.heappush(self.ready, (mv.key, mv.uid))
 
     def add_detour(self, req: _Request, pivot: int) -> None:
+        self.involved[req.src] = self.involved[req.dst] = True
         first = self._new(req, req.src, pivot, _FIRST)
         second = self._new(req, pivot, req.dst, _SECOND)
         first.partner, second.partner = second, first
@@ -177,7 +226,14 @@ class _Scheduler:
         self.inflight += 1
         self.unstarted -= 1
         self.order.append(mv)
-        heapq.heappush(self.running, (now + mv.dur, mv.index, mv.uid))
+        mv.finish = now + mv.dur
+        if self.park:
+            incoming = self.incoming[mv.dst]
+            for c in range(3):
+                incoming[c] -= mv.demand[c]
+            self.to_send[mv.src] -= mv.dur
+            self.leaving[mv.src].append(mv)
+        heapq.heappush(self.running, (mv.finish, mv.index, mv.uid))
 
     def _complete(self, mv: _Mv) -> None:
         src = mv.src
@@ -189,9 +245,17 @@ class _Scheduler:
             credit[c] += mv.demand[c]
             pref[c].append(credit[c])
         for waiting in self.cap_wait[src]:
+            waiting.waiting = False
             heapq.heappush(self.ready, (waiting.key, waiting.uid))
         self.cap_wait[src].clear()
         self._promote(src)
+        if self.park:
+            outgoing = self.outgoing[src]
+            for c in range(3):
+                outgoing[c] -= mv.demand[c]
+            self.leaving[src].remove(mv)
+            if self.stalled[src]:
+                self.check.add(src)
         if mv.leg == _FIRST:
             assert mv.partner is not None
             heapq.heappush(self.ready, (mv.partner.key, mv.partner.uid))
@@ -208,9 +272,122 @@ class _Scheduler:
             deps = self.admit(mv.dst, mv.demand)
             if deps is None:
                 self.cap_wait[mv.dst].append(mv)
+                mv.waiting = True
+                if self.park and mv.leg == _PLAIN:
+                    self.stalled[mv.src].append(mv)
+                    self.check.add(mv.src)
                 self._promote(mv.src)
                 continue
             self._start(mv, deps, now)
+        if self.check:
+            self._parking(now)
+
+    # -- parking ----------------------------------------------------------------------------------------
+
+    def _parking(self, now: float) -> None:
+        """Park a server of each idle source whose every remaining server waits for room, if that frees room needed."""
+        sources = sorted(self.check)
+        self.check.clear()
+        self.no_spot = []
+        for src in sources:
+            while self.busy[src] < self.max_per_host and (self.parallel is None or self.inflight < self.parallel):
+                if not self._park_one(src, now):
+                    break
+
+    def _park_one(self, src: int, now: float) -> bool:
+        stalled = [m for m in dict.fromkeys(self.stalled[src]) if m.waiting and not m.dead]
+        self.stalled[src] = stalled
+        arriving = [w for w in self.cap_wait[src] if not w.dead]
+        if not stalled or not arriving:
+            return False
+
+        def unblocks(mv: _Mv) -> bool:
+            return any(self.fits(src, w.demand, mv.demand) for w in arriving)
+
+        for mv in sorted(stalled, key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id)):
+            if self._room_by(mv) <= now + mv.dur:
+                continue  # the target has room within one migration: waiting costs less than a second leg
+            spot = self._spot(mv)
+            if spot is None:
+                continue
+            self._divert(mv, spot, now)
+            self.notes[mv.server.id] = (
+                f"detour of {mv.server.name} via {self.hosts[spot].name} to free room on "
+                f"{self.hosts[src].name} before {self.hosts[mv.dst].name} has room"
+            )
+            return True
+        return False
+
+    def _room_by(self, mv: _Mv) -> float:
+        """When the target of waiting `mv` has room for it as far as running departures tell; inf if not by then."""
+        room = [self.cap[mv.dst][c] - self.load[mv.dst][c] + self.credit[mv.dst][c] for c in range(3)]
+        for leaving in sorted(self.leaving[mv.dst], key=lambda m: (m.finish, m.index)):
+            for c in range(3):
+                room[c] += leaving.demand[c]
+            if all(room[c] >= mv.demand[c] for c in range(3)):
+                return leaving.finish
+        return math.inf
+
+    def _spot(self, mv: _Mv) -> int | None:
+        """A host of the plan, other than the move's ends, where the server fits now and still fits at the end.
+
+        Of the `_SPOTS_SCANNED` hosts roomiest at the end, the first `_SPOTS_WEIGHED` that qualify are weighed and
+        the one with the least left to send wins (its own departures delay the second leg least).
+        """
+        if self.spots is None:
+            final = [self._final_room(h) for h in range(len(self.hosts))]
+            spots = [h for h in range(len(self.hosts)) if self.usable[h] and self.involved[h]]
+            spots.sort(key=lambda h: (-final[h][1], -final[h][0], -final[h][2], self.hosts[h].name))
+            self.spots = spots
+            self.spot_room = final
+        demand = mv.demand
+        if any(all(demand[c] >= other[c] for c in range(3)) for other in self.no_spot):
+            return None
+        best: tuple[float, str, int] | None = None
+        weighed = 0
+        ends = False
+        for h in self.spots[:_SPOTS_SCANNED]:
+            left = self.spot_room[h]
+            if left[1] < demand[1]:
+                break
+            if any(left[c] < demand[c] for c in range(3)) or not self.fits(h, demand):
+                continue
+            if h in (mv.src, mv.dst):
+                ends = True
+                continue
+            candidate = (self.to_send[h], self.hosts[h].name, h)
+            if best is None or candidate < best:
+                best = candidate
+            weighed += 1
+            if weighed >= _SPOTS_WEIGHED:
+                break
+        if best is None and not ends:
+            self.no_spot.append(demand)  # rooms only shrink until the next completion: no bigger server fits either
+        return None if best is None else best[2]
+
+    def _final_room(self, host: int) -> _Vec:
+        """Room left on `host` once every move still to come has happened (a detour's legs cancel out)."""
+        load, cap, credit = self.load[host], self.cap[host], self.credit[host]
+        incoming, outgoing = self.incoming[host], self.outgoing[host]
+        v, m, d = (cap[c] - load[c] - incoming[c] + credit[c] + outgoing[c] for c in range(3))
+        return (v, m, d)
+
+    def _divert(self, mv: _Mv, pivot: int, now: float) -> None:
+        """Replace waiting plain move `mv` by a detour through `pivot` and start its first leg now."""
+        mv.dead = True
+        mv.waiting = False
+        self.cap_wait[mv.dst].remove(mv)
+        self.unstarted -= 1
+        if self.park:
+            self._account(mv, -1)
+        req = _Request(mv.server, mv.src, mv.dst, mv.demand, mv.dur)
+        first = self._new(req, mv.src, pivot, _FIRST)
+        second = self._new(req, pivot, mv.dst, _SECOND)
+        first.partner, second.partner = second, first
+        deps = self.admit(pivot, mv.demand)
+        assert deps is not None
+        self._start(first, deps, now)
+        self.pivots[mv.server.id] = pivot
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -288,23 +465,13 @@ class _Scheduler:
             pivot = self._pivot(mv, blocked, active)
             if pivot is None:
                 continue
-            mv.dead = True
-            self.cap_wait[mv.dst].remove(mv)
-            self.unstarted -= 1
-            req = _Request(mv.server, mv.src, mv.dst, mv.demand, mv.dur)
-            first = self._new(req, mv.src, pivot, _FIRST)
-            second = self._new(req, pivot, mv.dst, _SECOND)
-            first.partner, second.partner = second, first
-            deps = self.admit(pivot, mv.demand)
-            assert deps is not None
-            self._start(first, deps, now)
+            self._divert(mv, pivot, now)
             active.add(pivot)
             names = [self.hosts[h].name for h in scc]
             if len(names) == 2:
                 what = f"a swap between {names[0]} and {names[1]}"
             else:
                 what = "a cycle among " + ", ".join(names)
-            self.pivots[mv.server.id] = pivot
             self.notes[mv.server.id] = (
                 f"detour of {mv.server.name} via {self.hosts[pivot].name} to break {what}"
             )
@@ -429,12 +596,17 @@ def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None) ->
 
 
 def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None) -> float:
-    if not steps:
+    """A bound no schedule of the requested moves can beat; detours' second legs are left out, so it does not
+    depend on the plan (a plan with more detours must not look closer to its bound)."""
+    first_legs: dict[str, Step] = {}
+    for s in sorted(steps, key=lambda step: step.index):
+        first_legs.setdefault(s.move.server_id, s)
+    if not first_legs:
         return 0.0
     per_host: dict[str, float] = {}
-    for s in steps:
+    for s in first_legs.values():
         per_host[s.move.source] = per_host.get(s.move.source, 0.0) + s.move.estimate_s
-    longest = max(s.move.estimate_s for s in steps)
+    longest = max(s.move.estimate_s for s in first_legs.values())
     bound = max(longest, max(per_host.values()) / max_per_host)
     if parallel is not None:
         bound = max(bound, sum(per_host.values()) / parallel)
@@ -513,14 +685,22 @@ def plan(
     best_steps = _to_steps(first.order, hosts)
     best_time = _simulate(best_steps, max_per_host, parallel)
     best_notes = first.notes
+
+    def consider(built: _Built) -> Sequence[Step]:
+        nonlocal best_steps, best_time, best_notes
+        steps = _to_steps(built.order, hosts)
+        seconds = _simulate(steps, max_per_host, parallel)
+        if (seconds, len(steps)) < (best_time, len(best_steps)):
+            best_steps, best_time, best_notes = steps, seconds, built.notes
+        return steps
+
     if requests:
         second = _second_pass(hosts, requests, first, best_steps, limits)
         if second is not None:
-            steps = _to_steps(second.order, hosts)
-            seconds = _simulate(steps, max_per_host, parallel)
-            if (seconds, len(steps)) < (best_time, len(best_steps)):
-                best_steps, best_time = steps, seconds
-                best_notes = {**{k: v for k, v in first.notes.items() if k in second.pivots}, **second.notes}
+            second.notes = {**{k: v for k, v in first.notes.items() if k in second.pivots}, **second.notes}
+            consider(second)
+        if best_time > _CLOSE_ENOUGH * _lower_bound(best_steps, max_per_host, parallel):
+            _parking_passes(hosts, requests, limits, first_key, consider)
 
     leg_one = {s.move.server_id: s.index for s in best_steps if s.move.is_detour}
     notes = tuple(best_notes[sid] for sid in sorted(leg_one, key=leg_one.__getitem__) if sid in best_notes)
@@ -574,6 +754,18 @@ def _requests(
     return in_place, requests
 
 
+def _levels(order: Sequence[_Mv], steps: Sequence[Step]) -> dict[tuple[str, int], float]:
+    """Each move's critical path: its seconds plus the longest chain of steps that wait for it, by (server, leg)."""
+    level: dict[tuple[str, int], float] = {}
+    below = [0.0] * len(steps)
+    for step, mv in zip(reversed(steps), reversed(order), strict=True):
+        below[step.index] += step.move.estimate_s
+        level[(mv.server.id, mv.leg)] = below[step.index]
+        for a in step.after:
+            below[a] = max(below[a], below[step.index])
+    return level
+
+
 def _second_pass(
     hosts: Sequence[Host],
     requests: Sequence[_Request],
@@ -582,13 +774,7 @@ def _second_pass(
     limits: _Limits,
 ) -> _Built | None:
     """Reschedule with the first pass's detours decided up front and its critical paths as priorities."""
-    level: dict[tuple[str, int], float] = {}
-    below = [0.0] * len(steps)
-    for step, mv in zip(reversed(steps), reversed(first.order), strict=True):
-        below[step.index] += step.move.estimate_s
-        level[(mv.server.id, mv.leg)] = below[step.index]
-        for a in step.after:
-            below[a] = max(below[a], below[step.index])
+    level = _levels(first.order, steps)
     work = [0.0] * len(hosts)
     for mv in first.order:
         work[mv.src] += mv.dur
@@ -603,14 +789,40 @@ def _second_pass(
         return None
 
 
+def _parking_passes(
+    hosts: Sequence[Host],
+    requests: Sequence[_Request],
+    limits: _Limits,
+    first_key: Callable[[Server, int, int, float], _Key],
+    consider: Callable[[_Built], Sequence[Step]],
+) -> None:
+    """Schedule with parking, first with the first pass's priorities, then each time with critical-path
+    priorities from the pass before; `consider` keeps the fastest."""
+    key_of = first_key
+    for _ in range(max(1, min(_PARKING_PASSES, _PARKING_BUDGET // len(requests)))):
+        try:
+            built = _schedule(hosts, requests, {}, limits, key_of, park=True)
+        except _Stuck:
+            return
+        steps = consider(built)
+        level = _levels(built.order, steps)
+
+        def key_of(server: Server, leg: int, src: int, dur: float, level: dict[tuple[str, int], float] = level) -> _Key:
+            # A server parked in one pass and not in the other: its plain move and its first leg stand for each other.
+            bl = level.get((server.id, leg)) or level.get((server.id, _PLAIN)) or level.get((server.id, _FIRST), dur)
+            return (-bl, 0.0, -dur, server.name, server.id, leg)
+
+
 def _schedule(
     hosts: Sequence[Host],
     requests: Sequence[_Request],
     pivots: Mapping[str, int],
     limits: _Limits,
     key_of: Callable[[Server, int, int, float], _Key],
+    *,
+    park: bool = False,
 ) -> _Built:
-    sched = _Scheduler(hosts, limits.max_per_host, limits.parallel, key_of)
+    sched = _Scheduler(hosts, limits.max_per_host, limits.parallel, key_of, park=park)
     for req in requests:
         pivot = pivots.get(req.server.id)
         if pivot is None:
