@@ -33,6 +33,8 @@ class ExecutorOptions:
     #: Longest pause between two watch rounds, and the shortest (used when a migration is about to finish).
     poll_s: float = 2.0
     min_poll_s: float = 0.1
+    #: Nova's live_migration_downtime default (500 ms): the switch-over comes when this much copying is left.
+    switchover_s: float = 0.5
     #: How often, at most, to read byte-level progress of one running migration.
     progress_every_s: float = 2.0
     #: After nova says a migration ended, how long the server may take to show its final host and state.
@@ -419,7 +421,11 @@ class Executor:
             flight.next_progress_at = now + min(self._options.progress_every_s, 0.5)
             return
         shrink = (previous.memory_remaining_bytes - remaining) / (now - previous_at)
-        flight.expected_end = now + remaining / shrink if shrink > 0 else None
+        # Nova switches over once what is left can be sent within its downtime allowance, not at zero.
+        sent = detail.memory_processed_bytes or 0
+        rate = max(0.0, (sent - (previous.memory_processed_bytes or 0)) / (now - previous_at))
+        left = max(0.0, remaining - rate * self._options.switchover_s)
+        flight.expected_end = now + left / shrink if shrink > 0 else None
         if flight.expected_end is not None and flight.expected_end - now < 2 * self._options.progress_every_s:
             # Read progress again halfway to the expected end, to refine the estimate as the end nears.
             flight.next_progress_at = now + (flight.expected_end - now) / 2
