@@ -8,6 +8,7 @@ from conftest import Running, scenario
 from hostmap.cloud.openstack import connect_with
 from hostmap.executor import Answer, Executor, ExecutorOptions
 from hostmap.model import Inventory, Move, Plan, Step
+from hostmap.results import RunResult
 from hostmap.timing import MigrationParams, solo_duration_s
 
 
@@ -90,23 +91,21 @@ def test_failed_midway_is_failed_not_migrated(start_sim: Callable[..., Running])
     assert running.cloud.server_status(db.id).host == "compute002"
 
 
+def _run_pressing(running: Running, plan: Plan, inventory: Inventory, presses: int) -> RunResult:
+    """Run `plan` with Ctrl-C pressed `presses` times once the first migration is under way."""
+    clock = running.clock
+    assert clock is not None
+    start = clock.now()
+    executor = Executor(running.cloud, clock, interrupts=lambda: presses if clock.now() > start else 0)
+    return executor.run(plan, inventory)
+
+
 def test_first_interrupt_lets_in_flight_finish(start_sim: Callable[..., Running]) -> None:
     """After one interrupt no new migration starts, and the one in flight is watched to its end."""
     running = start_sim()
-    assert running.clock is not None
     inventory = running.cloud.inventory()
     plan = _plan(inventory, [("web-0", "compute004"), ("web-1", "compute004")])
-    presses = {"count": 0}
-
-    executor = Executor(running.cloud, running.clock, interrupts=lambda: presses["count"])
-    original_sleep = running.clock.sleep
-
-    def sleep_and_press(seconds: float) -> None:
-        presses["count"] = 1
-        original_sleep(seconds)
-
-    running.clock.sleep = sleep_and_press  # type: ignore[method-assign]
-    result = executor.run(plan, inventory)
+    result = _run_pressing(running, plan, inventory, presses=1)
     outcomes = {m.server_name: m.outcome for m in result.moves}
     assert outcomes == {"web-0": "migrated", "web-1": "not_started"}
     assert result.interrupted
@@ -115,19 +114,8 @@ def test_first_interrupt_lets_in_flight_finish(start_sim: Callable[..., Running]
 def test_second_interrupt_aborts_in_flight(start_sim: Callable[..., Running]) -> None:
     """After a second interrupt the in-flight migration is aborted and its server stays on the source."""
     running = start_sim()
-    assert running.clock is not None
     inventory = running.cloud.inventory()
-    plan = _plan(inventory, [("db-0", "compute004")])
-    presses = {"count": 0}
-    executor = Executor(running.cloud, running.clock, interrupts=lambda: presses["count"])
-    original_sleep = running.clock.sleep
-
-    def sleep_and_press(seconds: float) -> None:
-        presses["count"] = 2
-        original_sleep(seconds)
-
-    running.clock.sleep = sleep_and_press  # type: ignore[method-assign]
-    result = executor.run(plan, inventory)
+    result = _run_pressing(running, _plan(inventory, [("db-0", "compute004")]), inventory, presses=2)
     move = result.moves[0]
     assert move.outcome == "failed"
     assert "aborted by the operator" in move.reason

@@ -28,7 +28,6 @@ from hostmap.errors import (
     InfeasiblePlanError,
     InputError,
     InputErrors,
-    WaitTimeout,
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, UnknownRun, default_state_dir
@@ -341,13 +340,10 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                parallel: int | None, max_per_host: int) -> int:
     from hostmap.apply import ApplySettings, apply_map
     from hostmap.display import LiveDisplay, LogReporter
-    from hostmap.documents import is_yaml, parse_document, read_bytes
-    from hostmap.hostmap_file import parse_host_map
+    from hostmap.hostmap_file import read_host_map
     from hostmap.report import print_run
 
-    raw = read_bytes(args.host_map)
-    host_map = parse_host_map(parse_document(raw, args.host_map, yaml_syntax=is_yaml(args.host_map)), args.host_map)
-    map_text = raw.decode("utf-8")  # parse_document has checked it is UTF-8
+    host_map, map_text = read_host_map(args.host_map)
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
     reporters = [LogReporter()] + ([live] if live is not None else [])
@@ -473,9 +469,6 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     if isinstance(error, UnknownRun):
         say(f"no run {error.run_id} in the journal; `hostmap history` lists the runs")
         return EXIT_USAGE
-    if isinstance(error, WaitTimeout):
-        say(f"gave up waiting for {error.waited_for} after {error.seconds:.0f} s ({error.last_seen})")
-        return EXIT_INCOMPLETE
     say(str(error))
     return EXIT_INCOMPLETE
 

@@ -90,12 +90,3 @@ class CloudError(HostmapError):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.problem}"
-
-
-@dataclass
-class WaitTimeout(HostmapError):
-    """A bounded wait ran out before the awaited condition held."""
-
-    waited_for: str
-    seconds: float
-    last_seen: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostmap.documents import read_document
+from hostmap.documents import is_yaml, parse_document, read_bytes
 from hostmap.errors import InputError, InputErrors
 
 #: Longest host or server reference accepted; nova names are at most 255 characters.
@@ -41,7 +41,14 @@ class HostMap:
 
 def load_host_map(path: Path | str) -> HostMap:
     """Read and validate the host map at `path`."""
-    return parse_host_map(read_document(path), str(path))
+    return read_host_map(path)[0]
+
+
+def read_host_map(path: Path | str) -> tuple[HostMap, str]:
+    """Read and validate the host map at `path`; also return its text, read once, for the journal."""
+    raw = read_bytes(path)
+    data = parse_document(raw, str(path), yaml_syntax=is_yaml(path))
+    return parse_host_map(data, str(path)), raw.decode("utf-8")  # parse_document has checked it is UTF-8
 
 
 def parse_host_map(data: object, source: str) -> HostMap:
