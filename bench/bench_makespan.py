@@ -34,7 +34,7 @@ from hostmap.planner import plan
 from hostmap.resolve import resolve
 from hostmap.sim.scenario import parse_scenario
 from hostmap.sim.server import SimServer
-from hostmap.timing import MigrationParams, gbps_to_bytes_per_s, solo_duration_s
+from hostmap.timing import MigrationParams, gbps_to_bytes_per_s, nic_links, solo_duration_s
 
 GIB_MB = 1024
 #: The duration model the CLI gives the planner (hostmap.cli._duration_model): the documented defaults.
@@ -233,7 +233,8 @@ def run(data: Scenario, host_map: HostMapData, *, parallel: int | None, max_per_
             inventory = cloud.inventory()
             desired = resolve(parse_host_map(host_map, "bench map"), inventory).targets
             try:
-                the_plan = plan(inventory, desired, max_per_host=max_per_host, parallel=parallel, duration=_duration)
+                the_plan = plan(inventory, desired, max_per_host=max_per_host, parallel=parallel, duration=_duration,
+                                links=nic_links(CLI_PARAMS))
             except InfeasiblePlanError as error:
                 return Run(0.0, 0.0, 0.0, 0, 0, 0, 0, {}, False, 0, 0.0, infeasible=str(error),
                            mutating_requests=sim.state.mutating_request_count(),

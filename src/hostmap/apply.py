@@ -12,6 +12,7 @@ from hostmap.cloud.base import Cloud, MigrationRecord
 from hostmap.display import Reporters
 from hostmap.errors import CloudError
 from hostmap.executor import Confirm, Executor, ExecutorOptions
+from hostmap.flow import Links
 from hostmap.hostmap_file import HostMap
 from hostmap.journal import Journal
 from hostmap.model import Inventory, Move, Plan, Resources, Server, Step
@@ -31,14 +32,15 @@ class ApplySettings:
     options: ExecutorOptions
     journal_path: Path | None
     duration: Callable[[Server], float] | None = None
+    links: Links | None = None
 
 
 def plan_map(host_map: HostMap, inventory: Inventory, options: ExecutorOptions,
-             duration: Callable[[Server], float] | None) -> Plan:
+             duration: Callable[[Server], float] | None, links: Links | None = None) -> Plan:
     """Resolve the map against the inventory and plan it with the run's limits."""
     desired = resolve(host_map, inventory)
     return make_plan(inventory, desired.targets, max_per_host=options.max_per_host, parallel=options.parallel,
-                     duration=duration)
+                     duration=duration, links=links)
 
 
 def apply_map(
@@ -68,7 +70,7 @@ def apply_map(
             if resumed.interrupted:
                 return resumed
         inventory = cloud.inventory()
-        the_plan = plan_map(host_map, inventory, settings.options, settings.duration)
+        the_plan = plan_map(host_map, inventory, settings.options, settings.duration, settings.links)
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())

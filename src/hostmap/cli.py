@@ -34,7 +34,7 @@ from hostmap.journal import JournalError, UnknownRun, default_state_dir
 from hostmap.model import Inventory, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
-from hostmap.timing import MigrationParams, solo_duration_s
+from hostmap.timing import MigrationParams, nic_links, solo_duration_s
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -288,7 +288,9 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
     from hostmap.hostmap_file import load_host_map
 
     options = ExecutorOptions(parallel=args.parallel, max_per_host=args.max_per_host)
-    return plan_map(load_host_map(args.host_map), inventory, options, _duration_model(session.params))
+    return plan_map(
+        load_host_map(args.host_map), inventory, options, _duration_model(session.params), nic_links(session.params)
+    )
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -356,7 +358,7 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                                               interrupts=interrupts)
 
     with _session(args) as session:
-        settings = ApplySettings(options, journal, _duration_model(session.params))
+        settings = ApplySettings(options, journal, _duration_model(session.params), nic_links(session.params))
         previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
         try:
             result = apply_map(

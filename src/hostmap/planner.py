@@ -31,9 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hostmap.errors import CapacityError, CapacityShortfall, CycleInfo, InfeasiblePlanError
+from hostmap.flow import Flow, Links
 from hostmap.model import Host, Inventory, Move, Plan, Resources, Server, Step
 
-__all__ = ["default_duration", "plan"]
+__all__ = ["Links", "default_duration", "plan"]
 
 _Vec = tuple[int, int, int]
 _Key = tuple[float, float, float, str, str, int]
@@ -43,7 +44,7 @@ _PLAIN, _FIRST, _SECOND = 0, 1, 2
 
 #: Passes that may park servers, after the first two; each costs about one first pass.  Fewer for big plans:
 #: at most `_PARKING_BUDGET` moves scheduled in all, and at least one pass.
-_PARKING_PASSES = 9
+_PARKING_PASSES = 30
 _PARKING_BUDGET = 30_000
 #: No parking passes when the best schedule is already within this factor of the lower bound.
 _CLOSE_ENOUGH = 1.02
@@ -81,8 +82,6 @@ class _Mv:
     dead: bool = False
     #: True while the move sits in the `cap_wait` list of its target.
     waiting: bool = False
-    #: When the move ends, once started.
-    finish: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +123,7 @@ class _Scheduler:
         key_of: Callable[[Server, int, int, float], _Key],
         *,
         park: bool = False,
+        links: Links | None = None,
     ) -> None:
         self.hosts = hosts
         n = len(hosts)
@@ -142,7 +142,7 @@ class _Scheduler:
         self.moves: list[_Mv] = []
         self.order: list[_Mv] = []
         self.ready: list[tuple[_Key, int]] = []
-        self.running: list[tuple[float, int, int]] = []
+        self.flow = Flow(n, links)
         self.inflight = 0
         self.unstarted = 0
         self.notes: dict[str, str] = {}
@@ -226,14 +226,13 @@ class _Scheduler:
         self.inflight += 1
         self.unstarted -= 1
         self.order.append(mv)
-        mv.finish = now + mv.dur
         if self.park:
             incoming = self.incoming[mv.dst]
             for c in range(3):
                 incoming[c] -= mv.demand[c]
             self.to_send[mv.src] -= mv.dur
             self.leaving[mv.src].append(mv)
-        heapq.heappush(self.running, (mv.finish, mv.index, mv.uid))
+        self.flow.start(mv.uid, mv.src, mv.dst, mv.dur, now)
 
     def _complete(self, mv: _Mv) -> None:
         src = mv.src
@@ -321,11 +320,12 @@ class _Scheduler:
     def _room_by(self, mv: _Mv) -> float:
         """When the target of waiting `mv` has room for it as far as running departures tell; inf if not by then."""
         room = [self.cap[mv.dst][c] - self.load[mv.dst][c] + self.credit[mv.dst][c] for c in range(3)]
-        for leaving in sorted(self.leaving[mv.dst], key=lambda m: (m.finish, m.index)):
+        finish = self.flow.finish
+        for leaving in sorted(self.leaving[mv.dst], key=lambda m: (finish(m.uid), m.index)):
             for c in range(3):
                 room[c] += leaving.demand[c]
             if all(room[c] >= mv.demand[c] for c in range(3)):
-                return leaving.finish
+                return finish(leaving.uid)
         return math.inf
 
     def _spot(self, mv: _Mv) -> int | None:
@@ -395,7 +395,7 @@ class _Scheduler:
         now = 0.0
         while True:
             self._start_phase(now)
-            if not self.running:
+            if not len(self.flow):
                 if self.unstarted == 0:
                     return
                 if any(self.slot_wait):
@@ -406,9 +406,8 @@ class _Scheduler:
                     continue
                 self._break_deadlock(now)
                 continue
-            now = self.running[0][0]
-            while self.running and self.running[0][0] <= now:
-                _, _, uid = heapq.heappop(self.running)
+            now = self.flow.next_time()
+            for uid in self.flow.advance(now):
                 self._complete(self.moves[uid])
 
     # -- deadlocks --------------------------------------------------------------------------------------
@@ -555,36 +554,36 @@ def _is_sink(scc: list[int], edges: Mapping[int, list[int]]) -> bool:
     return all(t in members for h in scc for t in edges.get(h, []))
 
 
-def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None) -> float:
+def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None) -> float:
     """Makespan when ready steps start in index order, limited per source host and in total."""
     n = len(steps)
     waiting = [len(s.after) for s in steps]
     children: list[list[int]] = [[] for _ in range(n)]
+    names: dict[str, int] = {}
     for s in steps:
+        names.setdefault(s.move.source, len(names))
+        names.setdefault(s.move.target, len(names))
         for a in s.after:
             children[a].append(s.index)
     ready = [s.index for s in steps if not s.after]
     heapq.heapify(ready)
     parked: dict[str, list[int]] = {}
     busy: dict[str, int] = {}
-    running: list[tuple[float, int]] = []
-    now = end = 0.0
+    flow = Flow(len(names), links)
+    now = 0.0
     while True:
-        while ready and (parallel is None or len(running) < parallel):
+        while ready and (parallel is None or len(flow) < parallel):
             i = heapq.heappop(ready)
-            src = steps[i].move.source
-            if busy.get(src, 0) >= max_per_host:
-                heapq.heappush(parked.setdefault(src, []), i)
+            move = steps[i].move
+            if busy.get(move.source, 0) >= max_per_host:
+                heapq.heappush(parked.setdefault(move.source, []), i)
                 continue
-            busy[src] = busy.get(src, 0) + 1
-            finish = now + steps[i].move.estimate_s
-            end = max(end, finish)
-            heapq.heappush(running, (finish, i))
-        if not running:
-            return end
-        now = running[0][0]
-        while running and running[0][0] <= now:
-            _, i = heapq.heappop(running)
+            busy[move.source] = busy.get(move.source, 0) + 1
+            flow.start(i, names[move.source], names[move.target], move.estimate_s, now)
+        if not len(flow):
+            return now
+        now = flow.next_time()
+        for i in flow.advance(now):
             src = steps[i].move.source
             busy[src] -= 1
             if parked.get(src):
@@ -656,6 +655,7 @@ def plan(
     max_per_host: int = 1,
     parallel: int | None = None,
     duration: Callable[[Server], float] | None = None,
+    links: Links | None = None,
 ) -> Plan:
     """Schedule live migrations that take `inventory` to `desired` (server id -> host) safely and quickly.
 
@@ -669,7 +669,7 @@ def plan(
     hosts = sorted(inventory.hosts, key=lambda h: h.name)
     in_place, requests = _requests(inventory, hosts, desired, duration or default_duration)
     _final_check(hosts, requests)
-    limits = _Limits(max_per_host, parallel)
+    limits = _Limits(max_per_host, parallel, links)
 
     work = [0.0] * len(hosts)
     for req in requests:
@@ -683,13 +683,13 @@ def plan(
     except _Stuck as stuck:
         raise InfeasiblePlanError(stuck.cycles) from None
     best_steps = _to_steps(first.order, hosts)
-    best_time = _simulate(best_steps, max_per_host, parallel)
+    best_time = _simulate(best_steps, max_per_host, parallel, links)
     best_notes = first.notes
 
     def consider(built: _Built) -> Sequence[Step]:
         nonlocal best_steps, best_time, best_notes
         steps = _to_steps(built.order, hosts)
-        seconds = _simulate(steps, max_per_host, parallel)
+        seconds = _simulate(steps, max_per_host, parallel, links)
         if (seconds, len(steps)) < (best_time, len(best_steps)):
             best_steps, best_time, best_notes = steps, seconds, built.notes
         return steps
@@ -719,6 +719,7 @@ def plan(
 class _Limits:
     max_per_host: int
     parallel: int | None
+    links: Links | None
 
 
 def _requests(
@@ -822,7 +823,7 @@ def _schedule(
     *,
     park: bool = False,
 ) -> _Built:
-    sched = _Scheduler(hosts, limits.max_per_host, limits.parallel, key_of, park=park)
+    sched = _Scheduler(hosts, limits.max_per_host, limits.parallel, key_of, park=park, links=limits.links)
     for req in requests:
         pivot = pivots.get(req.server.id)
         if pivot is None:

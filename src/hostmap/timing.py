@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hostmap.flow import Links
+
 #: Bytes per GiB (flavor RAM is given in MiB, i.e. 2**20 bytes).
 GIB = 2**30
 #: Bytes per MiB.
@@ -59,6 +61,11 @@ def copy_time_s(left_bytes: float, rate_bps: float, dirty_bps: float, downtime_m
     if rate_bps <= dirty_bps:
         return math.inf
     return (left_bytes - threshold) / (rate_bps - dirty_bps)
+
+
+def nic_links(params: MigrationParams) -> Links:
+    """How the planner should expect migrations to share NICs under `params` (uniform NICs)."""
+    return Links(setup_s=params.setup_s, streams_per_nic=max(1.0, params.nic_gbps / params.stream_gbps))
 
 
 def solo_duration_s(ram_mb: int, params: MigrationParams, rate_gbps: float | None = None) -> float:
