@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hostmap.model import Host, Inventory, Plan, Resources, Server
+from hostmap.model import Host, Inventory, Plan, Resources, Server, ServerGroup
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -39,7 +39,9 @@ def make_server(name: str, host: str | None, vcpu: int, memory_mb: int, disk_gb:
     )
 
 
-def make_inventory(hosts: Sequence[Mapping[str, Any]], servers: Sequence[Server]) -> Inventory:
+def make_inventory(
+    hosts: Sequence[Mapping[str, Any]], servers: Sequence[Server], groups: Sequence[ServerGroup] = ()
+) -> Inventory:
     """An inventory whose host usage is the sum of the demand of the servers on each host."""
     used: dict[str, Resources] = {h["name"]: Resources() for h in hosts}
     for server in servers:
@@ -56,17 +58,21 @@ def make_inventory(hosts: Sequence[Mapping[str, Any]], servers: Sequence[Server]
         )
         for h in hosts
     )
-    return Inventory(hosts=built, servers=tuple(servers))
+    return Inventory(hosts=built, servers=tuple(servers), groups=tuple(groups))
 
 
 def load_case(path: Path) -> Case:
     """Parse one scenario JSON file."""
     data = json.loads(path.read_text())
     servers = [make_server(s["name"], s["host"], s["vcpu"], s["memory_mb"], s["disk_gb"]) for s in data["servers"]]
+    groups = [
+        ServerGroup(g["name"], g["name"], g["policy"], tuple(g["members"]), g.get("max_per_host", 1))
+        for g in data.get("groups", [])
+    ]
     return Case(
         name=path.stem,
         description=data["description"],
-        inventory=make_inventory(data["hosts"], servers),
+        inventory=make_inventory(data["hosts"], servers, groups),
         desired=dict(data["map"]),
         options=dict(data.get("options", {})),
         expect=dict(data["expect"]),
@@ -120,6 +126,11 @@ def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: s
     capacity = {h.name: h.capacity for h in inventory.hosts}
     usage = {h.name: h.used for h in inventory.hosts}
     where = {s.id: s.host for s in inventory.servers}
+    arriving: dict[str, str] = {}
+    exclusive = [g for g in inventory.groups if g.policy == "anti-affinity"]
+
+    def members_on(group: ServerGroup, host: str) -> int:
+        return sum(1 for m in group.members if where.get(m) == host or arriving.get(m) == host)
     steps = plan.steps
     started: set[int] = set()
     done: set[int] = set()
@@ -135,6 +146,12 @@ def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: s
         assert usage[move.target].fits_within(capacity[move.target]), (
             f"step {i} ({mode}): {move.target} over capacity: {usage[move.target]} > {capacity[move.target]}"
         )
+        for group in exclusive:
+            if move.server_id in group.members:
+                assert members_on(group, move.target) < group.max_per_host, (
+                    f"step {i} ({mode}): {move.server_name} joins another member of {group.name} on {move.target}"
+                )
+        arriving[move.server_id] = move.target
         started.add(i)
         running.append(i)
 
@@ -142,6 +159,7 @@ def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: s
         move = steps[i].move
         usage[move.source] = usage[move.source] - move.demand
         where[move.server_id] = move.target
+        del arriving[move.server_id]
         running.remove(i)
         done.add(i)
 

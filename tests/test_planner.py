@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hostmap.errors import CapacityError, InfeasiblePlanError
+from hostmap.errors import CapacityError, InfeasiblePlanError, PolicyError
 from hostmap.model import Inventory, Plan, Resources
 from hostmap.planner import default_duration, plan
 from planner_cases import all_cases, check_plan, load_case, make_inventory, make_server
@@ -18,7 +18,7 @@ def _run(path: Path) -> tuple[Any, Plan | Exception]:
     case = load_case(path)
     try:
         return case, plan(case.inventory, case.desired, **case.options)
-    except (CapacityError, InfeasiblePlanError) as exc:
+    except (CapacityError, InfeasiblePlanError, PolicyError) as exc:
         return case, exc
 
 
@@ -31,6 +31,11 @@ def test_scenario(path: Path) -> None:
         assert isinstance(result, CapacityError), result
         got = [[s.host, s.resource, s.needed, s.available] for s in result.shortfalls]
         assert got == expect["shortfalls"]
+        return
+    if expect.get("error") == "policy":
+        assert isinstance(result, PolicyError), result
+        got_policy = [[v.group, v.host, list(v.servers)] for v in result.violations]
+        assert got_policy == expect["violations"]
         return
     if expect.get("error") == "infeasible":
         assert isinstance(result, InfeasiblePlanError), result

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hostmap.errors import CapacityError, InfeasiblePlanError
-from hostmap.model import Inventory, Plan, Resources, Server
+from hostmap.errors import CapacityError, InfeasiblePlanError, PolicyError
+from hostmap.model import Inventory, Plan, Resources, Server, ServerGroup
 from hostmap.planner import plan
 from planner_cases import check_plan, final_usage, make_inventory, make_server
 
@@ -251,3 +252,125 @@ def test_nearly_full_clouds_park_safely(cloud: Cloud, seed: int) -> None:
         if "to free room on" in note:
             assert step.move.target in touched
     assert plan(inventory, desired, **options) == result
+
+
+def _expected_violations(inventory: Inventory, desired: dict[str, str]) -> list[tuple[str, str, list[str]]]:
+    """(group, host, moved servers) that break a hard policy at the end, computed from the rules directly."""
+    where = {s.id: s.host for s in inventory.servers}
+    moving = {sid: h for sid, h in desired.items() if where[sid] != h}
+    found: list[tuple[str, str, list[str]]] = []
+    for group in sorted(inventory.groups, key=lambda g: g.name):
+        final = {m: moving.get(m, where[m]) for m in group.members}
+        for host in sorted({moving[m] for m in group.members if m in moving}):
+            together = sum(1 for m in group.members if final[m] == host)
+            if group.policy == "anti-affinity" and len(group.members) >= 2 and together > group.max_per_host:
+                found.append((group.name, host, sorted(m for m in group.members if moving.get(m) == host)))
+            if group.policy == "affinity" and not any(
+                where[m] == host for m in group.members if m not in moving
+            ):
+                found.append((group.name, host, sorted(m for m in group.members if moving.get(m) == host)))
+    return found
+
+
+@st.composite
+def grouped_clouds(draw: st.DrawFn) -> Cloud:
+    """A random cloud (with a roomy spare host or not) whose servers fall into random hard server groups."""
+    inventory, desired, options = draw(clouds(spare=draw(st.booleans())))
+    names = [s.id for s in inventory.servers]
+    groups: list[ServerGroup] = []
+    taken: set[str] = set()
+    for g in range(draw(st.integers(1, 3))):
+        free = [n for n in names if n not in taken]
+        if len(free) < 2:
+            break
+        members = draw(st.lists(st.sampled_from(free), min_size=2, max_size=min(5, len(free)), unique=True))
+        taken.update(members)
+        policy = draw(st.sampled_from(["anti-affinity", "anti-affinity", "affinity", "soft-anti-affinity"]))
+        limit = draw(st.integers(1, 2)) if policy == "anti-affinity" else 1
+        groups.append(ServerGroup(f"g{g}", f"g{g}", policy, tuple(members), limit))
+    return replace(inventory, groups=tuple(groups)), desired, options
+
+
+@SETTINGS
+@given(grouped_clouds(), st.integers(0, 2**16))
+def test_group_policies_hold_at_every_step(cloud: Cloud, seed: int) -> None:
+    """Plans for clouds with server groups never put anti-affine members together, even for a moment, and a map
+    that breaks a hard policy at the end is refused exactly when the rules say so."""
+    inventory, desired, options = cloud
+    result: Plan | CapacityError | PolicyError | InfeasiblePlanError
+    try:
+        result = plan(inventory, desired, **options)
+    except (CapacityError, PolicyError, InfeasiblePlanError) as exc:
+        result = exc
+    if isinstance(result, CapacityError):
+        event("capacity error")
+        assert _expected_shortfalls(inventory, desired)
+        return
+    if isinstance(result, PolicyError):
+        event("policy error")
+        assert not _expected_shortfalls(inventory, desired)
+        got = [(v.group, v.host, sorted(v.servers)) for v in result.violations]
+        assert got == _expected_violations(inventory, desired)
+        return
+    if isinstance(result, InfeasiblePlanError):
+        event("infeasible")
+        assert not _expected_shortfalls(inventory, desired)
+        assert not _expected_violations(inventory, desired)
+        # A roomy spare host holding no member is a pivot for any server not pinned by an affinity group.
+        assert not any(h.name == "zz_spare" for h in inventory.hosts) or any(
+            g.policy == "affinity" for g in inventory.groups
+        )
+        return
+    assert not _expected_violations(inventory, desired)
+    event(f"plan, detours: {any(s.move.is_detour for s in result.steps)}")
+    check_plan(inventory, desired, result, seed=seed, randoms=3)
+
+
+@st.composite
+def anti_affine_rotations(draw: st.DrawFn, spare: bool) -> tuple[Inventory, dict[str, str], int]:
+    """Anti-affinity groups whose members rotate among the hosts they occupy, on roomy hosts; a member-free
+    spare host, or none."""
+    n_groups = draw(st.integers(1, 3))
+    n_hosts = draw(st.integers(2, 5))
+    hosts = [_host(f"h{i}", (40, 80, 40)) for i in range(n_hosts)]
+    servers: list[Server] = []
+    groups: list[ServerGroup] = []
+    desired: dict[str, str] = {}
+    for g in range(n_groups):
+        members = [f"g{g}m{i}" for i in range(n_hosts)]  # one member on every host: no host is free of them
+        for i, name in enumerate(members):
+            servers.append(make_server(name, f"h{i}", 1, 512, 10))
+        step = draw(st.integers(1, n_hosts - 1))
+        for i, name in enumerate(members):
+            desired[name] = f"h{(i + step) % n_hosts}"
+        groups.append(ServerGroup(f"g{g}", f"g{g}", "anti-affinity", tuple(members)))
+    if spare:
+        hosts.append(_host("spare", (40, 80, 40)))
+    inventory = make_inventory(hosts, servers, groups)
+    return inventory, desired, n_groups
+
+
+@SETTINGS
+@given(anti_affine_rotations(spare=True), st.integers(0, 2**16), st.integers(1, 2))
+def test_anti_affine_rotations_detour_via_a_member_free_host(
+    case: tuple[Inventory, dict[str, str], int], seed: int, max_per_host: int
+) -> None:
+    """Members of anti-affinity groups rotating among their hosts break each rotation with detours through the
+    only host free of members, and never meet on a host in any allowed order."""
+    inventory, desired, _ = case
+    result = plan(inventory, desired, max_per_host=max_per_host)
+    check_plan(inventory, desired, result, seed=seed, randoms=3)
+    detours = [s for s in result.steps if s.move.is_detour]
+    assert detours
+    assert {s.move.target for s in detours} == {"spare"}
+
+
+@SETTINGS
+@given(anti_affine_rotations(spare=False))
+def test_anti_affine_rotations_without_a_free_host_are_infeasible(case: tuple[Inventory, dict[str, str], int]) -> None:
+    """When every host holds a member, a rotation of an anti-affinity group cannot start: infeasible, nothing
+    planned."""
+    inventory, desired, _ = case
+    with pytest.raises(InfeasiblePlanError) as caught:
+        plan(inventory, desired)
+    assert caught.value.cycles

@@ -12,6 +12,7 @@ import pytest
 from keystoneauth1 import exceptions as ks_exceptions
 
 from hostmap.clock import VirtualClock
+from hostmap.errors import InputError
 from hostmap.sim.scenario import parse_scenario
 from hostmap.sim.server import SimServer
 
@@ -281,6 +282,46 @@ def test_anti_affinity_refusal_and_force(sim_factory: Callable[..., tuple[SimSer
     assert migrate(conn, web, "compute002", "2.30", force=True).status_code == 202
     clock.advance(600)
     assert conn.compute.get_server(web).compute_host == "compute002"
+
+
+def test_affinity_lets_a_member_join_another_member_only(
+    sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]],
+) -> None:
+    """As ServerGroupAffinityFilter: a member may go only to a host of the group, its own host included."""
+    data = base_scenario(server_groups=[
+        {"name": "db", "policy": "affinity", "members": ["db-0", "db-1"]},
+        {"name": "lone", "policy": "affinity", "members": ["cache-0"]},
+    ])
+    sim, conn, clock = sim_factory(data)
+    assert migrate(conn, server_id(sim, "cache-0"), "compute004", "2.33").status_code == 400  # only its own host
+    assert migrate(conn, server_id(sim, "db-0"), "compute003", "2.33").status_code == 400
+    assert migrate(conn, server_id(sim, "db-0"), "compute002", "2.33").status_code == 202  # joins db-1
+    clock.advance(600)
+    assert conn.compute.get_server(server_id(sim, "db-0")).compute_host == "compute002"
+
+
+def test_anti_affinity_rule_max_server_per_host(
+    sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]],
+) -> None:
+    """The max_server_per_host rule lets that many members share a host, and shows from 2.64 on."""
+    data = base_scenario(server_groups=[
+        {"name": "web", "policy": "anti-affinity", "members": ["web-0", "web-1", "cache-0"],
+         "rules": {"max_server_per_host": 2}},
+    ])
+    sim, conn, clock = sim_factory(data)
+    group = conn.compute.get("/os-server-groups?all_projects=True", microversion="2.64").json()["server_groups"][0]
+    assert group["rules"] == {"max_server_per_host": 2}
+    assert migrate(conn, server_id(sim, "web-0"), "compute002", "2.33").status_code == 202
+    clock.advance(600)
+    assert migrate(conn, server_id(sim, "cache-0"), "compute002", "2.33").status_code == 400  # a third member
+
+
+def test_group_rules_only_with_anti_affinity() -> None:
+    """A scenario giving rules to an affinity group is refused, as nova refuses to create one."""
+    data = base_scenario(server_groups=[{"name": "db", "policy": "affinity", "members": ["db-0"],
+                                         "rules": {"max_server_per_host": 2}}])
+    with pytest.raises(InputError, match="only with the anti-affinity policy"):
+        parse_scenario(data, "test")
 
 
 def test_abort(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:

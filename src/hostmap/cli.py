@@ -28,6 +28,7 @@ from hostmap.errors import (
     InfeasiblePlanError,
     InputError,
     InputErrors,
+    PolicyError,
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, UnknownRun, default_state_dir
@@ -443,6 +444,19 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         for s in error.shortfalls:
             stderr.write(f"  {s.host}: {s.resource} needed {s.needed}, available {s.available}\n")
         stderr.write("  move fewer servers to these hosts, or free room on them first\n")
+        return EXIT_INFEASIBLE
+    if isinstance(error, PolicyError):
+        say("the host map breaks a server group policy that nova enforces: nothing was migrated")
+        for v in error.violations:
+            if v.policy == "anti-affinity":
+                stays = f" and {v.members_on_host} member(s) it keeps there" if v.members_on_host else ""
+                stderr.write(f"  group {v.group} (anti-affinity, at most {v.limit} per host): the map puts "
+                             f"{', '.join(v.servers)}{stays} on {v.host}\n")
+            else:
+                stderr.write(f"  group {v.group} (affinity, now on {', '.join(v.group_hosts)}): the map moves "
+                             f"{', '.join(v.servers)} to {v.host}, where no member of the group stays\n")
+        stderr.write("  change the map so that it keeps each group's policy (a member of an affinity group can only "
+                     "join another member;\n  moving a whole group needs cold migration or a soft policy)\n")
         return EXIT_INFEASIBLE
     if isinstance(error, InfeasiblePlanError):
         say("no capacity-safe order exists: nothing was migrated")

@@ -74,6 +74,32 @@ class InfeasiblePlanError(HostmapError):
 
 
 @dataclass
+class PolicyViolation:
+    """Moves that a hard server-group policy forbids, as nova's scheduler filters would refuse them."""
+
+    group: str
+    policy: str
+    #: The host the moves go to.
+    host: str
+    #: Names of the group's servers the map moves there.
+    servers: Sequence[str]
+    #: anti-affinity: members the map leaves on `host` and the rule's limit; affinity: hosts the group is on now.
+    members_on_host: int = 0
+    limit: int = 1
+    group_hosts: Sequence[str] = ()
+
+
+@dataclass
+class PolicyError(HostmapError):
+    """The desired placement breaks a hard affinity or anti-affinity policy; nothing moved."""
+
+    violations: Sequence[PolicyViolation]
+
+    def __str__(self) -> str:
+        return "; ".join(f"{v.group} ({v.policy}) on {v.host}: {'/'.join(v.servers)}" for v in self.violations)
+
+
+@dataclass
 class CloudConfigError(HostmapError):
     """No usable cloud configuration was found."""
 

@@ -96,6 +96,8 @@ class ServerGroup:
     name: str
     policy: str
     members: tuple[str, ...]
+    #: The anti-affinity rule max_server_per_host (microversion 2.64); 1 when the group has no rule.
+    max_per_host: int = 1
 
 
 @dataclass(frozen=True)

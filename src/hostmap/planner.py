@@ -33,10 +33,13 @@ from dataclasses import dataclass
 from hostmap.errors import CapacityError, CapacityShortfall, CycleInfo, InfeasiblePlanError
 from hostmap.flow import Flow, Links
 from hostmap.model import Host, Inventory, Move, Plan, Resources, Server, Step
+from hostmap.policy import check_policies, exclusive_groups, pinned_servers
 
 __all__ = ["Links", "default_duration", "plan"]
 
 _Vec = tuple[int, int, int]
+#: Hard anti-affinity groups of a server: (group number, members allowed per host).
+_Tokens = tuple[tuple[int, int], ...]
 _Key = tuple[float, float, float, str, str, int]
 
 #: Leg kinds of an internal move.
@@ -75,6 +78,7 @@ class _Mv:
     demand: _Vec
     dur: float
     leg: int
+    tokens: _Tokens = ()
     key: _Key = (0.0, 0.0, 0.0, "", "", 0)
     index: int = -1
     after: tuple[int, ...] = ()
@@ -93,6 +97,7 @@ class _Request:
     dst: int
     demand: _Vec
     dur: float
+    tokens: _Tokens = ()
 
 
 @dataclass(slots=True)
@@ -124,7 +129,10 @@ class _Scheduler:
         *,
         park: bool = False,
         links: Links | None = None,
+        members_at: Sequence[Mapping[int, int]] = (),
+        pinned: frozenset[str] = frozenset(),
     ) -> None:
+        self.pinned_ids = pinned
         self.hosts = hosts
         n = len(hosts)
         self.cap: list[_Vec] = [_vec(h.capacity) for h in hosts]
@@ -135,6 +143,10 @@ class _Scheduler:
         self.cap_wait: list[list[_Mv]] = [[] for _ in range(n)]
         self.slot_wait: list[list[tuple[_Key, int]]] = [[] for _ in range(n)]
         self.busy: list[int] = [0] * n
+        # Hard anti-affinity, counted like a resource: members on or arriving at each host per group, and the
+        # positions in `done_index` of the completed departures of each group's members.
+        self.tok_load: list[dict[int, int]] = [dict(members) for members in members_at] or [{} for _ in range(n)]
+        self.tok_pos: list[dict[int, list[int]]] = [{} for _ in range(n)]
         self.usable = [h.enabled and h.up for h in hosts]
         self.max_per_host = max_per_host
         self.parallel = parallel
@@ -165,7 +177,7 @@ class _Scheduler:
     # -- building blocks -------------------------------------------------------------------------------
 
     def _new(self, req: _Request, src: int, dst: int, leg: int) -> _Mv:
-        mv = _Mv(len(self.moves), req.server, src, dst, req.dst, req.demand, req.dur, leg)
+        mv = _Mv(len(self.moves), req.server, src, dst, req.dst, req.demand, req.dur, leg, req.tokens)
         mv.key = self.key_of(req.server, leg, src, req.dur)
         self.moves.append(mv)
         self.unstarted += 1
@@ -193,8 +205,9 @@ class _Scheduler:
         first.partner, second.partner = second, first
         heapq.heappush(self.ready, (first.key, first.uid))
 
-    def admit(self, host: int, demand: _Vec) -> list[int] | None:
-        """The completed departures from `host` an arrival of `demand` must wait for, or None if too full."""
+    def admit(self, host: int, mv: _Mv) -> list[int] | None:
+        """The completed departures from `host` the arrival of `mv` must wait for, or None if too full."""
+        demand = mv.demand
         load, cap, credit = self.load[host], self.cap[host], self.credit[host]
         position = -1
         for c in range(3):
@@ -203,11 +216,31 @@ class _Scheduler:
                 if need > credit[c]:
                     return None
                 position = max(position, bisect_left(self.done_pref[host][c], need))
+        for group, limit in mv.tokens:
+            need = self.tok_load[host].get(group, 0) + 1 - limit
+            if need > 0:
+                gone = self.tok_pos[host].get(group, ())
+                if need > len(gone):
+                    return None
+                position = max(position, gone[need - 1])
         return self.done_index[host][: position + 1]
 
-    def fits(self, host: int, demand: _Vec, extra: _Vec = (0, 0, 0)) -> bool:
+    def pinned(self, mv: _Mv) -> bool:
+        return mv.server.id in self.pinned_ids
+
+    def fits(self, host: int, mv: _Mv, freed: _Mv | None = None) -> bool:
+        """Whether `mv` could arrive at `host` now, or once `freed` (a departure from it) has completed."""
         load, cap, credit = self.load[host], self.cap[host], self.credit[host]
-        return all(load[c] + demand[c] - cap[c] <= credit[c] + extra[c] for c in range(3))
+        extra = freed.demand if freed is not None else (0, 0, 0)
+        if any(load[c] + mv.demand[c] - cap[c] > credit[c] + extra[c] for c in range(3)):
+            return False
+        for group, limit in mv.tokens:
+            present = self.tok_load[host].get(group, 0) - len(self.tok_pos[host].get(group, ()))
+            if freed is not None and any(g == group for g, _ in freed.tokens):
+                present -= 1
+            if present + 1 > limit:
+                return False
+        return True
 
     def _promote(self, host: int) -> None:
         if self.slot_wait[host] and self.busy[host] < self.max_per_host:
@@ -222,6 +255,8 @@ class _Scheduler:
         load = self.load[mv.dst]
         for c in range(3):
             load[c] += mv.demand[c]
+        for group, _ in mv.tokens:
+            self.tok_load[mv.dst][group] = self.tok_load[mv.dst].get(group, 0) + 1
         self.busy[mv.src] += 1
         self.inflight += 1
         self.unstarted -= 1
@@ -239,6 +274,8 @@ class _Scheduler:
         self.busy[src] -= 1
         self.inflight -= 1
         self.done_index[src].append(mv.index)
+        for group, _ in mv.tokens:
+            self.tok_pos[src].setdefault(group, []).append(len(self.done_index[src]) - 1)
         credit, pref = self.credit[src], self.done_pref[src]
         for c in range(3):
             credit[c] += mv.demand[c]
@@ -268,7 +305,7 @@ class _Scheduler:
             if self.busy[mv.src] >= self.max_per_host:
                 heapq.heappush(self.slot_wait[mv.src], (key, uid))
                 continue
-            deps = self.admit(mv.dst, mv.demand)
+            deps = self.admit(mv.dst, mv)
             if deps is None:
                 self.cap_wait[mv.dst].append(mv)
                 mv.waiting = True
@@ -301,10 +338,10 @@ class _Scheduler:
             return False
 
         def unblocks(mv: _Mv) -> bool:
-            return any(self.fits(src, w.demand, mv.demand) for w in arriving)
+            return any(self.fits(src, w, mv) for w in arriving)
 
         for mv in sorted(stalled, key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id)):
-            if self._room_by(mv) <= now + mv.dur:
+            if self.pinned(mv) or self._room_by(mv) <= now + mv.dur:
                 continue  # the target has room within one migration: waiting costs less than a second leg
             spot = self._spot(mv)
             if spot is None:
@@ -350,7 +387,7 @@ class _Scheduler:
             left = self.spot_room[h]
             if left[1] < demand[1]:
                 break
-            if any(left[c] < demand[c] for c in range(3)) or not self.fits(h, demand):
+            if any(left[c] < demand[c] for c in range(3)) or not self.fits(h, mv):
                 continue
             if h in (mv.src, mv.dst):
                 ends = True
@@ -361,7 +398,7 @@ class _Scheduler:
             weighed += 1
             if weighed >= _SPOTS_WEIGHED:
                 break
-        if best is None and not ends:
+        if best is None and not ends and not mv.tokens:
             self.no_spot.append(demand)  # rooms only shrink until the next completion: no bigger server fits either
         return None if best is None else best[2]
 
@@ -380,11 +417,11 @@ class _Scheduler:
         self.unstarted -= 1
         if self.park:
             self._account(mv, -1)
-        req = _Request(mv.server, mv.src, mv.dst, mv.demand, mv.dur)
+        req = _Request(mv.server, mv.src, mv.dst, mv.demand, mv.dur, mv.tokens)
         first = self._new(req, mv.src, pivot, _FIRST)
         second = self._new(req, pivot, mv.dst, _SECOND)
         first.partner, second.partner = second, first
-        deps = self.admit(pivot, mv.demand)
+        deps = self.admit(pivot, first)
         assert deps is not None
         self._start(first, deps, now)
         self.pivots[mv.server.id] = pivot
@@ -454,10 +491,10 @@ class _Scheduler:
 
     def _detour_one(self, scc: list[int], inside: list[_Mv], blocked: set[int], active: set[int], now: float) -> bool:
         def unblocks(mv: _Mv) -> bool:
-            return any(self.fits(mv.src, w.demand, mv.demand) for w in self.cap_wait[mv.src] if not w.dead)
+            return any(self.fits(mv.src, w, mv) for w in self.cap_wait[mv.src] if not w.dead)
 
         candidates = sorted(
-            (m for m in inside if m.leg == _PLAIN),
+            (m for m in inside if m.leg == _PLAIN and not self.pinned(m)),
             key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id),
         )
         for mv in candidates:
@@ -494,7 +531,7 @@ class _Scheduler:
                 heapq.heappush(heap, (current, h))
                 continue
             held.append((key, h))
-            if h not in (mv.src, mv.dst) and self.fits(h, mv.demand):
+            if h not in (mv.src, mv.dst) and self.fits(h, mv):
                 found = h
                 break
         for entry in held:
@@ -659,17 +696,23 @@ def plan(
 ) -> Plan:
     """Schedule live migrations that take `inventory` to `desired` (server id -> host) safely and quickly.
 
-    Raises `CapacityError` when the final placement overfills a host that receives servers, and
-    `InfeasiblePlanError` when moves wait on each other around full hosts and no pivot host has room.
+    Raises `CapacityError` when the final placement overfills a host that receives servers, `PolicyError` when
+    it breaks a hard server-group policy (`hostmap.policy`), and `InfeasiblePlanError` when moves wait on each
+    other around full hosts and no pivot host has room.  Hard anti-affinity is kept at every step like a
+    resource: a member arrives only once the members it would meet have left.
     """
     if max_per_host < 1:
         raise ValueError("max_per_host must be at least 1")
     if parallel is not None and parallel < 1:
         raise ValueError("parallel must be at least 1 or None")
     hosts = sorted(inventory.hosts, key=lambda h: h.name)
-    in_place, requests = _requests(inventory, hosts, desired, duration or default_duration)
+    exclusive = exclusive_groups(inventory)
+    in_place, requests = _requests(inventory, hosts, desired, duration or default_duration, exclusive)
     _final_check(hosts, requests)
-    limits = _Limits(max_per_host, parallel, links)
+    check_policies(inventory, desired)
+    limits = _Limits(
+        max_per_host, parallel, links, _members_at(inventory, hosts, exclusive), frozenset(pinned_servers(inventory))
+    )
 
     work = [0.0] * len(hosts)
     for req in requests:
@@ -717,9 +760,29 @@ def plan(
 
 @dataclass(frozen=True, slots=True)
 class _Limits:
+    """What every pass shares: the run's limits, NIC sharing, and where anti-affinity members are."""
+
     max_per_host: int
     parallel: int | None
     links: Links | None
+    #: Per host (index): group number -> members on it now, for hard anti-affinity groups.
+    members_at: tuple[dict[int, int], ...]
+    #: Servers that may not detour (members of hard affinity groups).
+    pinned: frozenset[str]
+
+
+def _members_at(
+    inventory: Inventory, hosts: Sequence[Host], exclusive: Mapping[str, _Tokens]
+) -> tuple[dict[int, int], ...]:
+    host_index = {h.name: i for i, h in enumerate(hosts)}
+    counts: list[dict[int, int]] = [{} for _ in hosts]
+    for server in inventory.servers:
+        where = host_index.get(server.host or "")
+        if where is None:
+            continue
+        for group, _ in exclusive.get(server.id, ()):
+            counts[where][group] = counts[where].get(group, 0) + 1
+    return tuple(counts)
 
 
 def _requests(
@@ -727,6 +790,7 @@ def _requests(
     hosts: Sequence[Host],
     desired: Mapping[str, str],
     estimate: Callable[[Server], float],
+    exclusive: Mapping[str, _Tokens],
 ) -> tuple[list[Server], list[_Request]]:
     """Split `desired` into servers already in place and moves to make, both sorted by server name."""
     host_index = {h.name: i for i, h in enumerate(hosts)}
@@ -749,7 +813,8 @@ def _requests(
         seconds = float(estimate(server))
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"duration for {server.name!r} must be a finite non-negative number")
-        requests.append(_Request(server, host_index[server.host], host_index[target], _vec(server.demand), seconds))
+        requests.append(_Request(server, host_index[server.host], host_index[target], _vec(server.demand), seconds,
+                                 exclusive.get(server.id, ())))
     requests.sort(key=lambda r: (r.server.name, r.server.id))
     in_place.sort(key=lambda s: (s.name, s.id))
     return in_place, requests
@@ -823,7 +888,10 @@ def _schedule(
     *,
     park: bool = False,
 ) -> _Built:
-    sched = _Scheduler(hosts, limits.max_per_host, limits.parallel, key_of, park=park, links=limits.links)
+    sched = _Scheduler(
+        hosts, limits.max_per_host, limits.parallel, key_of,
+        park=park, links=limits.links, members_at=limits.members_at, pinned=limits.pinned,
+    )
     for req in requests:
         pivot = pivots.get(req.server.id)
         if pivot is None:

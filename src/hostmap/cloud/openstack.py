@@ -252,7 +252,12 @@ class OpenStackCloud:
     @staticmethod
     def _group(raw: Any) -> ServerGroup:
         policy = raw.policy or (raw.policies[0] if raw.policies else "")
-        return ServerGroup(raw.id, raw.name, policy, tuple(raw.member_ids or ()))
+        rules = raw.rules if isinstance(raw.rules, dict) else {}
+        try:
+            limit = max(1, int(rules.get("max_server_per_host") or 1))
+        except (TypeError, ValueError):
+            limit = 1
+        return ServerGroup(raw.id, raw.name, policy, tuple(raw.member_ids or ()), limit)
 
     @_edge("list a server's live migrations")
     def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:

@@ -909,7 +909,9 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
         view: JSON = {"id": group.id, "name": group.name, "members": list(group.members)}
         if at_least(2, 64):
             view["policy"] = group.policy
-            view["rules"] = {}
+            view["rules"] = (
+                {} if group.max_server_per_host is None else {"max_server_per_host": group.max_server_per_host}
+            )
         else:
             view["policies"] = [group.policy]
             view["metadata"] = {}

@@ -113,6 +113,8 @@ class ServerGroupSpec:
     policy: str
     members: tuple[str, ...]
     project: str = "admin"
+    #: The anti-affinity rule max_server_per_host; None when the group has no rules.
+    max_server_per_host: int | None = None
 
 
 @dataclass(frozen=True)
@@ -390,7 +392,8 @@ _HOST = (
 )
 _FLAVOR = ("name", "vcpus", "ram", "disk", "id")
 _SERVER = ("name", "id", "flavor", "host", "status", "project", "touched", "dirty_mb_s")
-_GROUP = ("name", "policy", "members", "id", "project")
+_GROUP = ("name", "policy", "members", "id", "project", "rules")
+_RULES = ("max_server_per_host",)
 _MIGRATION = (
     "nic_gbps", "stream_gbps", "touched", "dirty_mb_s", "downtime_ms", "setup_s", "max_concurrent_live_migrations",
 )
@@ -619,6 +622,12 @@ def _parse_groups(source: str, raw: list[object], servers: tuple[ServerSpec, ...
         policy = r.string("policy", required=True)
         if policy not in GROUP_POLICIES:
             raise r.error("policy", f"unknown policy {policy!r}", f"one of {', '.join(GROUP_POLICIES)}")
+        max_server_per_host: int | None = None
+        if r.has("rules"):
+            rules = _Reader(source, r.at("rules"), r.data["rules"], _RULES)
+            if rules.data and policy != "anti-affinity":
+                raise r.error("rules", f"nova accepts rules only with the anti-affinity policy, not {policy!r}")
+            max_server_per_host = rules.opt_integer("max_server_per_host", minimum=1)
         members: list[str] = []
         for j, ref in enumerate(r.items("members", required=True)):
             entry = f"{r.entry}.members[{j}]"
@@ -633,6 +642,7 @@ def _parse_groups(source: str, raw: list[object], servers: tuple[ServerSpec, ...
             ServerGroupSpec(
                 id=r.string("id", sim_uuid("group", i, name)), name=name, policy=policy,
                 members=tuple(members), project=r.string("project", "admin"),
+                max_server_per_host=max_server_per_host,
             )
         )
     return tuple(groups)

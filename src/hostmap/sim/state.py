@@ -763,12 +763,19 @@ class SimCloud:
         for group in self.groups:
             if server.id not in group.members:
                 continue
-            others = [s for s in group.members if s != server.id]
-            placed = {h for s in others for h in self.hosts_of(s)}
-            if group.policy == "anti-affinity" and host.name in placed:
-                return f"server group {group.name} (anti-affinity) already has a member on {host.name}"
-            if group.policy == "affinity" and placed and placed != {host.name}:
-                return f"server group {group.name} (affinity) has members on {', '.join(sorted(placed))}"
+            if group.policy == "anti-affinity":
+                # Members on the host, counting those arriving there (stricter than the scheduler's filter,
+                # which sees an instance on its source until it has moved; nova re-checks on the destination).
+                limit = group.max_server_per_host or 1
+                there = sum(1 for s in group.members if s != server.id and host.name in self.hosts_of(s))
+                if there >= limit:
+                    return (f"server group {group.name} (anti-affinity, max_server_per_host {limit}) already has "
+                            f"{there} member(s) on {host.name}")
+            if group.policy == "affinity":
+                # ServerGroupAffinityFilter: the group's hosts are those of all its members, this one included.
+                placed = {self.servers[s].host for s in group.members if s in self.servers}
+                if host.name not in placed:
+                    return f"server group {group.name} (affinity) has members on {', '.join(sorted(placed))} only"
         return None
 
     def hosts_of(self, server_id: str) -> set[str]:
