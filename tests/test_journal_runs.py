@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,3 +113,42 @@ def test_resume_after_kill_9_never_submits_twice(tmp_path: Path, env_cloud: Call
     assert _posts(running, ids["web-1"]) == 1
     runs = json.loads(run_cli(["history", "--journal", str(journal), "-f", "json"]).out)
     assert [r["status"] for r in runs] == ["reached", "crashed"]
+
+
+@pytest.mark.timeout(180)
+def test_resumed_migration_keeps_its_original_deadline(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """A migration adopted after a crash is timed from its original request: one long past --timeout is aborted."""
+    data = scenario(migration={"setup_s": 0.2}, faults=[{"kind": "never_converge", "server": "web-0"}])
+    running = env_cloud(data, virtual=False)
+    web = next(s.id for s in running.cloud.inventory().servers if s.name == "web-0")
+    journal = tmp_path / "journal.sqlite"
+    log = tmp_path / "first.log"
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--yes", "--journal", str(journal),
+         "--log-file", str(log), "--timeout", "3600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and "started:" in log.read_text()):
+            time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert _posts(running, web) == 1
+    with sqlite3.connect(journal) as conn:  # the crash happened two hours ago
+        conn.execute("UPDATE moves SET intended_at = '2000-01-01T00:00:00+00:00',"
+                     " submitted_at = '2000-01-01T00:00:01+00:00'")
+    started = time.monotonic()
+    # Quit at the prompt for the fresh attempt that follows: only the resumed migration is of interest here.
+    result = run_cli(["apply", str(host_map), "--journal", str(journal), "-f", "json",
+                      "--timeout", "600", "--log-file", str(tmp_path / "second.log")], stdin="q\n")
+    assert time.monotonic() - started < 120  # not a fresh 600 s budget
+    assert result.code == 1, result.err
+    (row,) = [m for m in result.json()["moves"] if "resumed" in m["reason"]]
+    assert row["outcome"] == "timed_out"
+    assert "confirmed on its source" in row["reason"]
+    assert _posts(running, web) == 1
+    statuses = [m.status for m in running.sim.state.migrations if m.server_id == web]
+    assert statuses == ["cancelled"]

@@ -93,6 +93,7 @@ def _resume(
     servers = {s.id: s for s in inventory.servers}
     steps: list[Step] = []
     adopted: dict[int, MigrationRecord] = {}
+    ages: dict[int, float] = {}
     recorder = JournalRecorder(journal, 0, finish=False)
     for orphan in orphans:
         known = journal.known_migration_ids(orphan.id)
@@ -114,12 +115,13 @@ def _resume(
                                      orphan.target))
         steps.append(step)
         adopted[step.index] = min(fresh, key=lambda r: r.id)
+        ages[step.index] = journal.age_s(orphan)  # --timeout counts from the original request, not from now
         recorder.adopt(step, orphan.id)
     if not steps:
         return None
     executor = Executor(cloud, clock, reporter=Reporters([*reporters, recorder]), options=settings.options,
                         interrupts=interrupts)
-    result = executor.run(Plan(tuple(steps)), inventory, adopted=adopted)
+    result = executor.run(Plan(tuple(steps)), inventory, adopted=adopted, adopted_age=ages)
     note = "resumed: an interrupted run had started this migration; watched it to its end"
     return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted)
 

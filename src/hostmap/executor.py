@@ -122,11 +122,18 @@ class Executor:
         #: No flight is watched longer than this from its submission, whatever happens.
         self._flight_limit = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.outage_s + 4 * opts.poll_s
 
-    def run(self, plan: Plan, inventory: Inventory, adopted: Mapping[int, MigrationRecord] | None = None) -> RunResult:
+    def run(
+        self,
+        plan: Plan,
+        inventory: Inventory,
+        adopted: Mapping[int, MigrationRecord] | None = None,
+        adopted_age: Mapping[int, float] | None = None,
+    ) -> RunResult:
         """Execute `plan`; returns one result per server, in plan order, skipped ones first.
 
         `adopted` maps step indexes to migrations already in flight in nova (found after a crash): those steps
-        are watched to their end instead of being submitted again.
+        are watched to their end instead of being submitted again.  `adopted_age` says how many seconds ago each
+        was requested: its timeout counts from then (one already past it is aborted at once).
         """
         self._start = self._clock.now()
         state = _RunState(all_yes=self._confirm is None)
@@ -138,7 +145,8 @@ class Executor:
             record = adopted.get(step.index)
             if record is not None:
                 submission = Submission(step.move.server_id, step.move.target, None, "")
-                state.flights[step.index] = _Flight(step, submission, self._start, frozenset(),
+                age = min(max((adopted_age or {}).get(step.index, 0.0), 0.0), self._options.timeout_s)
+                state.flights[step.index] = _Flight(step, submission, self._start - age, frozenset(),
                                                     _resting_status(servers.get(step.move.server_id)), record=record)
                 self._reporter.started(step, submission)
         error = ""
@@ -496,7 +504,8 @@ class Executor:
     ) -> None:
         now = self._clock.now()
         move = step.move
-        begun = flight.submitted_at if flight is not None else started
+        # An adopted flight counts its timeout from before this run; its row reports the time this run watched it.
+        begun = max(flight.submitted_at, self._start) if flight is not None else started
         result = MoveResult(
             move.server_id, move.server_name, move.source, move.target, outcome, reason,
             seconds=None if begun is None else now - begun,

@@ -90,7 +90,7 @@ _RUN_COLUMNS = """
 """
 _MOVE_COLUMNS = """
     m.id, m.run_id, m.step, m.server_id, m.server_name, m.source, m.target,
-    m.submitted_at, m.request_id, m.migration_id, m.outcome, m.reason, m.seconds
+    m.submitted_at, m.request_id, m.migration_id, m.outcome, m.reason, m.seconds, m.intended_at
 """
 
 
@@ -156,6 +156,8 @@ class MoveRecord:
     outcome: Outcome | None
     reason: str
     seconds: float | None
+    #: When the intent was written, just before the request was sent (UTC, ISO 8601).
+    intended_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -417,6 +419,21 @@ class Journal:
             ).fetchall()
         return [self._move(row) for row in rows]
 
+    @staticmethod
+    def age_s(move: MoveRecord) -> float:
+        """Seconds since the move was requested (accepted, else intended) by this machine's wall clock; 0 if unknown."""
+        for stamp in (move.submitted_at, move.intended_at):
+            if not stamp:
+                continue
+            try:
+                then = datetime.fromisoformat(stamp)
+            except ValueError:
+                continue
+            if then.tzinfo is None:
+                then = then.replace(tzinfo=timezone.utc)
+            return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+        return 0.0
+
     def known_migration_ids(self, move_id: int) -> frozenset[int]:
         """The server's migration ids that nova listed before this move's request (as given to `intend`)."""
         with self._guard() as conn:
@@ -441,7 +458,7 @@ class Journal:
             id=int(row[0]), run_id=int(row[1]), step=int(row[2]), server_id=str(row[3]), server_name=str(row[4]),
             source=str(row[5]), target=str(row[6]), submitted_at=row[7], request_id=row[8],
             migration_id=None if row[9] is None else int(row[9]), outcome=_outcome(row[10], str(self.path)),
-            reason=str(row[11]), seconds=None if row[12] is None else float(row[12]),
+            reason=str(row[11]), seconds=None if row[12] is None else float(row[12]), intended_at=str(row[13]),
         )
 
 
