@@ -75,3 +75,19 @@ def test_rule_max_server_per_host_is_read_from_the_cloud(tmp_path: Path, env_clo
     result = run_cli(["plan", str(host_map), "--log-file", str(tmp_path / "log"), "-f", "json"])
     assert result.code == 0, result.err
     assert [(m["server"], m["target"]) for m in result.json()["moves"]] == [("web-0", "compute002")]
+
+
+def test_anti_affine_swap_without_a_free_host_names_the_group(
+    tmp_path: Path, env_cloud: Callable[..., Running]
+) -> None:
+    """When every other host holds a member too, the swap is infeasible and the message names the group."""
+    data = _grouped("anti-affinity", ["web-0", "web-1", "cache-0"])
+    data["servers"].append({"name": "spare-0", "flavor": "m1.small", "host": "compute004"})
+    data["server_groups"][0]["members"].append("spare-0")
+    running = env_cloud(data)
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["web-0"], "compute001": ["web-1"]})
+    result = run_cli(["apply", str(host_map), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 3, result.err
+    assert "servers web-0, web-1 must swap between hosts compute001, compute002" in result.err
+    assert "anti-affinity group grp forbids two members on one host" in result.err
+    assert running.sim.state.mutating_request_count() == 0

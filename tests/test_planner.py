@@ -42,6 +42,7 @@ def test_scenario(path: Path) -> None:
         assert sorted(n for c in result.cycles for n in c.servers) == sorted(expect["servers"])
         if "hosts" in expect:
             assert sorted(h for c in result.cycles for h in c.hosts) == sorted(expect["hosts"])
+        assert sorted(g for c in result.cycles for g in c.groups) == expect.get("groups", [])
         return
     assert isinstance(result, Plan), result
     check_plan(case.inventory, case.desired, result, randoms=10)

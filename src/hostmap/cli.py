@@ -461,9 +461,15 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     if isinstance(error, InfeasiblePlanError):
         say("no capacity-safe order exists: nothing was migrated")
         for cycle in error.cycles:
-            stderr.write(f"  servers {', '.join(cycle.servers)} must swap between full hosts "
-                         f"{', '.join(cycle.hosts)}, and no other host has room for a detour\n")
-        stderr.write("  free room on one host (or add a pivot host with room), then run again\n")
+            if cycle.groups:
+                stderr.write(f"  servers {', '.join(cycle.servers)} must swap between hosts {', '.join(cycle.hosts)}, "
+                             f"but anti-affinity group {', '.join(cycle.groups)} forbids two members on one host, "
+                             "and no other host can take one of them for a detour\n")
+            else:
+                stderr.write(f"  servers {', '.join(cycle.servers)} must swap between full hosts "
+                             f"{', '.join(cycle.hosts)}, and no other host has room for a detour\n")
+        stderr.write("  free room on one host (or add a pivot host with room and no member of the group), "
+                     "then run again\n")
         return EXIT_INFEASIBLE
     if isinstance(error, CloudConfigError):
         say(f"{error.problem}")

@@ -61,6 +61,8 @@ class CycleInfo:
 
     servers: Sequence[str]
     hosts: Sequence[str]
+    #: Hard anti-affinity groups that keep these servers waiting (rather than, or besides, lack of room).
+    groups: Sequence[str] = ()
 
 
 @dataclass

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from hostmap.errors import CapacityError, CapacityShortfall, CycleInfo, InfeasiblePlanError
 from hostmap.flow import Flow, Links
 from hostmap.model import Host, Inventory, Move, Plan, Resources, Server, Step
-from hostmap.policy import check_policies, exclusive_groups, pinned_servers
+from hostmap.policy import check_policies, exclusive_group_names, exclusive_groups, pinned_servers
 
 __all__ = ["Links", "default_duration", "plan"]
 
@@ -131,8 +131,10 @@ class _Scheduler:
         links: Links | None = None,
         members_at: Sequence[Mapping[int, int]] = (),
         pinned: frozenset[str] = frozenset(),
+        group_names: Sequence[str] = (),
     ) -> None:
         self.pinned_ids = pinned
+        self.group_names = group_names
         self.hosts = hosts
         n = len(hosts)
         self.cap: list[_Vec] = [_vec(h.capacity) for h in hosts]
@@ -478,7 +480,8 @@ class _Scheduler:
                 broken += 1
                 continue
             names = {m.server.name for m in inside} or {m.server.name for h in scc for m in self.cap_wait[h]}
-            stuck.append(CycleInfo(servers=sorted(names), hosts=sorted(self.hosts[h].name for h in scc)))
+            stuck.append(CycleInfo(servers=sorted(names), hosts=sorted(self.hosts[h].name for h in scc),
+                                   groups=self._exclusive_blockers(inside)))
         if not broken:
             if not stuck:  # cannot happen when the final state fits; report every waiting server rather than loop
                 stuck.append(
@@ -488,6 +491,18 @@ class _Scheduler:
                     )
                 )
             raise _Stuck(stuck)
+
+    def _exclusive_blockers(self, waiting: Sequence[_Mv]) -> list[str]:
+        """Names of the anti-affinity groups that keep some of `waiting` from arriving, where room alone would not."""
+        names: set[str] = set()
+        for mv in waiting:
+            load, cap, credit = self.load[mv.dst], self.cap[mv.dst], self.credit[mv.dst]
+            if any(load[c] + mv.demand[c] - cap[c] > credit[c] for c in range(3)):
+                continue
+            for group, limit in mv.tokens:
+                if self.tok_load[mv.dst].get(group, 0) - len(self.tok_pos[mv.dst].get(group, ())) + 1 > limit:
+                    names.add(self.group_names[group])
+        return sorted(names)
 
     def _detour_one(self, scc: list[int], inside: list[_Mv], blocked: set[int], active: set[int], now: float) -> bool:
         def unblocks(mv: _Mv) -> bool:
@@ -711,7 +726,8 @@ def plan(
     _final_check(hosts, requests)
     check_policies(inventory, desired)
     limits = _Limits(
-        max_per_host, parallel, links, _members_at(inventory, hosts, exclusive), frozenset(pinned_servers(inventory))
+        max_per_host, parallel, links, _members_at(inventory, hosts, exclusive), frozenset(pinned_servers(inventory)),
+        tuple(exclusive_group_names(inventory)),
     )
 
     work = [0.0] * len(hosts)
@@ -769,6 +785,8 @@ class _Limits:
     members_at: tuple[dict[int, int], ...]
     #: Servers that may not detour (members of hard affinity groups).
     pinned: frozenset[str]
+    #: Names of the hard anti-affinity groups, by the numbers `members_at` and the moves use.
+    group_names: tuple[str, ...]
 
 
 def _members_at(
@@ -891,6 +909,7 @@ def _schedule(
     sched = _Scheduler(
         hosts, limits.max_per_host, limits.parallel, key_of,
         park=park, links=limits.links, members_at=limits.members_at, pinned=limits.pinned,
+        group_names=limits.group_names,
     )
     for req in requests:
         pivot = pivots.get(req.server.id)

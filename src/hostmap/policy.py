@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from hostmap.errors import PolicyError, PolicyViolation
 from hostmap.model import Inventory, ServerGroup
 
-__all__ = ["check_policies", "exclusive_groups", "pinned_servers"]
+__all__ = ["check_policies", "exclusive_group_names", "exclusive_groups", "pinned_servers"]
 
 
 def _hard(inventory: Inventory, policy: str, least: int) -> list[tuple[ServerGroup, list[str]]]:
@@ -29,6 +29,11 @@ def _hard(inventory: Inventory, policy: str, least: int) -> list[tuple[ServerGro
         if group.policy == policy and len(members) >= least:
             found.append((group, members))
     return found
+
+
+def exclusive_group_names(inventory: Inventory) -> list[str]:
+    """The names of the groups `exclusive_groups` numbers, by number."""
+    return [group.name for group, _ in _hard(inventory, "anti-affinity", 2)]
 
 
 def exclusive_groups(inventory: Inventory) -> dict[str, tuple[tuple[int, int], ...]]:
