@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import run_cli, scenario, write_json
 
 from hostmap.flow import Flow, Links
+from hostmap.timing import MigrationParams, solo_duration_s
 
 
 def _run(flow: Flow) -> dict[int, float]:
@@ -106,3 +107,21 @@ def test_plan_estimate_matches_the_simulated_run_when_streams_share_a_nic(tmp_pa
     # The simulated cloud also loses the guest's dirtying (20 MB/s) and a smaller switch-over allowance at the
     # lower rate, which the planner's model leaves out: the run ends a little later, never sooner.
     assert estimate <= makespan <= 1.08 * estimate
+
+
+def test_estimate_rates_can_be_given_for_a_real_cloud(tmp_path: Path) -> None:
+    """--nic-gbps and --stream-gbps set the rates the plan's estimates use, and change nothing else."""
+    path = write_json(tmp_path / "scenario.json", scenario(migration={}))
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    common = ["--sim-scenario", str(path), "--log-file", str(tmp_path / "log"), "-f", "json"]
+    default = run_cli(["plan", str(host_map), *common])
+    slow = run_cli(["plan", str(host_map), *common, "--nic-gbps", "1", "--stream-gbps", "1"])
+    assert default.code == slow.code == 0, (default.err, slow.err)
+    params = MigrationParams(nic_gbps=1, stream_gbps=1)
+    assert [m["estimate_s"] for m in slow.json()["moves"]] == [
+        pytest.approx(solo_duration_s(2048, params), abs=1e-3)
+    ] * 2
+    assert [(m["server"], m["target"]) for m in slow.json()["moves"]] == [
+        (m["server"], m["target"]) for m in default.json()["moves"]
+    ]
+    assert slow.json()["estimated_s"] > 3 * default.json()["estimated_s"]

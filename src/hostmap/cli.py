@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -98,6 +98,13 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                         help="at most N migrations in flight in total (default: as many as the hosts allow)")
     parser.add_argument("--max-per-host", type=_positive_int, default=1, metavar="K",
                         help="at most K outgoing migrations per source host (default 1, nova's default)")
+    model = parser.add_argument_group("estimates (they order the plan and predict its duration; nothing else)")
+    model.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
+                       help="each compute host's migration network, Gbit/s per direction (default 10; the "
+                            "scenario's in the simulated cloud)")
+    model.add_argument("--stream-gbps", type=_positive_float, default=None, metavar="G",
+                       help="the most one live migration moves, Gbit/s (default 8; the scenario's in the simulated "
+                            "cloud)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +254,12 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     return handler
 
 
+def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> MigrationParams:
+    """`params` with the NIC and stream rates the operator gave for estimates."""
+    nic, stream = getattr(args, "nic_gbps", None), getattr(args, "stream_gbps", None)
+    return replace(params, nic_gbps=nic or params.nic_gbps, stream_gbps=stream or params.stream_gbps)
+
+
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
     from hostmap.cloud.openstack import ConnectOptions, connect, connect_with
@@ -259,7 +272,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
     if not use_sim:
         cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
         try:
-            yield _Session(cloud, WallClock(), MigrationParams())
+            yield _Session(cloud, WallClock(), _estimate_params(args, MigrationParams()))
         finally:
             cloud.close()
         return
@@ -272,7 +285,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
         log.info("simulated cloud at %s", sim.auth_url)
         cloud = connect_with(sim.connect_kwargs())
         try:
-            yield _Session(cloud, clock, scenario.migration)
+            yield _Session(cloud, clock, _estimate_params(args, scenario.migration))
         finally:
             cloud.close()
 
