@@ -187,3 +187,47 @@ def test_api_outage_still_ends_with_a_report(start_sim: Callable[..., Running]) 
     assert "stopped watching" in move.reason
     assert "503" in result.error
     assert not result.reached
+
+
+def _gap_plan(inventory: Inventory, filler_estimate_s: float) -> Plan:
+    """db-0 leaves compute002; web-0 leaves compute001 after it; web-1, also from compute001, is ready at once."""
+    by_name = {s.name: s for s in inventory.servers}
+
+    def move(name: str, target: str, estimate: float) -> Move:
+        server = by_name[name]
+        return Move(server.id, name, server.host or "", target, server.demand, target, estimate)
+
+    return Plan((
+        Step(0, move("db-0", "compute003", 6.0)),
+        Step(1, move("web-0", "compute004", 2.0), (0,)),
+        Step(2, move("web-1", "compute004", filler_estimate_s)),
+    ))
+
+
+def test_a_ready_move_does_not_delay_its_sources_next_planned_move(start_sim: Callable[..., Running]) -> None:
+    """A ready migration that would still run when the source's earlier planned move can start waits for it."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    result = Executor(running.cloud, running.clock).run(_gap_plan(inventory, 60.0), inventory)
+    rows = {m.server_name: m for m in result.moves}
+    assert {m.outcome for m in result.moves} == {"migrated"}
+    assert rows["web-0"].started_s is not None
+    assert rows["web-1"].started_s is not None
+    assert rows["db-0"].finished_s is not None
+    assert rows["web-0"].finished_s is not None
+    assert rows["web-0"].started_s >= rows["db-0"].finished_s
+    assert rows["web-1"].started_s >= rows["web-0"].finished_s
+
+
+def test_a_ready_move_fills_a_gap_it_fits_in(start_sim: Callable[..., Running]) -> None:
+    """A ready migration expected to end before the source's earlier planned move can start goes at once."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    result = Executor(running.cloud, running.clock).run(_gap_plan(inventory, 0.5), inventory)
+    rows = {m.server_name: m for m in result.moves}
+    assert {m.outcome for m in result.moves} == {"migrated"}
+    assert rows["web-1"].started_s is not None
+    assert rows["db-0"].finished_s is not None
+    assert rows["web-1"].started_s < 1.0 < rows["db-0"].finished_s

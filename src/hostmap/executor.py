@@ -196,6 +196,8 @@ class Executor:
     def _start_ready(self, pending: list[Step], state: _RunState, servers: Mapping[str, Server]) -> list[Step]:
         opts = self._options
         still: list[Step] = []
+        #: Per source host, the first step of the plan still waiting for its dependencies (its next move).
+        heads: dict[str, Step] = {}
         for step in pending:
             blocked = self._blocked_by(step, state)
             if blocked is not None:
@@ -204,8 +206,16 @@ class Executor:
             if state.stop_reason:
                 self._finish(state, step, "not_started", state.stop_reason)
                 continue
-            if any(dep not in state.results for dep in step.after) or not self._has_slot(step, state, opts):
+            if any(dep not in state.results for dep in step.after):
+                heads.setdefault(step.move.source, step)
                 still.append(step)
+                continue
+            if not self._has_slot(step, state, opts):
+                still.append(step)
+                continue
+            head = heads.get(step.move.source)
+            if head is not None and not self._ends_before(step, head, state):
+                still.append(step)  # it would hold the source when the plan's next move from it can start
                 continue
             if not state.all_yes and self._confirm is not None:
                 answer = self._confirm(step)
@@ -233,6 +243,22 @@ class Executor:
                 return (f"waits on the move of {result.server_name} to {result.target}, "
                         f"which ended {result.outcome.replace('_', ' ')}")
         return None
+
+    def _ends_before(self, step: Step, head: Step, state: _RunState) -> bool:
+        """Whether `step` is expected to end before `head` (an earlier step from the same source, still waiting
+        for its dependencies) can start; so a ready migration fills a gap but never delays the plan's order."""
+        ready_at = 0.0
+        for dep in head.after:
+            if dep in state.results:
+                continue
+            flight = state.flights.get(dep)
+            if flight is None:
+                return True  # a dependency has not even started: the head is far off
+            end = flight.expected_end
+            if end is None:
+                end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
+            ready_at = max(ready_at, end)
+        return self._clock.now() + step.move.estimate_s <= ready_at
 
     @staticmethod
     def _has_slot(step: Step, state: _RunState, opts: ExecutorOptions) -> bool:

@@ -606,40 +606,74 @@ def _is_sink(scc: list[int], edges: Mapping[int, list[int]]) -> bool:
     return all(t in members for h in scc for t in edges.get(h, []))
 
 
-def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None) -> float:
-    """Makespan when ready steps start in index order, limited per source host and in total."""
-    n = len(steps)
-    waiting = [len(s.after) for s in steps]
-    children: list[list[int]] = [[] for _ in range(n)]
+def _replay_index(steps: Sequence[Step]) -> tuple[list[list[int]], dict[str, int], dict[str, list[int]]]:
+    """The steps waiting for each step, a number per host, and per source host its steps in index order."""
+    children: list[list[int]] = [[] for _ in steps]
     names: dict[str, int] = {}
+    queue: dict[str, list[int]] = {}
     for s in steps:
         names.setdefault(s.move.source, len(names))
         names.setdefault(s.move.target, len(names))
+        queue.setdefault(s.move.source, []).append(s.index)
         for a in s.after:
             children[a].append(s.index)
+    return children, names, queue
+
+
+def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None) -> float:
+    """Makespan as the executor runs the plan: ready steps start in index order, limited per source host and in
+    total, and a step overtakes an earlier step of its source only if it ends before that one can start."""
+    n = len(steps)
+    waiting = [len(s.after) for s in steps]
+    children, names, queue = _replay_index(steps)
     ready = [s.index for s in steps if not s.after]
     heapq.heapify(ready)
-    parked: dict[str, list[int]] = {}
     busy: dict[str, int] = {}
+    parked: dict[str, list[int]] = {}
+    started = [False] * n
+    done = [False] * n
     flow = Flow(len(names), links)
     now = 0.0
+
+    def ready_at(i: int) -> float:
+        """When step i's dependencies end as far as the running ones tell; inf if one has not started."""
+        at = 0.0
+        for a in steps[i].after:
+            if not done[a]:
+                if not started[a]:
+                    return math.inf
+                at = max(at, flow.finish(a))
+        return at
+
     while True:
+        held: list[int] = []
         while ready and (parallel is None or len(flow) < parallel):
             i = heapq.heappop(ready)
             move = steps[i].move
+            mine = queue[move.source]
+            while started[mine[0]]:
+                heapq.heappop(mine)
+            head = mine[0]
             if busy.get(move.source, 0) >= max_per_host:
                 heapq.heappush(parked.setdefault(move.source, []), i)
                 continue
+            if head != i and now + move.estimate_s > ready_at(head):
+                held.append(i)  # it would still hold the source when the earlier head can start
+                continue
             busy[move.source] = busy.get(move.source, 0) + 1
+            started[i] = True
             flow.start(i, names[move.source], names[move.target], move.estimate_s, now)
+        for i in held:
+            heapq.heappush(ready, i)
         if not len(flow):
             return now
         now = flow.next_time()
         for i in flow.advance(now):
+            done[i] = True
             src = steps[i].move.source
             busy[src] -= 1
-            if parked.get(src):
-                heapq.heappush(ready, heapq.heappop(parked[src]))
+            for j in parked.pop(src, []):
+                heapq.heappush(ready, j)
             for c in children[i]:
                 waiting[c] -= 1
                 if not waiting[c]:
