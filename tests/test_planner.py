@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,21 @@ def test_medium_cloud_with_cycles_replays_safely() -> None:
     check_plan(inventory, desired, result, randoms=2)
     assert sum(s.move.is_detour for s in result.steps) == 5
     assert result.estimated_s >= result.lower_bound_s
+
+
+def test_planning_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """plan() pauses the cyclic garbage collector only while it works, also when it raises."""
+    case = load_case(Path(__file__).parent / "scenarios" / "swap_without_pivot.json")
+    ok = load_case(Path(__file__).parent / "scenarios" / "chain.json")
+    assert gc.isenabled()
+    plan(ok.inventory, ok.desired)
+    assert gc.isenabled()
+    with pytest.raises(InfeasiblePlanError):
+        plan(case.inventory, case.desired)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        plan(ok.inventory, ok.desired)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
