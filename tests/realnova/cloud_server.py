@@ -8,13 +8,19 @@ SPEC (written by tests/realnova/harness.py):
      "hosts": [{"name", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "cpu_allocation_ratio"?,
                 "ram_allocation_ratio"?, "disk_allocation_ratio"?, "reserved_host_memory_mb"?, "enabled"?}],
      "flavors": [{"name", "vcpus", "ram", "disk"}],
-     "servers": [{"name", "flavor", "host", "migration_s"?}]}
+     "servers": [{"name", "flavor", "host", "migration_s"?}],
+     "server_groups"?: [{"name", "policy", "members": [server names], "rules"?: {"max_server_per_host": N}}]}
 
 It composes nova's functional-test fixtures (databases, in-memory RPC, placement, fake glance/neutron/cinder, real
 policy), starts conductor, scheduler and one nova-compute per host with `HostmapFakeDriver`, serves the real
 nova-api WSGI app (keystonemiddleware auth_token against the real keystone) and placement (auth_token in front of
-the very placement app nova itself uses) on loopback, creates the flavors and boots the servers through the API,
-then prints `READY {json}` and serves until killed.
+the very placement app nova itself uses) on loopback, creates the flavors and server groups and boots the servers
+through the API (a group member with the scheduler hint `group`), then prints `READY {json}` and serves until killed.
+
+A member whose host would break its group's hard policy among the members booted before it (an affinity group split
+over two hosts, say) cannot be booted by the scheduler: it is booted on a forced host (`availability_zone`
+"nova:HOST", which skips the scheduler's filters) with `[workarounds] disable_group_policy_check_upcall` set for
+that boot only, so that the compute's late policy check lets it be. READY names these servers under "forced".
 
 The fake driver's live migration lasts `migration_s` seconds (server metadata `hostmap_migration_s`, default
 1.0), reports progress in the migration record, and honours abort and force-complete.
@@ -259,6 +265,8 @@ class Cloud(test.TestCase):
         warnings.simplefilter("ignore")
         # The test fixture validates API responses strictly ("error"); a deployment only warns.
         self.flags(response_validation="warn", group="api")
+        # Scenarios may have more servers than nova's default quota (10 instances) allows.
+        self.flags(instances=-1, cores=-1, ram=-1, group="quota")
         self.start_service("conductor")
         self.start_service("scheduler")
         for name in HOSTS:
@@ -273,7 +281,7 @@ def _api(method: str, url: str, token: str, body: Any = None, version: str = "2.
     return response.json() if response.content else None
 
 
-def _populate(token: str) -> None:
+def _populate(token: str) -> dict[str, Any]:
     base = f"http://127.0.0.1:{SPEC['nova_port']}/v2.1"
     flavors = {}
     for existing in _api("GET", base + "/flavors", token)["flavors"]:  # nova's fixtures create m1.tiny .. m1.xlarge
@@ -282,25 +290,77 @@ def _populate(token: str) -> None:
         made = _api("POST", base + "/flavors", token, {"flavor": {
             "name": flavor["name"], "vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"]}})
         flavors[flavor["name"]] = made["flavor"]["id"]
+    groups = _create_groups(base, token)
+    forced: list[str] = []
     # One boot at a time: nova's fixtures can deadlock when many servers build at once.
     for server in SPEC["servers"]:
         metadata = {"hostmap_migration_s": str(server.get("migration_s", DEFAULT_MIGRATION_S))}
-        made = _api("POST", base + "/servers", token, {"server": {
+        body: dict[str, Any] = {"server": {
             "name": server["name"], "flavorRef": flavors[server["flavor"]], "imageRef": IMAGE_ID,
-            "networks": "none", "host": server["host"], "metadata": metadata}})
-        sid = made["server"]["id"]
-        deadline = time.monotonic() + 60
-        while True:
-            status = _api("GET", f"{base}/servers/{sid}", token)["server"]["status"]
-            if status == "ACTIVE":
-                break
-            if status == "ERROR" or time.monotonic() > deadline:
-                raise RuntimeError(f"server {server['name']} did not become ACTIVE on {server['host']}: {status}")
-            time.sleep(0.05)
+            "networks": "none", "host": server["host"], "metadata": metadata}}
+        group = groups.get(server["name"])
+        force = group is not None and not group.admits(server["host"])
+        if group is not None:
+            body["os:scheduler_hints"] = {"group": group.id}
+        if force:
+            del body["server"]["host"]
+            body["server"]["availability_zone"] = f"nova:{server['host']}"
+            CONF.set_override("disable_group_policy_check_upcall", True, "workarounds")
+            forced.append(server["name"])
+        try:
+            _boot(base, token, body, server)
+        finally:
+            if force:
+                CONF.clear_override("disable_group_policy_check_upcall", "workarounds")
+        if group is not None:
+            group.hosts.append(server["host"])
     for host in SPEC["hosts"]:
         if not host.get("enabled", True):
             _api("PUT", base + "/os-services/" + _service_id(base, token, host["name"]), token,
                  {"status": "disabled", "disabled_reason": host.get("disabled_reason") or "maintenance"})
+    return {"forced": forced}
+
+
+class _Group:
+    """A server group as created, and the hosts of its members booted so far."""
+
+    def __init__(self, gid: str, policy: str, max_per_host: int) -> None:
+        self.id, self.policy, self.max_per_host = gid, policy, max_per_host
+        self.hosts: list[str] = []
+
+    def admits(self, host: str) -> bool:
+        """Whether the scheduler's group filters pass `host` for the next member (as at boot)."""
+        if self.policy == "anti-affinity":
+            return self.hosts.count(host) < self.max_per_host
+        if self.policy == "affinity":
+            return not self.hosts or host in self.hosts
+        return True
+
+
+def _create_groups(base: str, token: str) -> dict[str, _Group]:
+    """POST /os-server-groups (2.64: policy and rules) for each group; server name -> its group."""
+    by_member: dict[str, _Group] = {}
+    for spec in SPEC.get("server_groups", []):
+        body: dict[str, Any] = {"name": spec["name"], "policy": spec["policy"]}
+        if spec.get("rules"):
+            body["rules"] = spec["rules"]
+        made = _api("POST", base + "/os-server-groups", token, {"server_group": body}, version="2.64")
+        group = _Group(made["server_group"]["id"], spec["policy"],
+                       int((spec.get("rules") or {}).get("max_server_per_host", 1)))
+        by_member.update(dict.fromkeys(spec["members"], group))
+    return by_member
+
+
+def _boot(base: str, token: str, body: dict[str, Any], server: dict[str, Any]) -> None:
+    sid = _api("POST", base + "/servers", token, body)["server"]["id"]
+    deadline = time.monotonic() + 60
+    while True:
+        status = _api("GET", f"{base}/servers/{sid}", token)["server"]["status"]
+        if status == "ACTIVE":
+            return
+        if status == "ERROR" or time.monotonic() > deadline:
+            raise RuntimeError(f"server {server['name']} did not become ACTIVE on {server['host']}: {status}")
+        time.sleep(0.05)
 
 
 def _service_id(base: str, token: str, host: str) -> str:
@@ -338,8 +398,8 @@ def main() -> None:
     _configure_authtoken()
     _serve(_recorded(nova_wsgi.Loader().load_app("osapi_compute"), "compute"), SPEC["nova_port"])
     _serve(_recorded(_placement_app(cloud.placement_fixture), "placement"), SPEC["placement_port"])
-    _populate(_token())
-    print("READY " + json.dumps({"seconds": round(time.monotonic() - started, 2)}), flush=True)
+    populated = _populate(_token())
+    print("READY " + json.dumps({"seconds": round(time.monotonic() - started, 2), **populated}), flush=True)
     sys.stdin.read()  # the harness holds our stdin open: its end (the test run died) ends us too
     os._exit(0)
 

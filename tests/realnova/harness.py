@@ -150,7 +150,7 @@ class Session:
 
     @contextlib.contextmanager
     def cloud(self, scenario: Mapping[str, Any], *, slow: Mapping[str, float] | None = None) -> Iterator[RealCloud]:
-        """A real Nova control plane built from a simulator scenario (hosts, flavors, servers); stopped at exit.
+        """A real Nova control plane built from a simulator scenario (hosts, flavors, servers, groups); stopped at exit.
 
         `slow` gives live-migration durations in seconds per server name (default 1 s).
         """
@@ -205,7 +205,7 @@ def _start_session() -> Session:
 
 
 def real_spec(sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, float], workdir: Path) -> dict[str, Any]:
-    """cloud_server.py's spec from a simulator scenario: the same hosts, flavors and servers."""
+    """cloud_server.py's spec from a simulator scenario: the same hosts, flavors, servers and server groups."""
     hosts = []
     for host in scenario["hosts"]:
         hosts.append({
@@ -224,10 +224,12 @@ def real_spec(sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, flo
     by_hypervisor = {h["hypervisor_hostname"]: h["name"] for h in hosts}
     servers = [{"name": s["name"], "flavor": s["flavor"], "host": by_hypervisor.get(s["host"], s["host"]),
                 "migration_s": slow.get(s["name"], 1.0)} for s in scenario["servers"]]
+    groups = [{"name": g["name"], "policy": g["policy"], "members": list(g["members"]), "rules": g.get("rules") or {}}
+              for g in scenario.get("server_groups", [])]
     return {"workdir": str(workdir), "keystone_url": sess.auth_url, "password": sess.password,
             "nova_port": sess.nova_port, "placement_port": sess.placement_port,
             "paste_ini": str(sess.python.parent.parent / "etc" / "nova" / "api-paste.ini"),
-            "hosts": hosts, "flavors": scenario["flavors"], "servers": servers}
+            "hosts": hosts, "flavors": scenario["flavors"], "servers": servers, "server_groups": groups}
 
 
 class RealCloud:
@@ -238,6 +240,7 @@ class RealCloud:
         self.proc = proc
         self.workdir = workdir
         self.start_s = 0.0
+        self.forced: list[str] = []  # group members booted on a forced host (see cloud_server.py)
         from keystoneauth1 import session as ks_session
         from keystoneauth1.identity import v3
 
@@ -258,11 +261,15 @@ class RealCloud:
                                     stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, text=True,
                                     env={**os.environ, "HOSTMAP_REALNOVA_ERR": str(workdir / "traceback.txt")})
         try:
-            _wait_ready(proc, CLOUD_START_S, "the real Nova cloud", workdir / "traceback.txt")
+            ready = _wait_ready(proc, CLOUD_START_S, "the real Nova cloud", workdir / "traceback.txt")
         except Unavailable as exc:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
             _unavailable(str(exc))
         cloud = cls(sess, proc, workdir)
         cloud.start_s = time.monotonic() - started
+        cloud.forced = list(ready.get("forced", []))
         return cloud
 
     def stop(self) -> None:

@@ -5,12 +5,16 @@ a real nova-api/conductor/scheduler/placement with fake computes (see harness.py
 promises, then runs the same scenario through `hostmap.sim` and compares the outcomes: per server the outcome
 class and final host, the exit code, the status codes of the os-migrateLive requests and the final status of each
 live migration. Differences that are understood are listed in KNOWN_DIFFERENCES and in docs/realnova.md.
+
+test_group_policies_on_os_migrate_live sends raw os-migrateLive requests (no hostmap) at server-group members on
+both clouds and compares the answers; its understood differences are in KNOWN_PROBE_DIFFERENCES.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,9 +34,19 @@ from hostmap.sim.state import Consumer
 
 pytestmark = [pytest.mark.realnova, pytest.mark.timeout(900)]
 
+_STALE_SOURCE = (
+    "nova 34's scheduler goes on counting a live-migrated server on its source host: the source compute's "
+    "_post_live_migration sends update_instance_info for it under the source's host name, and the destination sends "
+    "nothing, so ServerGroupAntiAffinityFilter refuses a member moving onto the host another member has just left "
+    "('No valid host was found. There are not enough hosts available.') until the computes' periodic "
+    "_sync_scheduler_instance_info (every scheduler_instance_sync_interval, 120 s by default; periodic tasks do not "
+    "run in this tier) has the scheduler rebuild its view; the simulator counts members where they are")
 #: Understood differences between the simulator and real nova: (scenario, field) -> reason. Kept in step with
 #: docs/realnova.md.
-KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}
+KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
+    ("anti_affinity_swap", key): _STALE_SOURCE
+    for key in ("exit", "outcomes", "final_hosts", "migration_statuses", "post_statuses")
+}
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Case:
     slow: dict[str, float] = field(default_factory=dict)  # real nova: migration seconds; sim: never_converge
     take_room_after_planning: str | None = None  # host whose free memory vanishes between planning and moving
     check: Callable[[Outcome], None] | None = None
+    real_check: Callable[[Outcome], None] | None = None  # what real nova does instead, where KNOWN_DIFFERENCES say
 
 
 @dataclass
@@ -86,6 +101,12 @@ class _Api:
         response = self.session.get(path, endpoint_filter={"service_type": service, "interface": "public"},
                                     headers={"OpenStack-API-Version": f"{service} {version}"})
         return response.json()
+
+    def compute(self, method: str, path: str, body: Any = None, version: str = "2.96") -> Any:
+        """A raw compute request (the keystoneauth response, whatever its status)."""
+        return self.session.request(path, method, json=body, raise_exc=False,
+                                    endpoint_filter={"service_type": "compute", "interface": "public"},
+                                    headers={"OpenStack-API-Version": f"compute {version}"})
 
     def free_memory_mb(self, hypervisor_hostname: str) -> tuple[str, int]:
         rps = self.get("placement", f"/resource_providers?name={hypervisor_hostname}", "1.39")["resource_providers"]
@@ -271,6 +292,49 @@ def _disabled_scenario() -> dict[str, Any]:
     return data
 
 
+def _grouped(servers: list[tuple[str, str]], policy: str, **group: Any) -> dict[str, Any]:
+    """Small servers (name, host) in one server group named grp."""
+    data = _tight()
+    data["servers"] = [{"name": name, "flavor": "m1.small", "host": host} for name, host in servers]
+    data["server_groups"] = [{"name": "grp", "policy": policy, "members": [name for name, _ in servers], **group}]
+    return data
+
+
+def _anti_swapped(outcome: Outcome) -> None:
+    assert outcome.result.code == 0, outcome.result.err
+    assert {n: (m["outcome"], m["target"]) for n, m in outcome.moves.items()} == {
+        "web-0": ("migrated", "compute002"), "web-1": ("migrated", "compute001")}
+    assert outcome.hosts["web-0"] == "compute002"
+    assert outcome.hosts["web-1"] == "compute001"
+    statuses = [s for statuses in outcome.migrations.values() for s in statuses]
+    assert statuses == ["completed"] * 3  # one detour via a member-free host, nothing refused
+    assert outcome.post_statuses == [202] * 3
+
+
+def _anti_swap_refused(outcome: Outcome) -> None:
+    assert outcome.result.code == 1, outcome.result.err
+    assert outcome.moves["web-1"]["outcome"] == "failed"
+    assert "No valid host was found. There are not enough hosts available." in outcome.moves["web-1"]["reason"]
+    assert outcome.moves["web-0"]["outcome"] != "migrated"
+    assert outcome.hosts["web-1"] == "compute002"
+    assert outcome.hosts["web-0"] not in ("compute001", "compute002")  # on the pivot
+    assert outcome.migrations == {"web-0": ["completed"], "web-1": ["error"]}
+
+
+def _joined(outcome: Outcome) -> None:
+    assert outcome.result.code == 0, outcome.result.err
+    assert outcome.moves["aff-1"]["outcome"] == "migrated"
+    assert outcome.hosts == {"aff-0": "compute001", "aff-1": "compute001"}
+    assert outcome.migrations == {"aff-1": ["completed"]}
+
+
+def _two_per_host(outcome: Outcome) -> None:
+    assert outcome.result.code == 0, outcome.result.err
+    assert outcome.moves["spread-1"]["outcome"] == "migrated"
+    assert outcome.hosts == {"spread-0": "compute001", "spread-1": "compute001"}
+    assert outcome.migrations == {"spread-1": ["completed"]}
+
+
 CASES = [
     Case("move_several", _tight(), {"compute002.cloud.example.com": ["web-0"],
                                     "compute004.cloud.example.com": ["web-1", "db-0"], "compute003": ["cache-0"]},
@@ -284,6 +348,15 @@ CASES = [
     Case("swap_through_pivot", _swap_scenario(), {"compute002": ["big-a"], "compute001": ["big-b"]}, check=_swap),
     Case("drain_one_source", _tight(), {"compute002": ["web-0"], "compute003": ["web-1"]},
          args=["--max-per-host", "2"], check=_drained),
+    Case("anti_affinity_swap", _grouped([("web-0", "compute001"), ("web-1", "compute002")], "anti-affinity"),
+         {"compute002": ["web-0"], "compute001": ["web-1"]}, check=_anti_swapped, real_check=_anti_swap_refused),
+    # Split over two hosts: nova's scheduler refuses to boot aff-1 so, cloud_server.py forces its host.
+    Case("affinity_member_joins_group", _grouped([("aff-0", "compute001"), ("aff-1", "compute002")], "affinity"),
+         {"compute001": ["aff-1"]}, check=_joined),
+    Case("anti_affinity_two_per_host",
+         _grouped([("spread-0", "compute001"), ("spread-1", "compute002")], "anti-affinity",
+                  rules={"max_server_per_host": 2}),
+         {"compute001": ["spread-1"]}, check=_two_per_host),
 ]
 
 
@@ -298,7 +371,7 @@ def test_scenario_on_real_nova_and_sim(case: Case, real_session: harness.Session
     """The scenario keeps its promise on real nova, and the simulator gives the same outcome."""
     real = run_real(case, tmp_path, monkeypatch)
     assert case.check is not None
-    case.check(real)
+    (case.real_check or case.check)(real)
     sim = run_sim(case, tmp_path, monkeypatch)
     case.check(sim)
     real_view, sim_view = real.comparable(), sim.comparable()
@@ -307,3 +380,149 @@ def test_scenario_on_real_nova_and_sim(case: Case, real_session: harness.Session
     differences = {key: {"real": real_view[key], "sim": sim_view[key]} for key in real_view
                    if real_view[key] != sim_view[key] and (case.name, key) not in KNOWN_DIFFERENCES}
     assert differences == {}, json.dumps(differences, indent=1)
+
+
+# -- server-group policies on a raw os-migrateLive, without hostmap ----------------------------------------------
+
+#: Understood differences in the raw os-migrateLive probes: (probe, field) -> reason. Kept in step with
+#: docs/realnova.md.
+_FILTER_REASON = (
+    "when a scheduler filter (here ServerGroupAffinityFilter or ServerGroupAntiAffinityFilter) removes the last host, "
+    "nova 34 records 'No valid host was found. There are not enough hosts available.'; only when placement has no "
+    "candidate is it 'No valid host was found. ' alone; the simulator records the latter for every refusal")
+_LATE_CHECK = (
+    "while nova's scheduler reads a host's instances from the database (before that compute's reports have given it a "
+    "list of its own, here on a host with one boot, or after a periodic sync found its list wrong) its anti-affinity "
+    "filter does not count a member arriving there (its host is still its source), whereas with its own list it does "
+    "(the scheduler adds each server it places to the chosen host's list); the destination compute's late check "
+    "(check_can_live_migrate_destination counts in-progress migrations to and from the host) refuses instead, with "
+    "GroupAffinityViolation, which the conductor does not handle as a pre-check failure: the migration is 'error' as "
+    "in the simulator, but the server goes to vm_state ERROR (fault 'Anti-affinity instance group policy was "
+    "violated', conductor event 'Migration error: Anti-affinity instance group policy was violated'); the simulator "
+    "refuses in its scheduler and leaves the server ACTIVE")
+KNOWN_PROBE_DIFFERENCES: dict[tuple[str, str], str] = {
+    **{(name, "reason"): _FILTER_REASON for name in (
+        "lone_affinity_member", "affinity_pair_member", "anti_affinity_onto_member", "anti_affinity_onto_arrived",
+        "anti_affinity_onto_departure", "anti_affinity_onto_arrival")},
+    **{("anti_affinity_onto_left", key): _STALE_SOURCE for key in ("migration", "host", "reason")},
+    **{("anti_affinity_onto_arrival_uncached", key): _LATE_CHECK for key in ("status", "reason")},
+}
+
+FINAL_STATUSES = ("completed", "done", "error", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One os-migrateLive to a host (2.96, no force) and whether the simulator's rule refuses it."""
+
+    name: str
+    server: str
+    host: str
+    refused: bool
+    background: bool = False  # a slow migration left running while the probes after it are sent
+
+
+def _probe_scenario() -> dict[str, Any]:
+    data = _tight()
+    fifth = dict(data["hosts"][3], name="compute005", hypervisor_hostname="compute005.cloud.example.com")
+    data["hosts"].append(fifth)
+    # compute001-003 get two boots or more: from a compute's second report on, nova's scheduler keeps its own list of
+    # the host's instances, as in a deployment whose computes have been running a while; compute005 gets none, so
+    # the scheduler reads its instances from the database.
+    data["servers"] = [{"name": name, "flavor": "m1.small", "host": f"compute00{host}"} for name, host in (
+        ("lone-0", 1), ("pair-0", 2), ("pair-1", 2), ("af-0", 1), ("af-1", 2), ("af-2", 3),
+        ("fl-0", 1), ("fl-1", 2), ("fl-2", 4), ("un-0", 3), ("un-1", 2))]
+    data["server_groups"] = [
+        {"name": "lone", "policy": "affinity", "members": ["lone-0"]},
+        {"name": "pair", "policy": "affinity", "members": ["pair-0", "pair-1"]},
+        {"name": "after", "policy": "anti-affinity", "members": ["af-0", "af-1", "af-2"]},
+        {"name": "flight", "policy": "anti-affinity", "members": ["fl-0", "fl-1", "fl-2"]},
+        {"name": "uncached", "policy": "anti-affinity", "members": ["un-0", "un-1"]},
+    ]
+    return data
+
+
+PROBES = [
+    Probe("lone_affinity_member", "lone-0", "compute002", refused=True),
+    Probe("affinity_pair_member", "pair-0", "compute001", refused=True),
+    Probe("anti_affinity_onto_member", "af-2", "compute002", refused=True),  # af-1 is there
+    Probe("anti_affinity_moves", "af-0", "compute004", refused=False),
+    Probe("anti_affinity_onto_left", "af-1", "compute001", refused=False),  # af-0 has left compute001
+    Probe("anti_affinity_onto_arrived", "af-2", "compute004", refused=True),  # af-0 has arrived on compute004
+    Probe("anti_affinity_leaves", "fl-0", "compute003", refused=False, background=True),
+    Probe("anti_affinity_onto_departure", "fl-1", "compute001", refused=True),  # fl-0 is leaving compute001
+    Probe("anti_affinity_onto_arrival", "fl-2", "compute003", refused=True),  # fl-0 is arriving on compute003
+    Probe("anti_affinity_leaves_uncached", "un-0", "compute005", refused=False, background=True),
+    Probe("anti_affinity_onto_arrival_uncached", "un-1", "compute005", refused=True),  # un-0 is arriving
+]
+
+
+def _send_probes(api: _Api) -> dict[str, dict[str, Any]]:
+    """Send PROBES in order; per probe the POST status, the migration's final status, the server's host after."""
+    ids = {s["name"]: s["id"] for s in api.get("compute", "/servers/detail?all_tenants=1", "2.96")["servers"]}
+    seen: set[int] = set()
+    found: dict[str, dict[str, Any]] = {}
+    for probe in PROBES:
+        sid = ids[probe.server]
+        response = api.compute("POST", f"/servers/{sid}/action",
+                               {"os-migrateLive": {"host": probe.host, "block_migration": "auto"}})
+        view: dict[str, Any] = {"post": response.status_code, "migration": None}
+        if response.status_code >= 400:
+            view["message"] = response.text[:300]
+        deadline = time.monotonic() + 60
+        while response.status_code == 202 and time.monotonic() < deadline:
+            listing = api.get("compute", f"/os-migrations?instance_uuid={sid}&migration_type=live-migration",
+                              "2.96")["migrations"]
+            new = [m for m in listing if m["id"] not in seen]
+            status = new[0]["status"] if new else None
+            if status in FINAL_STATUSES or (probe.background and status == "running"):
+                seen.add(new[0]["id"])
+                view["migration"] = status
+                break
+            time.sleep(0.1)
+        request_id = response.headers.get("x-openstack-request-id")
+        action = api.compute("GET", f"/servers/{sid}/os-instance-actions/{request_id}", version="2.84")
+        events = action.json()["instanceAction"]["events"] if action.status_code == 200 else []
+        view["reason"] = next((e.get("details") for e in events if e["event"] == "conductor_live_migrate_instance"),
+                              None)
+        view["events"] = sorted((e["event"], e.get("result"), e.get("details")) for e in events)
+        server = api.get("compute", f"/servers/{sid}", "2.96")["server"]
+        view["host"], view["status"] = server["OS-EXT-SRV-ATTR:host"], server["status"]
+        view["fault"] = (server.get("fault") or {}).get("message")
+        found[probe.name] = view
+    api.session.session.close()
+    return found
+
+
+def test_group_policies_on_os_migrate_live(real_session: harness.Session, tmp_path: Path) -> None:
+    """Raw os-migrateLive requests against group policies get the same answers from real nova and the simulator."""
+    data = _probe_scenario()
+    slow = {p.server: 120.0 for p in PROBES if p.background}
+    with real_session.cloud(data, slow=slow) as cloud:
+        real = _send_probes(_Api(real_session.env()))
+        log = (cloud.workdir / "nova.log").read_text(encoding="utf-8", errors="replace").splitlines()
+        scheduler_log = [line.split(" ", 2)[-1][:400] for line in log
+                         if "returned 0 hosts" in line or "group policy" in line or "GroupAffinityViolation" in line]
+        forced = cloud.forced
+    sim_data = json.loads(json.dumps(data))
+    sim_data["faults"] = [{"kind": "never_converge", "server": name} for name in slow]
+    with SimServer(parse_scenario(sim_data, "group probes")) as sim:
+        simulated = _send_probes(_Api(sim.env()))
+    compared = ("post", "migration", "host", "status", "reason")
+    write_json(tmp_path / "conformance.json", {"real": real, "sim": simulated, "real_scheduler_log": scheduler_log,
+                                               "real_forced_boots": forced})
+    assert forced == []
+    start = {s["name"]: s["host"] for s in data["servers"]}
+    for probe in PROBES:
+        got = simulated[probe.name]
+        if probe.refused:
+            expected = (202, "error", start[probe.server], "ACTIVE")
+        elif probe.background:
+            expected = (202, "running", start[probe.server], "MIGRATING")
+        else:
+            expected = (202, "completed", probe.host, "ACTIVE")
+        assert (got["post"], got["migration"], got["host"], got["status"]) == expected, probe.name
+    differences = {(p.name, key): {"real": real[p.name][key], "sim": simulated[p.name][key]}
+                   for p in PROBES for key in compared
+                   if real[p.name][key] != simulated[p.name][key] and (p.name, key) not in KNOWN_PROBE_DIFFERENCES}
+    assert differences == {}, json.dumps({f"{n}.{k}": v for (n, k), v in differences.items()}, indent=1)
