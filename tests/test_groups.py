@@ -91,3 +91,15 @@ def test_anti_affine_swap_without_a_free_host_names_the_group(
     assert "servers web-0, web-1 must swap between hosts compute001, compute002" in result.err
     assert "anti-affinity group grp forbids two members on one host" in result.err
     assert running.sim.state.mutating_request_count() == 0
+
+
+def test_without_settling_nova_refuses_the_second_leg_of_an_anti_affine_swap(tmp_path: Path) -> None:
+    """With --group-settle 0 the member returns before nova's scheduler saw the other leave, and is refused."""
+    data = _grouped("anti-affinity", ["web-0", "web-1"])
+    path = write_json(tmp_path / "scenario.json", data)
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["web-0"], "compute001": ["web-1"]})
+    result = run_cli(["apply", str(host_map), "--yes", "--group-settle", "0", "--sim-scenario", str(path),
+                      "--virtual-time", "--log-file", str(tmp_path / "log"), "-f", "json"])
+    assert result.code == 1, result.err
+    reasons = " ".join(m["reason"] for m in result.json()["moves"])
+    assert "There are not enough hosts available" in reasons

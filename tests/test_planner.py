@@ -52,6 +52,8 @@ def test_scenario(path: Path) -> None:
         assert got == expect["steps"]
     if "after" in expect:
         assert [list(s.after) for s in result.steps] == expect["after"]
+    if "settle_after" in expect:
+        assert [list(s.settle_after) for s in result.steps] == expect["settle_after"]
     if "moves_at_least" in expect:
         assert len(result.steps) >= expect["moves_at_least"]
     if "detours" in expect:

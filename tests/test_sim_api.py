@@ -278,7 +278,8 @@ def test_anti_affinity_refusal_and_force(sim_factory: Callable[..., tuple[SimSer
     web = server_id(sim, "web-0")
     refused = migrate(conn, web, "compute002", "2.33")
     assert refused.status_code == 400
-    assert refused.json()["badRequest"]["message"] == "No valid host was found. "  # nova 34's exact text
+    # nova 34's exact text when placement offered the host and a scheduler filter refused it
+    assert refused.json()["badRequest"]["message"] == "No valid host was found. There are not enough hosts available."
     assert migrate(conn, web, "compute002", "2.30", force=True).status_code == 202
     clock.advance(600)
     assert conn.compute.get_server(web).compute_host == "compute002"
@@ -455,3 +456,28 @@ def test_sdk_server_migration_proxies(sim_factory: Callable[..., tuple[SimServer
     conn.compute.abort_server_migration(next(iter(conn.compute.server_migrations(cache))), cache)
     assert conn.compute.get_server(cache.id).compute_host == "compute003"
     assert sorted(m.status for m in conn.compute.migrations()) == ["cancelled", "completed"]
+
+
+@pytest.mark.parametrize(("sync_s", "refused_at_once"), [(120.0, True), (0.0, False)])
+def test_scheduler_counts_a_departed_member_until_the_next_instance_sync(
+    sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]], sync_s: float, refused_at_once: bool
+) -> None:
+    """As nova's scheduler: a member that left a host counts there until the next instance sync (0: never)."""
+    data = base_scenario(migration={"setup_s": 2, "instance_sync_s": sync_s})
+    sim, conn, clock = sim_factory(data)
+    web0, web1 = server_id(sim, "web-0"), server_id(sim, "web-1")
+    assert migrate(conn, web1, "compute003", "2.96").status_code == 202
+    clock.advance(30)  # web-1 has left compute002; no sync since (the first is at 120 s)
+    assert conn.compute.get_server(web1).compute_host == "compute003"
+    migrate(conn, web0, "compute002", "2.96")
+    sim.state.advance()
+    first = [m for m in sim.state.migrations if m.server_id == web0][-1]
+    if refused_at_once:
+        assert first.status == "error"
+        assert first.error == "No valid host was found. There are not enough hosts available."
+        clock.advance(100)  # past the sync at 120 s
+        assert migrate(conn, web0, "compute002", "2.96").status_code == 202
+        sim.state.advance()
+        assert [m for m in sim.state.migrations if m.server_id == web0][-1].status != "error"
+    else:
+        assert first.status != "error"

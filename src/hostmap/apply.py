@@ -33,14 +33,16 @@ class ApplySettings:
     journal_path: Path | None
     duration: Callable[[Server], float] | None = None
     links: Links | None = None
+    group_settle_s: float = 0.0
 
 
-def plan_map(host_map: HostMap, inventory: Inventory, options: ExecutorOptions,
-             duration: Callable[[Server], float] | None, links: Links | None = None) -> Plan:
+def plan_map(host_map: HostMap, inventory: Inventory, options: ExecutorOptions, *,
+             duration: Callable[[Server], float] | None, links: Links | None = None,
+             group_settle_s: float = 0.0) -> Plan:
     """Resolve the map against the inventory and plan it with the run's limits."""
     desired = resolve(host_map, inventory)
     return make_plan(inventory, desired.targets, max_per_host=options.max_per_host, parallel=options.parallel,
-                     duration=duration, links=links)
+                     duration=duration, links=links, group_settle_s=group_settle_s)
 
 
 def apply_map(
@@ -70,7 +72,8 @@ def apply_map(
             if resumed.interrupted:
                 return resumed
         inventory = cloud.inventory()
-        the_plan = plan_map(host_map, inventory, settings.options, settings.duration, settings.links)
+        the_plan = plan_map(host_map, inventory, settings.options, duration=settings.duration, links=settings.links,
+                            group_settle_s=settings.group_settle_s)
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())

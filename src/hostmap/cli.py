@@ -38,6 +38,9 @@ from hostmap.runlock import LockHeld
 from hostmap.timing import MigrationParams, nic_links, solo_duration_s
 
 EXIT_OK = 0
+#: Seconds between an anti-affine member leaving a host and another arriving: nova's scheduler_instance_sync_interval
+#: (120 s) and a margin.
+DEFAULT_GROUP_SETTLE_S = 130.0
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
@@ -63,6 +66,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text!r}")
     return value
 
 
@@ -98,6 +111,11 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                         help="at most N migrations in flight in total (default: as many as the hosts allow)")
     parser.add_argument("--max-per-host", type=_positive_int, default=1, metavar="K",
                         help="at most K outgoing migrations per source host (default 1, nova's default)")
+    parser.add_argument("--group-settle", type=_non_negative_float, default=DEFAULT_GROUP_SETTLE_S, metavar="S",
+                        help="wait S seconds after a member of an anti-affinity group leaves a host before moving "
+                             "another member there: nova's scheduler sees it gone only at the compute's next "
+                             f"instance sync (default {DEFAULT_GROUP_SETTLE_S:g}: scheduler_instance_sync_interval "
+                             "is 120 s; 0 if track_instance_changes is off)")
     model = parser.add_argument_group("estimates (they order the plan and predict its duration; nothing else)")
     model.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
                        help="each compute host's migration network, Gbit/s per direction (default 10; the "
@@ -302,9 +320,8 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
     from hostmap.hostmap_file import load_host_map
 
     options = ExecutorOptions(parallel=args.parallel, max_per_host=args.max_per_host)
-    return plan_map(
-        load_host_map(args.host_map), inventory, options, _duration_model(session.params), nic_links(session.params)
-    )
+    return plan_map(load_host_map(args.host_map), inventory, options, duration=_duration_model(session.params),
+                    links=nic_links(session.params), group_settle_s=args.group_settle)
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -372,7 +389,8 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                                               interrupts=interrupts)
 
     with _session(args) as session:
-        settings = ApplySettings(options, journal, _duration_model(session.params), nic_links(session.params))
+        settings = ApplySettings(options, journal, _duration_model(session.params), nic_links(session.params),
+                                 getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S))
         previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
         try:
             result = apply_map(

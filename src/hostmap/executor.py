@@ -89,6 +89,8 @@ class _RunState:
     #: When reads started failing without a success since (None while the API answers).
     failing_since: float | None = None
     last_read_error: str = ""
+    #: The earliest time a step waiting for an anti-affine member's departure to settle may start.
+    wake_at: float | None = None
 
 
 def _resting_status(server: Server | None) -> str:
@@ -136,6 +138,7 @@ class Executor:
         was requested: its timeout counts from then (one already past it is aborted at once).
         """
         self._start = self._clock.now()
+        self._settle_s = plan.group_settle_s
         state = _RunState(all_yes=self._confirm is None)
         servers = {s.id: s for s in inventory.servers}
         adopted = adopted or {}
@@ -158,6 +161,12 @@ class Executor:
                 if state.flights:
                     self._clock.sleep(self._next_pause(state))
                     self._watch_round(state)
+                elif pending and state.wake_at is not None:
+                    self._clock.sleep(max(state.wake_at - self._clock.now(), self._options.min_poll_s))
+                elif pending:  # nothing runs and nothing is due: cannot happen with a plan whose steps form a DAG
+                    for step in pending:
+                        self._finish(state, step, "not_started", "hostmap found nothing it waits for (a bug)")
+                    pending = []
         except (HostmapError, OSError) as exc:
             # Never leave without a report: say what was in flight and what was never started.
             error = str(exc) or type(exc).__name__
@@ -198,6 +207,7 @@ class Executor:
         still: list[Step] = []
         #: Per source host, the first step of the plan still waiting for its dependencies (its next move).
         heads: dict[str, Step] = {}
+        state.wake_at = None
         for step in pending:
             blocked = self._blocked_by(step, state)
             if blocked is not None:
@@ -208,6 +218,14 @@ class Executor:
                 continue
             if any(dep not in state.results for dep in step.after):
                 heads.setdefault(step.move.source, step)
+                still.append(step)
+                continue
+            settled = self._settled_at(step, state)
+            if settled > self._clock.now():
+                # A member of its anti-affinity group has just left the target: nova's scheduler sees it go
+                # only at its next instance sync, and until then refuses this server there.
+                heads.setdefault(step.move.source, step)
+                state.wake_at = settled if state.wake_at is None else min(state.wake_at, settled)
                 still.append(step)
                 continue
             if not self._has_slot(step, state, opts):
@@ -244,10 +262,15 @@ class Executor:
                         f"which ended {result.outcome.replace('_', ' ')}")
         return None
 
+    def _settled_at(self, step: Step, state: _RunState) -> float:
+        """When the departures `step` must let settle have settled (clock time), given they ended."""
+        ends = [state.results[dep].finished_s for dep in step.settle_after]
+        return max((self._start + end + self._settle_s for end in ends if end is not None), default=0.0)
+
     def _ends_before(self, step: Step, head: Step, state: _RunState) -> bool:
         """Whether `step` is expected to end before `head` (an earlier step from the same source, still waiting
         for its dependencies) can start; so a ready migration fills a gap but never delays the plan's order."""
-        ready_at = 0.0
+        ready_at = self._settled_at(head, state)
         for dep in head.after:
             if dep in state.results:
                 continue
@@ -257,7 +280,7 @@ class Executor:
             end = flight.expected_end
             if end is None:
                 end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
-            ready_at = max(ready_at, end)
+            ready_at = max(ready_at, end + (self._settle_s if dep in head.settle_after else 0.0))
         return self._clock.now() + step.move.estimate_s <= ready_at
 
     @staticmethod

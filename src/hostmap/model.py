@@ -150,6 +150,9 @@ class Step:
     index: int
     move: Move
     after: tuple[int, ...] = ()
+    #: Those of `after` that take a member of one of this server's anti-affinity groups off the target host: this
+    #: step starts only `Plan.group_settle_s` after they ended, once nova's scheduler has seen the member go.
+    settle_after: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,3 +167,5 @@ class Plan:
     max_per_host: int = 1
     parallel: int | None = None
     notes: tuple[str, ...] = field(default=())
+    #: Seconds a step waits after each of its `settle_after` steps ended.
+    group_settle_s: float = 0.0

@@ -84,6 +84,8 @@ class _Mv:
     key: _Key = (0.0, 0.0, 0.0, "", "", 0)
     index: int = -1
     after: tuple[int, ...] = ()
+    #: The departures of anti-affine members among `after`: nova's scheduler needs time to see them gone.
+    settle: tuple[int, ...] = ()
     partner: _Mv | None = None
     dead: bool = False
     #: True while the move sits in the `cap_wait` list of its target.
@@ -134,9 +136,16 @@ class _Scheduler:
         members_at: Sequence[Mapping[int, int]] = (),
         pinned: frozenset[str] = frozenset(),
         group_names: Sequence[str] = (),
+        settle_s: float = 0.0,
     ) -> None:
         self.pinned_ids = pinned
         self.group_names = group_names
+        self.settle_s = settle_s
+        #: Moves that may arrive once a member's departure has settled: (when, uid).
+        self.timers: list[tuple[float, int]] = []
+        #: When each started move (by index) completed, and the current simulated time.
+        self.done_at: dict[int, float] = {}
+        self.now = 0.0
         self.hosts = hosts
         n = len(hosts)
         self.cap: list[_Vec] = [_vec(h.capacity) for h in hosts]
@@ -209,9 +218,11 @@ class _Scheduler:
         first.partner, second.partner = second, first
         heapq.heappush(self.ready, (first.key, first.uid))
 
-    def admit(self, host: int, mv: _Mv) -> list[int] | None:
-        """The completed departures from `host` the arrival of `mv` must wait for, or None if too full."""
+    def admit(self, host: int, mv: _Mv) -> tuple[list[int], list[int]] | None:
+        """The completed departures from `host` the arrival of `mv` must wait for, and those of them that are
+        anti-affine members of its groups (to settle), or None if too full."""
         demand = mv.demand
+        settle: list[int] = []
         load, cap, credit = self.load[host], self.cap[host], self.credit[host]
         position = -1
         for c in range(3):
@@ -220,6 +231,7 @@ class _Scheduler:
                 if need > credit[c]:
                     return None
                 position = max(position, bisect_left(self.done_pref[host][c], need))
+        done = self.done_index[host]
         for group, limit in mv.tokens:
             need = self.tok_load[host].get(group, 0) + 1 - limit
             if need > 0:
@@ -227,7 +239,12 @@ class _Scheduler:
                 if need > len(gone):
                     return None
                 position = max(position, gone[need - 1])
-        return self.done_index[host][: position + 1]
+                settle.extend(done[p] for p in gone[:need])
+        return done[: position + 1], settle
+
+    def settled_by(self, settle: Sequence[int]) -> float:
+        """When nova's scheduler has seen every departure in `settle` (indexes of completed moves)."""
+        return max((self.done_at[i] + self.settle_s for i in settle), default=0.0) if self.settle_s else 0.0
 
     def pinned(self, mv: _Mv) -> bool:
         return mv.server.id in self.pinned_ids
@@ -239,19 +256,24 @@ class _Scheduler:
         if any(load[c] + mv.demand[c] - cap[c] > credit[c] + extra[c] for c in range(3)):
             return False
         for group, limit in mv.tokens:
-            present = self.tok_load[host].get(group, 0) - len(self.tok_pos[host].get(group, ()))
+            gone = self.tok_pos[host].get(group, ())
+            present = self.tok_load[host].get(group, 0) - len(gone)
             if freed is not None and any(g == group for g, _ in freed.tokens):
                 present -= 1
             if present + 1 > limit:
                 return False
+            need = present + len(gone) + 1 - limit
+            if freed is None and need > 0 and self.settled_by([self.done_index[host][gone[need - 1]]]) > self.now:
+                return False  # a member left too recently for nova's scheduler to have seen it go
         return True
 
     def _promote(self, host: int) -> None:
         if self.slot_wait[host] and self.busy[host] < self.max_per_host:
             heapq.heappush(self.ready, heapq.heappop(self.slot_wait[host]))
 
-    def _start(self, mv: _Mv, deps: list[int], now: float) -> None:
+    def _start(self, mv: _Mv, deps: list[int], now: float, settle: Sequence[int] = ()) -> None:
         mv.index = len(self.order)
+        mv.settle = tuple(sorted(set(settle)))
         if mv.leg == _SECOND:
             assert mv.partner is not None
             deps = [*deps, mv.partner.index]
@@ -278,6 +300,7 @@ class _Scheduler:
         self.busy[src] -= 1
         self.inflight -= 1
         self.done_index[src].append(mv.index)
+        self.done_at[mv.index] = self.now
         for group, _ in mv.tokens:
             self.tok_pos[src].setdefault(group, []).append(len(self.done_index[src]) - 1)
         credit, pref = self.credit[src], self.done_pref[src]
@@ -309,8 +332,12 @@ class _Scheduler:
             if self.busy[mv.src] >= self.max_per_host:
                 heapq.heappush(self.slot_wait[mv.src], (key, uid))
                 continue
-            deps = self.admit(mv.dst, mv)
-            if deps is None:
+            admitted = self.admit(mv.dst, mv)
+            if admitted is not None and self.settled_by(admitted[1]) > now + 1e-9:
+                heapq.heappush(self.timers, (self.settled_by(admitted[1]), uid))
+                self._promote(mv.src)
+                continue
+            if admitted is None:
                 self.cap_wait[mv.dst].append(mv)
                 mv.waiting = True
                 if self.park and mv.leg == _PLAIN:
@@ -318,7 +345,7 @@ class _Scheduler:
                     self.check.add(mv.src)
                 self._promote(mv.src)
                 continue
-            self._start(mv, deps, now)
+            self._start(mv, admitted[0], now, admitted[1])
         if self.check:
             self._parking(now)
 
@@ -425,9 +452,9 @@ class _Scheduler:
         first = self._new(req, mv.src, pivot, _FIRST)
         second = self._new(req, pivot, mv.dst, _SECOND)
         first.partner, second.partner = second, first
-        deps = self.admit(pivot, first)
-        assert deps is not None
-        self._start(first, deps, now)
+        admitted = self.admit(pivot, first)
+        assert admitted is not None
+        self._start(first, admitted[0], now, admitted[1])
         self.pivots[mv.server.id] = pivot
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -435,7 +462,14 @@ class _Scheduler:
     def run(self) -> None:
         now = 0.0
         while True:
+            self.now = now
             self._start_phase(now)
+            if self.timers and (not len(self.flow) or self.timers[0][0] <= self.flow.next_time()):
+                now = self.timers[0][0]
+                while self.timers and self.timers[0][0] <= now:
+                    uid = heapq.heappop(self.timers)[1]
+                    heapq.heappush(self.ready, (self.moves[uid].key, uid))
+                continue
             if not len(self.flow):
                 if self.unstarted == 0:
                     return
@@ -448,6 +482,7 @@ class _Scheduler:
                 self._break_deadlock(now)
                 continue
             now = self.flow.next_time()
+            self.now = now
             for uid in self.flow.advance(now):
                 self._complete(self.moves[uid])
 
@@ -622,64 +657,92 @@ def _replay_index(steps: Sequence[Step]) -> tuple[list[list[int]], dict[str, int
     return children, names, queue
 
 
-def _simulate(steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None) -> float:
+def _simulate(
+    steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None, settle_s: float = 0.0
+) -> float:
     """Makespan as the executor runs the plan: ready steps start in index order, limited per source host and in
-    total, and a step overtakes an earlier step of its source only if it ends before that one can start."""
-    n = len(steps)
-    waiting = [len(s.after) for s in steps]
-    children, names, queue = _replay_index(steps)
-    ready = [s.index for s in steps if not s.after]
-    heapq.heapify(ready)
-    busy: dict[str, int] = {}
-    parked: dict[str, list[int]] = {}
-    started = [False] * n
-    done = [False] * n
-    flow = Flow(len(names), links)
-    now = 0.0
+    total, and a step overtakes an earlier step of its source only if it ends before that one can start.  A step
+    is ready `settle_s` after its `settle_after` steps ended."""
+    return _Replay(steps, max_per_host, parallel, links, settle_s).run()
 
-    def ready_at(i: int) -> float:
-        """When step i's dependencies end as far as the running ones tell; inf if one has not started."""
+
+class _Replay:
+    """The executor's rules in simulated time (see `_simulate`)."""
+
+    def __init__(
+        self, steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None, settle_s: float
+    ) -> None:
+        self.steps, self.max_per_host, self.parallel, self.settle_s = steps, max_per_host, parallel, settle_s
+        n = len(steps)
+        self.waiting = [len(s.after) for s in steps]
+        self.children, self.names, self.queue = _replay_index(steps)
+        self.ready = [s.index for s in steps if not s.after]
+        heapq.heapify(self.ready)
+        self.timers: list[tuple[float, int]] = []  # dependencies ended; waiting for a departure to settle
+        self.busy: dict[str, int] = {}
+        self.parked: dict[str, list[int]] = {}
+        self.started = [False] * n
+        self.finished: list[float | None] = [None] * n
+        self.flow = Flow(len(self.names), links)
+
+    def ready_at(self, i: int) -> float:
+        """When step i may start as far as the running steps tell; inf if one it waits for has not started."""
         at = 0.0
-        for a in steps[i].after:
-            if not done[a]:
-                if not started[a]:
+        for a in self.steps[i].after:
+            end = self.finished[a]
+            if end is None:
+                if not self.started[a]:
                     return math.inf
-                at = max(at, flow.finish(a))
+                end = self.flow.finish(a)
+            at = max(at, end + (self.settle_s if a in self.steps[i].settle_after else 0.0))
         return at
 
-    while True:
+    def start_ready(self, now: float) -> None:
         held: list[int] = []
-        while ready and (parallel is None or len(flow) < parallel):
-            i = heapq.heappop(ready)
-            move = steps[i].move
-            mine = queue[move.source]
-            while started[mine[0]]:
+        while self.ready and (self.parallel is None or len(self.flow) < self.parallel):
+            i = heapq.heappop(self.ready)
+            move = self.steps[i].move
+            mine = self.queue[move.source]
+            while self.started[mine[0]]:
                 heapq.heappop(mine)
-            head = mine[0]
-            if busy.get(move.source, 0) >= max_per_host:
-                heapq.heappush(parked.setdefault(move.source, []), i)
+            if self.busy.get(move.source, 0) >= self.max_per_host:
+                heapq.heappush(self.parked.setdefault(move.source, []), i)
                 continue
-            if head != i and now + move.estimate_s > ready_at(head):
+            if mine[0] != i and now + move.estimate_s > self.ready_at(mine[0]):
                 held.append(i)  # it would still hold the source when the earlier head can start
                 continue
-            busy[move.source] = busy.get(move.source, 0) + 1
-            started[i] = True
-            flow.start(i, names[move.source], names[move.target], move.estimate_s, now)
+            self.busy[move.source] = self.busy.get(move.source, 0) + 1
+            self.started[i] = True
+            self.flow.start(i, self.names[move.source], self.names[move.target], move.estimate_s, now)
         for i in held:
-            heapq.heappush(ready, i)
-        if not len(flow):
-            return now
-        now = flow.next_time()
-        for i in flow.advance(now):
-            done[i] = True
-            src = steps[i].move.source
-            busy[src] -= 1
-            for j in parked.pop(src, []):
-                heapq.heappush(ready, j)
-            for c in children[i]:
-                waiting[c] -= 1
-                if not waiting[c]:
-                    heapq.heappush(ready, c)
+            heapq.heappush(self.ready, i)
+
+    def complete(self, i: int, now: float) -> None:
+        self.finished[i] = now
+        src = self.steps[i].move.source
+        self.busy[src] -= 1
+        for j in self.parked.pop(src, []):
+            heapq.heappush(self.ready, j)
+        for c in self.children[i]:
+            self.waiting[c] -= 1
+            if not self.waiting[c]:
+                at = self.ready_at(c)
+                if at > now:
+                    heapq.heappush(self.timers, (at, c))
+                else:
+                    heapq.heappush(self.ready, c)
+
+    def run(self) -> float:
+        now = 0.0
+        while True:
+            self.start_ready(now)
+            if not len(self.flow) and not self.timers:
+                return now
+            now = min(self.flow.next_time(), self.timers[0][0] if self.timers else math.inf)
+            while self.timers and self.timers[0][0] <= now:
+                heapq.heappush(self.ready, heapq.heappop(self.timers)[1])
+            for i in self.flow.advance(now):
+                self.complete(i, now)
 
 
 def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None) -> float:
@@ -714,6 +777,7 @@ def _to_steps(order: Sequence[_Mv], hosts: Sequence[Host]) -> tuple[Step, ...]:
                 estimate_s=mv.dur,
             ),
             after=mv.after,
+            settle_after=mv.settle,
         )
         for mv in order
     )
@@ -744,6 +808,7 @@ def plan(
     parallel: int | None = None,
     duration: Callable[[Server], float] | None = None,
     links: Links | None = None,
+    group_settle_s: float = 0.0,
 ) -> Plan:
     """Schedule live migrations that take `inventory` to `desired` (server id -> host) safely and quickly.
 
@@ -757,7 +822,8 @@ def plan(
     if parallel is not None and parallel < 1:
         raise ValueError("parallel must be at least 1 or None")
     with _collector_paused():
-        return _plan(inventory, desired, max_per_host, parallel, duration=duration, links=links)
+        return _plan(inventory, desired, max_per_host, parallel, duration=duration, links=links,
+                     group_settle_s=group_settle_s)
 
 
 @contextmanager
@@ -781,7 +847,10 @@ def _plan(
     *,
     duration: Callable[[Server], float] | None,
     links: Links | None,
+    group_settle_s: float,
 ) -> Plan:
+    if not (math.isfinite(group_settle_s) and group_settle_s >= 0):
+        raise ValueError("group_settle_s must be a finite number >= 0")
     hosts = sorted(inventory.hosts, key=lambda h: h.name)
     exclusive = exclusive_groups(inventory)
     in_place, requests = _requests(inventory, hosts, desired, duration or default_duration, exclusive)
@@ -789,7 +858,7 @@ def _plan(
     check_policies(inventory, desired)
     limits = _Limits(
         max_per_host, parallel, links, _members_at(inventory, hosts, exclusive), frozenset(pinned_servers(inventory)),
-        tuple(exclusive_group_names(inventory)),
+        tuple(exclusive_group_names(inventory)), group_settle_s,
     )
 
     work = [0.0] * len(hosts)
@@ -804,13 +873,13 @@ def _plan(
     except _Stuck as stuck:
         raise InfeasiblePlanError(stuck.cycles) from None
     best_steps = _to_steps(first.order, hosts)
-    best_time = _simulate(best_steps, max_per_host, parallel, links)
+    best_time = _simulate(best_steps, max_per_host, parallel, links, group_settle_s)
     best_notes = first.notes
 
     def consider(built: _Built) -> Sequence[Step]:
         nonlocal best_steps, best_time, best_notes
         steps = _to_steps(built.order, hosts)
-        seconds = _simulate(steps, max_per_host, parallel, links)
+        seconds = _simulate(steps, max_per_host, parallel, links, group_settle_s)
         if (seconds, len(steps)) < (best_time, len(best_steps)):
             best_steps, best_time, best_notes = steps, seconds, built.notes
         return steps
@@ -833,6 +902,7 @@ def _plan(
         max_per_host=max_per_host,
         parallel=parallel,
         notes=notes,
+        group_settle_s=group_settle_s,
     )
 
 
@@ -849,6 +919,8 @@ class _Limits:
     pinned: frozenset[str]
     #: Names of the hard anti-affinity groups, by the numbers `members_at` and the moves use.
     group_names: tuple[str, ...]
+    #: Seconds between a member's departure and another member's arrival on that host.
+    settle_s: float
 
 
 def _members_at(
@@ -971,7 +1043,7 @@ def _schedule(
     sched = _Scheduler(
         hosts, limits.max_per_host, limits.parallel, key_of,
         park=park, links=limits.links, members_at=limits.members_at, pinned=limits.pinned,
-        group_names=limits.group_names,
+        group_names=limits.group_names, settle_s=limits.settle_s,
     )
     for req in requests:
         pivot = pivots.get(req.server.id)

@@ -94,6 +94,7 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
                 "final_target": step.move.final_target or step.move.target,
                 "detour": step.move.is_detour,
                 "after": [i + 1 for i in step.after],
+                "settle_after": [i + 1 for i in step.settle_after],
                 "estimate_s": round(step.move.estimate_s, 3),
             }
             for step in plan.steps
@@ -103,6 +104,7 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "lower_bound_s": round(plan.lower_bound_s, 3),
         "max_per_host": plan.max_per_host,
         "parallel": plan.parallel,
+        "group_settle_s": plan.group_settle_s,
         "notes": list(plan.notes),
     }
 
@@ -124,8 +126,9 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
             server = servers.get(move.server_id)
             flavor = f"{server.flavor} ({server.demand.memory_mb} MiB)" if server else ""
             target = move.target + (f" (pivot, then {move.final_target})" if move.is_detour else "")
-            table.add_row(str(step.index + 1), move.server_name, flavor, move.source, target,
-                          ",".join(str(i + 1) for i in step.after), f"{move.estimate_s:.0f}")
+            after = ",".join(f"{i + 1}" + ("+settle" if i in step.settle_after else "") for i in step.after)
+            table.add_row(str(step.index + 1), move.server_name, flavor, move.source, target, after,
+                          f"{move.estimate_s:.0f}")
         console.print(table)
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False)

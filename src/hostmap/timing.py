@@ -31,6 +31,9 @@ class MigrationParams:
     downtime_ms: float = 500.0
     setup_s: float = 3.0
     max_concurrent_live_migrations: int = 1
+    #: nova's scheduler_instance_sync_interval: after a live migration the scheduler goes on counting the server
+    #: on its source host until the next sync (every this many seconds); 0 models track_instance_changes = False.
+    instance_sync_s: float = 120.0
 
 
 def gbps_to_bytes_per_s(gbps: float) -> float:

@@ -396,6 +396,7 @@ _GROUP = ("name", "policy", "members", "id", "project", "rules")
 _RULES = ("max_server_per_host",)
 _MIGRATION = (
     "nic_gbps", "stream_gbps", "touched", "dirty_mb_s", "downtime_ms", "setup_s", "max_concurrent_live_migrations",
+    "instance_sync_s",
 )
 _API = ("max_microversion", "page_size")
 _AUTH = ("username", "password", "project_name", "token_ttl_s")
@@ -451,6 +452,7 @@ def _parse_migration(source: str, raw: object) -> MigrationParams:
         max_concurrent_live_migrations=r.integer(
             "max_concurrent_live_migrations", base.max_concurrent_live_migrations, minimum=1
         ),
+        instance_sync_s=r.number("instance_sync_s", base.instance_sync_s),
     )
 
 

@@ -246,6 +246,8 @@ class Token:
 
 #: The reason nova 34 records (event details, 400 message) when its scheduler refuses a requested host.
 NO_VALID_HOST = "No valid host was found. "
+#: What nova 34's conductor records when placement offered hosts and the scheduler's filters refused them all.
+NO_VALID_HOST_FILTERED = "No valid host was found. There are not enough hosts available."
 
 
 class SimCloud:
@@ -736,17 +738,19 @@ class SimCloud:
         candidates = [target] if target is not None else [h for h in self.hosts.values() if h.name != server.host]
         reasons: list[str] = []
         fitting: list[SimHost] = []
+        filtered = False  # some host passed placement (enabled, room) and a scheduler filter refused it
         for host in candidates:
             reason = self._filter(server, host)
             if reason is None:
                 fitting.append(host)
             else:
                 reasons.append(reason)
+                filtered = filtered or (host.enabled and self.shortfall(host, server.resources) is None)
         if not fitting:
-            # Nova 34 records only this sentence (checked against the real control plane, docs/realnova.md);
-            # the filter that refused each host goes to the scheduler's log, as nova's does.
+            # Nova 34 records only one of these sentences (checked against the real control plane,
+            # docs/realnova.md); the filter that refused each host goes to the scheduler's log, as nova's does.
             log.info("scheduler refused %s: %s", server.id, "; ".join(reasons))
-            return NO_VALID_HOST, None
+            return (NO_VALID_HOST_FILTERED if filtered else NO_VALID_HOST), None
         if target is not None:
             return None, target
         free = {h.name: self.capacity(h)[1] - self.usage(h.name)[1] for h in fitting}
@@ -764,10 +768,13 @@ class SimCloud:
             if server.id not in group.members:
                 continue
             if group.policy == "anti-affinity":
-                # Members on the host, counting those arriving there (stricter than the scheduler's filter,
-                # which sees an instance on its source until it has moved; nova re-checks on the destination).
+                # Members on the host, counting those arriving there (nova's scheduler or, failing that, the
+                # destination's late check refuses them) and those that left it since its last instance sync
+                # (nova's scheduler still counts them there).
                 limit = group.max_server_per_host or 1
-                there = sum(1 for s in group.members if s != server.id and host.name in self.hosts_of(s))
+                stale = self._left_unsynced(host.name)
+                there = sum(1 for s in group.members
+                            if s != server.id and (host.name in self.hosts_of(s) or s in stale))
                 if there >= limit:
                     return (f"server group {group.name} (anti-affinity, max_server_per_host {limit}) already has "
                             f"{there} member(s) on {host.name}")
@@ -777,6 +784,16 @@ class SimCloud:
                 if host.name not in placed:
                     return f"server group {group.name} (affinity) has members on {', '.join(sorted(placed))} only"
         return None
+
+    def _left_unsynced(self, host: str) -> set[str]:
+        """Servers live-migrated off `host` since its last instance sync: the scheduler still counts them there."""
+        interval = self.params.instance_sync_s
+        if interval <= 0:
+            return set()
+        last_sync = math.floor(self._t / interval) * interval
+        return {m.server_id for m in self.migrations
+                if m.source == host and m.status == "completed" and m.finished_s is not None
+                and m.finished_s > last_sync}
 
     def hosts_of(self, server_id: str) -> set[str]:
         """Hosts a server occupies: its host and, while migrating, its destination."""
