@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hostmap.model import Host, Inventory, Plan, Resources, Server, ServerGroup
+from hostmap.model import Host, Inventory, Move, Plan, Resources, Server, ServerGroup
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -117,6 +117,21 @@ def check_structure(inventory: Inventory, desired: Mapping[str, str], plan: Plan
     assert plan.estimated_s >= plan.lower_bound_s - 1e-9
 
 
+def _check_groups(
+    inventory: Inventory, move: Move, where: Mapping[str, str | None], arriving: Mapping[str, str], at: str
+) -> None:
+    """Assert that `move` may start under its server's hard group policies, as nova's filters judge."""
+    for group in inventory.groups:
+        if move.server_id not in group.members:
+            continue
+        if group.policy == "anti-affinity":  # counting members on their way there, as the planner does
+            there = sum(1 for m in group.members if move.target in (where.get(m), arriving.get(m)))
+            assert there < group.max_per_host, f"{at}: {move.server_name} joins {group.name} on {move.target}"
+        if group.policy == "affinity":  # only a host where a member is now (its own host included)
+            hosts = {where.get(m) for m in group.members}
+            assert move.target in hosts, f"{at}: {move.server_name} to {move.target}, no member of {group.name} there"
+
+
 def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: str, rng: random.Random) -> None:
     """Execute `plan` in one order allowed by `Step.after` and assert every state fits (in-flight counts twice).
 
@@ -127,10 +142,6 @@ def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: s
     usage = {h.name: h.used for h in inventory.hosts}
     where = {s.id: s.host for s in inventory.servers}
     arriving: dict[str, str] = {}
-    exclusive = [g for g in inventory.groups if g.policy == "anti-affinity"]
-
-    def members_on(group: ServerGroup, host: str) -> int:
-        return sum(1 for m in group.members if where.get(m) == host or arriving.get(m) == host)
     steps = plan.steps
     started: set[int] = set()
     done: set[int] = set()
@@ -146,11 +157,7 @@ def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: s
         assert usage[move.target].fits_within(capacity[move.target]), (
             f"step {i} ({mode}): {move.target} over capacity: {usage[move.target]} > {capacity[move.target]}"
         )
-        for group in exclusive:
-            if move.server_id in group.members:
-                assert members_on(group, move.target) < group.max_per_host, (
-                    f"step {i} ({mode}): {move.server_name} joins another member of {group.name} on {move.target}"
-                )
+        _check_groups(inventory, move, where, arriving, f"step {i} ({mode})")
         arriving[move.server_id] = move.target
         started.add(i)
         running.append(i)

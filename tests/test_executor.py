@@ -231,3 +231,32 @@ def test_a_ready_move_fills_a_gap_it_fits_in(start_sim: Callable[..., Running]) 
     assert rows["web-1"].started_s is not None
     assert rows["db-0"].finished_s is not None
     assert rows["web-1"].started_s < 1.0 < rows["db-0"].finished_s
+
+
+def test_a_ready_move_waits_when_the_earlier_move_waits_for_one_not_yet_started(
+    start_sim: Callable[..., Running],
+) -> None:
+    """A dependency of the source's next planned move still waits for its own slot: the ready move holds back."""
+    data = scenario()
+    data["servers"].append({"name": "db-1", "flavor": "m1.small", "host": "compute002"})
+    running = start_sim(data)
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    by_name = {s.name: s for s in inventory.servers}
+
+    def move(name: str, target: str, estimate: float) -> Move:
+        server = by_name[name]
+        return Move(server.id, name, server.host or "", target, server.demand, target, estimate)
+
+    plan = Plan((
+        Step(0, move("db-0", "compute003", 6.0)),
+        Step(1, move("db-1", "compute004", 2.0)),  # waits for compute002's slot
+        Step(2, move("web-0", "compute004", 2.0), (1,)),
+        Step(3, move("web-1", "compute004", 60.0)),  # ready at once, long
+    ))
+    result = Executor(running.cloud, running.clock).run(plan, inventory)
+    rows = {m.server_name: m for m in result.moves}
+    assert {m.outcome for m in result.moves} == {"migrated"}
+    assert rows["web-1"].started_s is not None
+    assert rows["web-0"].finished_s is not None
+    assert rows["web-1"].started_s >= rows["web-0"].finished_s

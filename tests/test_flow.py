@@ -125,3 +125,26 @@ def test_estimate_rates_can_be_given_for_a_real_cloud(tmp_path: Path) -> None:
         (m["server"], m["target"]) for m in default.json()["moves"]
     ]
     assert slow.json()["estimated_s"] > 3 * default.json()["estimated_s"]
+
+
+def test_estimate_rates_too_slow_to_converge_are_refused(tmp_path: Path) -> None:
+    """An estimate rate at or below the guests' dirtying rate is a usage error (exit 2), not a traceback."""
+    path = write_json(tmp_path / "scenario.json", scenario())
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["plan", str(host_map), "--sim-scenario", str(path), "--log-file", str(tmp_path / "log"),
+                      "--stream-gbps", "0.1"])
+    assert result.code == 2
+    assert "--stream-gbps" in result.err
+    assert "no migration would ever converge" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_cloud_too_slow_to_converge_is_planned_with_nova_giving_up(tmp_path: Path) -> None:
+    """Where migrations cannot converge, the estimate is nova's completion timeout, and planning still works."""
+    path = write_json(tmp_path / "scenario.json", scenario(migration={"nic_gbps": 0.1, "setup_s": 3}))
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["plan", str(host_map), "--sim-scenario", str(path), "--log-file", str(tmp_path / "log"),
+                      "-f", "json"])
+    assert result.code == 0, result.err
+    (move,) = result.json()["moves"]
+    assert move["estimate_s"] == pytest.approx(3 + 800 * 2)  # 2 GiB: 800 s per GiB

@@ -89,7 +89,7 @@ def test_anti_affine_swap_without_a_free_host_names_the_group(
     result = run_cli(["apply", str(host_map), "--yes", "--log-file", str(tmp_path / "log")])
     assert result.code == 3, result.err
     assert "servers web-0, web-1 must swap between hosts compute001, compute002" in result.err
-    assert "anti-affinity group grp forbids two members on one host" in result.err
+    assert "anti-affinity group grp allows no more members on one host" in result.err
     assert running.sim.state.mutating_request_count() == 0
 
 
@@ -103,3 +103,29 @@ def test_without_settling_nova_refuses_the_second_leg_of_an_anti_affine_swap(tmp
     assert result.code == 1, result.err
     reasons = " ".join(m["reason"] for m in result.json()["moves"])
     assert "There are not enough hosts available" in reasons
+
+
+def test_affinity_members_stuck_in_a_swap_are_named_as_unable_to_detour(
+    tmp_path: Path, env_cloud: Callable[..., Running]
+) -> None:
+    """Two full hosts swapping affinity members, with room elsewhere: infeasible, and the message says why."""
+    data = scenario(
+        hosts=[{"name": f"compute00{i}", "hypervisor_hostname": f"compute00{i}.cloud.example.com", "vcpus": 8,
+                "memory_mb": 4096 if i < 3 else 16384, "disk_gb": 200} for i in range(1, 4)],
+        servers=[
+            {"name": "a", "flavor": "m1.small", "host": "compute001"},
+            {"name": "a-peer", "flavor": "m1.small", "host": "compute002"},
+            {"name": "b", "flavor": "m1.small", "host": "compute002"},
+            {"name": "b-peer", "flavor": "m1.small", "host": "compute001"},
+        ],
+        server_groups=[{"name": "ga", "policy": "affinity", "members": ["a", "a-peer"]},
+                       {"name": "gb", "policy": "affinity", "members": ["b", "b-peer"]}],
+    )
+    running = env_cloud(data)
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["a"], "compute001": ["b"]})
+    result = run_cli(["plan", str(host_map), "--log-file", str(tmp_path / "log")])
+    assert result.code == 3, result.err
+    assert "servers a, b must swap between full hosts compute001, compute002" in result.err
+    assert "a, b: in affinity groups" in result.err
+    assert "cannot take a detour" in result.err
+    assert running.sim.state.mutating_request_count() == 0

@@ -137,7 +137,7 @@ def test_resumed_migration_keeps_its_original_deadline(tmp_path: Path, env_cloud
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     assert _posts(running, web) == 1
-    with sqlite3.connect(journal) as conn:  # the crash happened two hours ago
+    with sqlite3.connect(journal) as conn:  # the crash happened long ago
         conn.execute("UPDATE moves SET intended_at = '2000-01-01T00:00:00+00:00',"
                      " submitted_at = '2000-01-01T00:00:01+00:00'")
     started = time.monotonic()

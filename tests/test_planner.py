@@ -274,8 +274,16 @@ def test_planning_leaves_the_garbage_collector_as_it_found_it() -> None:
     """plan() pauses the cyclic garbage collector only while it works, also when it raises."""
     case = load_case(Path(__file__).parent / "scenarios" / "swap_without_pivot.json")
     ok = load_case(Path(__file__).parent / "scenarios" / "chain.json")
+    seen: list[bool] = []
+
+    def duration(server: Any) -> float:
+        seen.append(gc.isenabled())
+        return 1.0
+
     assert gc.isenabled()
-    plan(ok.inventory, ok.desired)
+    plan(ok.inventory, ok.desired, duration=duration)
+    assert seen
+    assert not any(seen)  # paused while planning
     assert gc.isenabled()
     with pytest.raises(InfeasiblePlanError):
         plan(case.inventory, case.desired)

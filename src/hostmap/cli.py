@@ -35,7 +35,14 @@ from hostmap.journal import JournalError, UnknownRun, default_state_dir
 from hostmap.model import Inventory, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
-from hostmap.timing import MigrationParams, nic_links, solo_duration_s
+from hostmap.timing import (
+    MigrationParams,
+    completion_timeout_s,
+    dirty_bytes_per_s,
+    gbps_to_bytes_per_s,
+    nic_links,
+    solo_duration_s,
+)
 
 EXIT_OK = 0
 #: Seconds between an anti-affine member leaving a host and another arriving: nova's scheduler_instance_sync_interval
@@ -275,7 +282,15 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
 def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> MigrationParams:
     """`params` with the NIC and stream rates the operator gave for estimates."""
     nic, stream = getattr(args, "nic_gbps", None), getattr(args, "stream_gbps", None)
-    return replace(params, nic_gbps=nic or params.nic_gbps, stream_gbps=stream or params.stream_gbps)
+    given = replace(params, nic_gbps=nic or params.nic_gbps, stream_gbps=stream or params.stream_gbps)
+    rate = gbps_to_bytes_per_s(min(given.nic_gbps, given.stream_gbps))
+    if (nic or stream) and rate <= dirty_bytes_per_s(given.dirty_mb_s):
+        option = "--nic-gbps" if nic and given.nic_gbps <= given.stream_gbps else "--stream-gbps"
+        raise InputError(option, "(option)",
+                         f"at {min(given.nic_gbps, given.stream_gbps):g} Gbit/s no migration would ever converge "
+                         f"(guests dirty {given.dirty_mb_s:g} MB/s in the model)",
+                         "give the migration network's rate in Gbit/s, e.g. 10 or 25")
+    return given
 
 
 @contextlib.contextmanager
@@ -310,7 +325,9 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
 
 def _duration_model(params: MigrationParams) -> Callable[[Server], float]:
     def duration(server: Server) -> float:
-        return solo_duration_s(server.demand.memory_mb, params)
+        # A migration that never converges ends when nova gives up on it (its completion timeout).
+        ram = server.demand.memory_mb
+        return min(solo_duration_s(ram, params), params.setup_s + completion_timeout_s(ram))
 
     return duration
 
@@ -486,20 +503,27 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
             else:
                 stderr.write(f"  group {v.group} (affinity, now on {', '.join(v.group_hosts)}): the map moves "
                              f"{', '.join(v.servers)} to {v.host}, where no member of the group stays\n")
-        stderr.write("  change the map so that it keeps each group's policy (a member of an affinity group can only "
-                     "join another member;\n  moving a whole group needs cold migration or a soft policy)\n")
+        if any(v.policy == "anti-affinity" for v in error.violations):
+            stderr.write("  put at most that many members of each anti-affinity group on one host\n")
+        if any(v.policy == "affinity" for v in error.violations):
+            stderr.write("  a member of an affinity group can only join another member; moving a whole group needs "
+                         "cold migration or a soft policy\n")
         return EXIT_INFEASIBLE
     if isinstance(error, InfeasiblePlanError):
-        say("no capacity-safe order exists: nothing was migrated")
+        say("hostmap found no safe order for these moves: nothing was migrated")
         for cycle in error.cycles:
+            servers, hosts = ", ".join(cycle.servers), ", ".join(cycle.hosts)
             if cycle.groups:
-                stderr.write(f"  servers {', '.join(cycle.servers)} must swap between hosts {', '.join(cycle.hosts)}, "
-                             f"but anti-affinity group {', '.join(cycle.groups)} forbids two members on one host, "
-                             "and no other host can take one of them for a detour\n")
+                stderr.write(f"  servers {servers} must swap between hosts {hosts}, but anti-affinity group "
+                             f"{', '.join(cycle.groups)} allows no more members on one host, and when they were "
+                             "stuck no other host could take one of them for a detour\n")
             else:
-                stderr.write(f"  servers {', '.join(cycle.servers)} must swap between full hosts "
-                             f"{', '.join(cycle.hosts)}, and no other host has room for a detour\n")
-        stderr.write("  free room on one host (or add a pivot host with room and no member of the group), "
+                stderr.write(f"  servers {servers} must swap between full hosts {hosts}, and when they were stuck "
+                             "no other host had room for a detour\n")
+            if cycle.pinned:
+                stderr.write(f"  {', '.join(cycle.pinned)}: in affinity groups, which nova lets move only next to "
+                             "another member of their group, so they cannot take a detour\n")
+        stderr.write("  free room on one host (or add a pivot host with room and no member of those groups), "
                      "then run again\n")
         return EXIT_INFEASIBLE
     if isinstance(error, CloudConfigError):

@@ -63,6 +63,8 @@ class CycleInfo:
     hosts: Sequence[str]
     #: Hard anti-affinity groups that keep these servers waiting (rather than, or besides, lack of room).
     groups: Sequence[str] = ()
+    #: Those servers that belong to hard affinity groups: nova moves them only next to a member, never to a pivot.
+    pinned: Sequence[str] = ()
 
 
 @dataclass

@@ -232,7 +232,7 @@ class Executor:
                 still.append(step)
                 continue
             head = heads.get(step.move.source)
-            if head is not None and not self._ends_before(step, head, state):
+            if head is not None and self._last_slot(step, state, opts) and not self._ends_before(step, head, state):
                 still.append(step)  # it would hold the source when the plan's next move from it can start
                 continue
             if not state.all_yes and self._confirm is not None:
@@ -269,19 +269,26 @@ class Executor:
 
     def _ends_before(self, step: Step, head: Step, state: _RunState) -> bool:
         """Whether `step` is expected to end before `head` (an earlier step from the same source, still waiting
-        for its dependencies) can start; so a ready migration fills a gap but never delays the plan's order."""
+        for its dependencies) can start; so a ready migration fills a gap but never delays the plan's order.
+        Not when one of those dependencies has not started yet: it may start any moment."""
         ready_at = self._settled_at(head, state)
         for dep in head.after:
             if dep in state.results:
                 continue
             flight = state.flights.get(dep)
             if flight is None:
-                return True  # a dependency has not even started: the head is far off
+                return False  # a dependency waits to start: it may start any moment, keep the plan's order
             end = flight.expected_end
             if end is None:
                 end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
             ready_at = max(ready_at, end + (self._settle_s if dep in head.settle_after else 0.0))
         return self._clock.now() + step.move.estimate_s <= ready_at
+
+    @staticmethod
+    def _last_slot(step: Step, state: _RunState, opts: ExecutorOptions) -> bool:
+        """Whether starting `step` would take its source host's last free slot."""
+        from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
+        return from_source + 1 >= opts.max_per_host
 
     @staticmethod
     def _has_slot(step: Step, state: _RunState, opts: ExecutorOptions) -> bool:

@@ -518,7 +518,8 @@ class _Scheduler:
                 continue
             names = {m.server.name for m in inside} or {m.server.name for h in scc for m in self.cap_wait[h]}
             stuck.append(CycleInfo(servers=sorted(names), hosts=sorted(self.hosts[h].name for h in scc),
-                                   groups=self._exclusive_blockers(inside)))
+                                   groups=self._exclusive_blockers(inside),
+                                   pinned=sorted({m.server.name for m in inside if self.pinned(m)})))
         if not broken:
             if not stuck:  # cannot happen when the final state fits; report every waiting server rather than loop
                 stuck.append(
@@ -661,8 +662,9 @@ def _simulate(
     steps: Sequence[Step], max_per_host: int, parallel: int | None, links: Links | None, settle_s: float = 0.0
 ) -> float:
     """Makespan as the executor runs the plan: ready steps start in index order, limited per source host and in
-    total, and a step overtakes an earlier step of its source only if it ends before that one can start.  A step
-    is ready `settle_s` after its `settle_after` steps ended."""
+    total, and a step takes its source's last slot ahead of an earlier step of that source only if it ends before
+    that one can start (and all that one waits for has started).  A step is ready `settle_s` after its
+    `settle_after` steps ended."""
     return _Replay(steps, max_per_host, parallel, links, settle_s).run()
 
 
@@ -708,8 +710,9 @@ class _Replay:
             if self.busy.get(move.source, 0) >= self.max_per_host:
                 heapq.heappush(self.parked.setdefault(move.source, []), i)
                 continue
-            if mine[0] != i and now + move.estimate_s > self.ready_at(mine[0]):
-                held.append(i)  # it would still hold the source when the earlier head can start
+            last_slot = self.busy.get(move.source, 0) + 1 >= self.max_per_host
+            if mine[0] != i and last_slot and not now + move.estimate_s <= self.ready_at(mine[0]) < math.inf:
+                held.append(i)  # it would still hold the source's last slot when the earlier head can start
                 continue
             self.busy[move.source] = self.busy.get(move.source, 0) + 1
             self.started[i] = True
