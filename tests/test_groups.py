@@ -29,6 +29,11 @@ def test_anti_affinity_swap_runs_with_a_detour_and_no_refusal(tmp_path: Path) ->
     assert len(legs) == 3
     pivot = next(target for server, source, target in legs if target not in ("compute001", "compute002"))
     assert pivot in ("compute003", "compute004")
+    assert planned.json()["group_settle_s"] == 130
+    assert [m["settle_after"] for m in planned.json()["moves"]] == [[], [1], [2]]
+    table = run_cli(["plan", str(host_map), *common[:-2]])
+    assert "1+settle" in table.out
+    assert "2 of them wait 130 s after a member of their anti-affinity group left the target" in table.out
     applied = run_cli(["apply", str(host_map), "--yes", *common])
     assert applied.code == 0, applied.err
     report = applied.json()

@@ -142,6 +142,13 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
             + (f" and {plan.parallel} in total" if plan.parallel else ""),
             highlight=False,
         )
+        settling = sum(1 for step in plan.steps if step.settle_after)
+        if settling:
+            console.print(
+                f"{settling} of them wait {plan.group_settle_s:g} s after a member of their anti-affinity group "
+                "left the target (+settle), until nova's scheduler has seen it go (--group-settle)",
+                highlight=False,
+            )
     else:
         console.print("nothing to migrate: the cloud already matches the host map.", highlight=False)
 
