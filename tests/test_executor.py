@@ -8,7 +8,7 @@ from conftest import Running, scenario
 from hostmap.cloud.openstack import connect_with
 from hostmap.executor import Answer, Executor, ExecutorOptions
 from hostmap.model import Inventory, Move, Plan, Step
-from hostmap.results import RunResult
+from hostmap.results import MoveResult, RunResult
 from hostmap.timing import MigrationParams, solo_duration_s
 
 
@@ -204,14 +204,18 @@ def _gap_plan(inventory: Inventory, filler_estimate_s: float) -> Plan:
     ))
 
 
-def test_a_ready_move_does_not_delay_its_sources_next_planned_move(start_sim: Callable[..., Running]) -> None:
-    """A ready migration that would still run when the source's earlier planned move can start waits for it."""
-    running = start_sim()
+def _gap_run(running: Running, filler_estimate_s: float) -> dict[str, MoveResult]:
+    """Run `_gap_plan` to its end; each server's row, after checking that all migrated."""
     assert running.clock is not None
     inventory = running.cloud.inventory()
-    result = Executor(running.cloud, running.clock).run(_gap_plan(inventory, 60.0), inventory)
-    rows = {m.server_name: m for m in result.moves}
+    result = Executor(running.cloud, running.clock).run(_gap_plan(inventory, filler_estimate_s), inventory)
     assert {m.outcome for m in result.moves} == {"migrated"}
+    return {m.server_name: m for m in result.moves}
+
+
+def test_a_ready_move_does_not_delay_its_sources_next_planned_move(start_sim: Callable[..., Running]) -> None:
+    """A ready migration that would still run when the source's earlier planned move can start waits for it."""
+    rows = _gap_run(start_sim(), 60.0)
     assert rows["web-0"].started_s is not None
     assert rows["web-1"].started_s is not None
     assert rows["db-0"].finished_s is not None
@@ -222,12 +226,7 @@ def test_a_ready_move_does_not_delay_its_sources_next_planned_move(start_sim: Ca
 
 def test_a_ready_move_fills_a_gap_it_fits_in(start_sim: Callable[..., Running]) -> None:
     """A ready migration expected to end before the source's earlier planned move can start goes at once."""
-    running = start_sim()
-    assert running.clock is not None
-    inventory = running.cloud.inventory()
-    result = Executor(running.cloud, running.clock).run(_gap_plan(inventory, 0.5), inventory)
-    rows = {m.server_name: m for m in result.moves}
-    assert {m.outcome for m in result.moves} == {"migrated"}
+    rows = _gap_run(start_sim(), 0.5)
     assert rows["web-1"].started_s is not None
     assert rows["db-0"].finished_s is not None
     assert rows["web-1"].started_s < 1.0 < rows["db-0"].finished_s

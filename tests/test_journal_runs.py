@@ -18,6 +18,26 @@ from conftest import Running, run_cli, scenario, write_json
 from hostmap.runlock import RunLock
 
 
+def _apply_then_kill_9(host_map: Path, journal: Path, log: Path, *args: str) -> None:
+    """Run `hostmap apply --yes` in a child process and kill -9 it once it has started a migration."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--yes", "--journal", str(journal),
+         "--log-file", str(log), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.exists() and "started:" in log.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the first apply never started a migration")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+
+
 def _posts(running: Running, server_id: str) -> int:
     return sum(1 for r in running.sim.state.requests if r[0] == "POST" and f"/servers/{server_id}/action" in r[1])
 
@@ -81,24 +101,8 @@ def test_resume_after_kill_9_never_submits_twice(tmp_path: Path, env_cloud: Call
     running = env_cloud(data, virtual=False)
     ids = {s.name: s.id for s in running.cloud.inventory().servers}
     journal = tmp_path / "journal.sqlite"
-    log = tmp_path / "first.log"
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
-    child = subprocess.Popen(
-        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--yes", "--journal", str(journal),
-         "--log-file", str(log), "-f", "json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if log.exists() and "started:" in log.read_text():
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the first apply never started a migration")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
+    _apply_then_kill_9(host_map, journal, tmp_path / "first.log", "-f", "json")
     first = next(name for name in ("web-0", "web-1") if _posts(running, ids[name]) == 1)
     result = run_cli(["apply", str(host_map), "--yes", "--journal", str(journal), "-f", "json",
                       "--log-file", str(tmp_path / "second.log")])
@@ -122,20 +126,8 @@ def test_resumed_migration_keeps_its_original_deadline(tmp_path: Path, env_cloud
     running = env_cloud(data, virtual=False)
     web = next(s.id for s in running.cloud.inventory().servers if s.name == "web-0")
     journal = tmp_path / "journal.sqlite"
-    log = tmp_path / "first.log"
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
-    child = subprocess.Popen(
-        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--yes", "--journal", str(journal),
-         "--log-file", str(log), "--timeout", "3600"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (log.exists() and "started:" in log.read_text()):
-            time.sleep(0.1)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
+    _apply_then_kill_9(host_map, journal, tmp_path / "first.log", "--timeout", "3600")
     assert _posts(running, web) == 1
     with sqlite3.connect(journal) as conn:  # the crash happened long ago
         conn.execute("UPDATE moves SET intended_at = '2000-01-01T00:00:00+00:00',"
