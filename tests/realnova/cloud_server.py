@@ -9,7 +9,8 @@ SPEC (written by tests/realnova/harness.py):
                 "ram_allocation_ratio"?, "disk_allocation_ratio"?, "reserved_host_memory_mb"?, "enabled"?}],
      "flavors": [{"name", "vcpus", "ram", "disk"}],
      "servers": [{"name", "flavor", "host", "migration_s"?}],
-     "server_groups"?: [{"name", "policy", "members": [server names], "rules"?: {"max_server_per_host": N}}]}
+     "server_groups"?: [{"name", "policy", "members": [server names], "rules"?: {"max_server_per_host": N}}],
+     "instance_sync_s"?: null | 0 | N}
 
 It composes nova's functional-test fixtures (databases, in-memory RPC, placement, fake glance/neutron/cinder, real
 policy), starts conductor, scheduler and one nova-compute per host with `HostmapFakeDriver`, serves the real
@@ -24,6 +25,11 @@ that boot only, so that the compute's late policy check lets it be. READY names 
 
 The fake driver's live migration lasts `migration_s` seconds (server metadata `hostmap_migration_s`, default
 1.0), reports progress in the migration record, and honours abort and force-complete.
+
+`instance_sync_s` (the simulator's `migration.instance_sync_s`): absent or null, the computes never sync the
+scheduler's view of their instances (nova's fixtures run no periodic task); N > 0, every N seconds from READY each
+compute runs nova's own periodic `_sync_scheduler_instance_info` (`scheduler_instance_sync_interval` = N); 0, the
+scheduler reads instances from the database (`[filter_scheduler] track_instance_changes = False`).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from wsgiref import simple_server
 import futurist
 import requests
 from keystoneauth1 import loading as ks_loading
+from nova import context as nova_context
 from nova import test, thread_pool_factory
 from nova.api import wsgi as nova_wsgi
 from nova.compute import manager as compute_manager
@@ -267,6 +274,11 @@ class Cloud(test.TestCase):
         self.flags(response_validation="warn", group="api")
         # Scenarios may have more servers than nova's default quota (10 instances) allows.
         self.flags(instances=-1, cores=-1, ram=-1, group="quota")
+        sync_s = SPEC.get("instance_sync_s")
+        if sync_s == 0:  # the scheduler reads each host's instances from the database; computes send nothing
+            self.flags(track_instance_changes=False, group="filter_scheduler")
+        elif sync_s is not None:
+            self.flags(scheduler_instance_sync_interval=int(sync_s))
         self.start_service("conductor")
         self.start_service("scheduler")
         for name in HOSTS:
@@ -319,6 +331,27 @@ def _populate(token: str) -> dict[str, Any]:
             _api("PUT", base + "/os-services/" + _service_id(base, token, host["name"]), token,
                  {"status": "disabled", "disabled_reason": host.get("disabled_reason") or "maintenance"})
     return {"forced": forced}
+
+
+def _sync_instance_info_every(computes: dict[str, Any], seconds: float) -> None:
+    """Run each compute's periodic task `_sync_scheduler_instance_info` every `seconds` from now, in a thread."""
+    # The periodic task runner is off in nova's fixtures (and the task's spacing is fixed when nova.compute.manager
+    # is imported), so this thread stands in for it; the task itself is nova's.
+    admin = nova_context.get_admin_context()
+    started = time.monotonic()
+
+    def run() -> None:
+        tick = 0
+        while True:
+            tick += 1
+            time.sleep(max(started + tick * seconds - time.monotonic(), 0.0))
+            for name, compute in list(computes.items()):
+                try:
+                    compute.manager._sync_scheduler_instance_info(admin)
+                except Exception:
+                    log.exception("instance sync of %s failed", name)
+
+    threading.Thread(target=run, daemon=True, name="instance-sync").start()
 
 
 class _Group:
@@ -399,6 +432,8 @@ def main() -> None:
     _serve(_recorded(nova_wsgi.Loader().load_app("osapi_compute"), "compute"), SPEC["nova_port"])
     _serve(_recorded(_placement_app(cloud.placement_fixture), "placement"), SPEC["placement_port"])
     populated = _populate(_token())
+    if SPEC.get("instance_sync_s"):
+        _sync_instance_info_every(cloud.computes, float(SPEC["instance_sync_s"]))
     print("READY " + json.dumps({"seconds": round(time.monotonic() - started, 2), **populated}), flush=True)
     sys.stdin.read()  # the harness holds our stdin open: its end (the test run died) ends us too
     os._exit(0)

@@ -205,7 +205,8 @@ def _start_session() -> Session:
 
 
 def real_spec(sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, float], workdir: Path) -> dict[str, Any]:
-    """cloud_server.py's spec from a simulator scenario: the same hosts, flavors, servers and server groups."""
+    """cloud_server.py's spec from a simulator scenario: the same hosts, flavors, servers, server groups and instance
+    sync interval (`migration.instance_sync_s`; absent, the computes never sync)."""
     hosts = []
     for host in scenario["hosts"]:
         hosts.append({
@@ -229,7 +230,8 @@ def real_spec(sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, flo
     return {"workdir": str(workdir), "keystone_url": sess.auth_url, "password": sess.password,
             "nova_port": sess.nova_port, "placement_port": sess.placement_port,
             "paste_ini": str(sess.python.parent.parent / "etc" / "nova" / "api-paste.ini"),
-            "hosts": hosts, "flavors": scenario["flavors"], "servers": servers, "server_groups": groups}
+            "hosts": hosts, "flavors": scenario["flavors"], "servers": servers, "server_groups": groups,
+            "instance_sync_s": (scenario.get("migration") or {}).get("instance_sync_s")}
 
 
 class RealCloud:
