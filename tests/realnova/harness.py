@@ -191,7 +191,7 @@ def _start_session() -> Session:
     with log.open("w") as err:
         sess.keystone = subprocess.Popen(
             [str(python), str(HERE / "keystone_server.py"), "--workdir", str(work / "keystone"),
-             "--port", str(sess.keystone_port), "--password", sess.password,
+             "--port", str(sess.keystone_port), f"--password={sess.password}",  # it may start with "-"
              "--compute-url", f"http://127.0.0.1:{sess.nova_port}/v2.1",
              "--placement-url", f"http://127.0.0.1:{sess.placement_port}"],
             stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, text=True)

@@ -78,7 +78,7 @@ def main() -> None:
     _manage(conf, "db_sync")
     _manage(conf, "fernet_setup", "--keystone-user", user, "--keystone-group", group)
     _manage(conf, "credential_setup", "--keystone-user", user, "--keystone-group", group)
-    _manage(conf, "bootstrap", "--bootstrap-password", args.password, "--bootstrap-admin-url", base + "/v3",
+    _manage(conf, "bootstrap", f"--bootstrap-password={args.password}", "--bootstrap-admin-url", base + "/v3",
             "--bootstrap-public-url", base + "/v3", "--bootstrap-internal-url", base + "/v3",
             "--bootstrap-region-id", "RegionOne")
 
