@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from hostmap.documents import read_document
 from hostmap.errors import InputError
@@ -265,6 +266,9 @@ def load_scenario(path: Path | str) -> Scenario:
 # Validation helpers
 
 
+_T = TypeVar("_T")
+
+
 class _Reader:
     """Reads typed fields out of one mapping, raising InputError naming `entry.key`."""
 
@@ -310,12 +314,16 @@ class _Reader:
     def opt_string(self, key: str) -> str | None:
         return self.string(key) if self.has(key) else None
 
+    def _default(self, key: str, default: _T | None) -> _T:
+        """The value of absent `key`: `default`, or an error when there is none."""
+        if default is None:
+            self.required(key)
+            raise self.error(key, "is required")
+        return default
+
     def integer(self, key: str, default: int | None = None, *, minimum: int = 0) -> int:
         if not self.has(key):
-            if default is None:
-                self.required(key)
-                raise self.error(key, "is required")
-            return default
+            return self._default(key, default)
         value = self.data[key]
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"must be an integer, not {_kind(value)}")
@@ -330,10 +338,7 @@ class _Reader:
         self, key: str, default: float | None = None, *, minimum: float = 0.0, exclusive: bool = False
     ) -> float:
         if not self.has(key):
-            if default is None:
-                self.required(key)
-                raise self.error(key, "is required")
-            return default
+            return self._default(key, default)
         value = self.data[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise self.error(key, f"must be a finite number, not {_kind(value)}")

@@ -839,54 +839,52 @@ class SimCloud:
             raise SimError(404, f"Migration {migration_id} for instance {server_id} could not be found.")
         return m
 
+    def _act_on_migration(
+        self, server_id: str, migration_id: str, request_id: str, *, what: tuple[str, str, str, str],
+        allowed: tuple[str, ...],
+    ) -> SimMigration:
+        """Nova's checks and instance action for an operation on a server's in-progress migration.
+
+        `what`: the operation as nova's 409 and 400 messages name it, its instance action and its event.
+        """
+        verb, phrase, action_name, event_name = what
+        server = self.get_server(server_id)
+        m = self.server_migration(server_id, migration_id)
+        if server.task_state != "migrating":
+            raise SimError(
+                409, f"Cannot '{verb}' instance {server_id} while it is in task_state {server.task_state}"
+            )
+        if m.status not in allowed:
+            raise SimError(
+                400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot "
+                f"{phrase} while the migration is in this state."
+            )
+        action = SimAction(action_name, request_id, server_id, self.user_id, server.project_id, self._t, self._t)
+        action.events.append(SimEvent(event_name, self._t, m.source, self._t, "Success"))
+        self.actions[server_id].append(action)
+        return m
+
     def abort(self, server_id: str, migration_id: str, *, allow_queued: bool, request_id: str) -> None:
         """DELETE /servers/{id}/migrations/{mid}: abort an in-progress live migration."""
         with self.view():
-            server = self.get_server(server_id)
-            m = self.server_migration(server_id, migration_id)
-            if server.task_state != "migrating":
-                raise SimError(
-                    409, f"Cannot 'abort live migration' instance {server_id} while it is in task_state "
-                    f"{server.task_state}"
-                )
-            allowed = ("running", "queued", "preparing") if allow_queued else ("running",)
-            if m.status not in allowed:
-                raise SimError(
-                    400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot "
-                    f"abort live migration while the migration is in this state."
-                )
-            abort_action = SimAction(
-                "live_migration_delete", request_id, server_id, self.user_id, server.project_id, self._t, self._t
+            m = self._act_on_migration(
+                server_id, migration_id, request_id,
+                what=("abort live migration", "abort live migration", "live_migration_delete",
+                      "compute_live_migration_abort"),
+                allowed=("running", "queued", "preparing") if allow_queued else ("running",),
             )
-            abort_action.events.append(
-                SimEvent("compute_live_migration_abort", self._t, m.source, self._t, "Success")
-            )
-            self.actions[server_id].append(abort_action)
             self._rollback(m, "cancelled", "aborted by request")
             self._settle()
 
     def force_complete(self, server_id: str, migration_id: str, *, request_id: str) -> None:
         """POST .../migrations/{mid}/action force_complete: switch over now."""
         with self.view():
-            server = self.get_server(server_id)
-            m = self.server_migration(server_id, migration_id)
-            if server.task_state != "migrating":
-                raise SimError(
-                    409, f"Cannot 'force_complete' instance {server_id} while it is in task_state {server.task_state}"
-                )
-            if m.status != "running":
-                raise SimError(
-                    400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot force "
-                    f"complete while the migration is in this state."
-                )
-            action = SimAction(
-                "live_migration_force_complete", request_id, server_id, self.user_id, server.project_id,
-                self._t, self._t,
+            m = self._act_on_migration(
+                server_id, migration_id, request_id,
+                what=("force_complete", "force complete", "live_migration_force_complete",
+                      "compute_live_migration_force_complete"),
+                allowed=("running",),
             )
-            action.events.append(
-                SimEvent("compute_live_migration_force_complete", self._t, m.source, self._t, "Success")
-            )
-            self.actions[server_id].append(action)
             m.force_complete = True
         self.advance()
 
