@@ -88,7 +88,6 @@ class _RunState:
     all_yes: bool = False
     #: When reads started failing without a success since (None while the API answers).
     failing_since: float | None = None
-    last_read_error: str = ""
     #: The earliest time a step waiting for an anti-affine member's departure to settle may start.
     wake_at: float | None = None
 
@@ -228,11 +227,13 @@ class Executor:
                 state.wake_at = settled if state.wake_at is None else min(state.wake_at, settled)
                 still.append(step)
                 continue
-            if not self._has_slot(step, state, opts):
+            from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
+            if from_source >= opts.max_per_host or (opts.parallel is not None and len(state.flights) >= opts.parallel):
                 still.append(step)
                 continue
             head = heads.get(step.move.source)
-            if head is not None and self._last_slot(step, state, opts) and not self._ends_before(step, head, state):
+            last_slot = from_source + 1 >= opts.max_per_host
+            if head is not None and last_slot and not self._ends_before(step, head, state):
                 still.append(step)  # it would hold the source when the plan's next move from it can start
                 continue
             if not state.all_yes and self._confirm is not None:
@@ -283,19 +284,6 @@ class Executor:
                 end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
             ready_at = max(ready_at, end + (self._settle_s if dep in head.settle_after else 0.0))
         return self._clock.now() + step.move.estimate_s <= ready_at
-
-    @staticmethod
-    def _last_slot(step: Step, state: _RunState, opts: ExecutorOptions) -> bool:
-        """Whether starting `step` would take its source host's last free slot."""
-        from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
-        return from_source + 1 >= opts.max_per_host
-
-    @staticmethod
-    def _has_slot(step: Step, state: _RunState, opts: ExecutorOptions) -> bool:
-        if opts.parallel is not None and len(state.flights) >= opts.parallel:
-            return False
-        from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
-        return from_source < opts.max_per_host
 
     def _submit(self, step: Step, state: _RunState, planned: Server | None) -> None:
         move = step.move
@@ -349,11 +337,10 @@ class Executor:
     def _watch_round(self, state: _RunState) -> None:
         try:
             self._read_records(state)
-        except CloudError as error:
+        except CloudError:
             now = self._clock.now()
             if state.failing_since is None:
                 state.failing_since = now
-            state.last_read_error = error.problem
             if now - state.failing_since > self._options.outage_s:
                 raise
             return

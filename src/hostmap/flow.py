@@ -126,7 +126,7 @@ class Flow:
     def _respeed(self, src: int, dst: int, at: float) -> None:
         assert self.links is not None
         streams = self.links.streams_per_nic
-        for key in sorted(self._out[src] | self._in[dst]):
+        for key in self._out[src] | self._in[dst]:  # each run's update is its own: order does not matter
             run = self._runs[key]
             speed = min(1.0, streams / len(self._out[run.src]), streams / len(self._in[run.dst]))
             if speed == run.speed and run.version:

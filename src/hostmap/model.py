@@ -63,11 +63,6 @@ class Host:
     used: Resources
     disabled_reason: str | None = None
 
-    @property
-    def free(self) -> Resources:
-        """Capacity not yet allocated."""
-        return self.capacity - self.used
-
 
 @dataclass(frozen=True)
 class Server:
@@ -107,13 +102,6 @@ class Inventory:
     hosts: tuple[Host, ...]
     servers: tuple[Server, ...]
     groups: tuple[ServerGroup, ...] = ()
-
-    def host(self, name: str) -> Host | None:
-        """The host whose service name is `name`, if any."""
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        return None
 
     def server(self, server_id: str) -> Server | None:
         """The server with id `server_id`, if any."""

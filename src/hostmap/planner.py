@@ -28,7 +28,7 @@ import gc
 import heapq
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -168,7 +168,6 @@ class _Scheduler:
         self.order: list[_Mv] = []
         self.ready: list[tuple[_Key, int]] = []
         self.flow = Flow(n, links)
-        self.inflight = 0
         self.unstarted = 0
         self.notes: dict[str, str] = {}
         self.pivots: dict[str, int] = {}
@@ -213,10 +212,15 @@ class _Scheduler:
 
     def add_detour(self, req: _Request, pivot: int) -> None:
         self.involved[req.src] = self.involved[req.dst] = True
+        first = self._legs(req, pivot)
+        heapq.heappush(self.ready, (first.key, first.uid))
+
+    def _legs(self, req: _Request, pivot: int) -> _Mv:
+        """Create the two legs of a detour of `req` through `pivot`, partners of each other; the first leg."""
         first = self._new(req, req.src, pivot, _FIRST)
         second = self._new(req, pivot, req.dst, _SECOND)
         first.partner, second.partner = second, first
-        heapq.heappush(self.ready, (first.key, first.uid))
+        return first
 
     def admit(self, host: int, mv: _Mv) -> tuple[list[int], list[int]] | None:
         """The completed departures from `host` the arrival of `mv` must wait for, and those of them that are
@@ -284,7 +288,6 @@ class _Scheduler:
         for group, _ in mv.tokens:
             self.tok_load[mv.dst][group] = self.tok_load[mv.dst].get(group, 0) + 1
         self.busy[mv.src] += 1
-        self.inflight += 1
         self.unstarted -= 1
         self.order.append(mv)
         if self.park:
@@ -298,7 +301,6 @@ class _Scheduler:
     def _complete(self, mv: _Mv) -> None:
         src = mv.src
         self.busy[src] -= 1
-        self.inflight -= 1
         self.done_index[src].append(mv.index)
         self.done_at[mv.index] = self.now
         for group, _ in mv.tokens:
@@ -324,7 +326,7 @@ class _Scheduler:
             heapq.heappush(self.ready, (mv.partner.key, mv.partner.uid))
 
     def _start_phase(self, now: float) -> None:
-        while self.ready and (self.parallel is None or self.inflight < self.parallel):
+        while self.ready and (self.parallel is None or len(self.flow) < self.parallel):
             key, uid = heapq.heappop(self.ready)
             mv = self.moves[uid]
             if mv.dead or mv.index >= 0:
@@ -333,8 +335,9 @@ class _Scheduler:
                 heapq.heappush(self.slot_wait[mv.src], (key, uid))
                 continue
             admitted = self.admit(mv.dst, mv)
-            if admitted is not None and self.settled_by(admitted[1]) > now + 1e-9:
-                heapq.heappush(self.timers, (self.settled_by(admitted[1]), uid))
+            settled = self.settled_by(admitted[1]) if admitted is not None else 0.0
+            if settled > now + 1e-9:
+                heapq.heappush(self.timers, (settled, uid))
                 self._promote(mv.src)
                 continue
             if admitted is None:
@@ -357,7 +360,7 @@ class _Scheduler:
         self.check.clear()
         self.no_spot = []
         for src in sources:
-            while self.busy[src] < self.max_per_host and (self.parallel is None or self.inflight < self.parallel):
+            while self.busy[src] < self.max_per_host and (self.parallel is None or len(self.flow) < self.parallel):
                 if not self._park_one(src, now):
                     break
 
@@ -368,10 +371,7 @@ class _Scheduler:
         if not stalled or not arriving:
             return False
 
-        def unblocks(mv: _Mv) -> bool:
-            return any(self.fits(src, w, mv) for w in arriving)
-
-        for mv in sorted(stalled, key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id)):
+        for mv in self._divert_order(stalled):
             if self.pinned(mv) or self._room_by(mv) <= now + mv.dur:
                 continue  # the target has room within one migration: waiting costs less than a second leg
             spot = self._spot(mv)
@@ -449,9 +449,7 @@ class _Scheduler:
         if self.park:
             self._account(mv, -1)
         req = _Request(mv.server, mv.src, mv.dst, mv.demand, mv.dur, mv.tokens)
-        first = self._new(req, mv.src, pivot, _FIRST)
-        second = self._new(req, pivot, mv.dst, _SECOND)
-        first.partner, second.partner = second, first
+        first = self._legs(req, pivot)
         admitted = self.admit(pivot, first)
         assert admitted is not None
         self._start(first, admitted[0], now, admitted[1])
@@ -542,15 +540,16 @@ class _Scheduler:
                     names.add(self.group_names[group])
         return sorted(names)
 
-    def _detour_one(self, scc: list[int], inside: list[_Mv], blocked: set[int], active: set[int], now: float) -> bool:
+    def _divert_order(self, moves: Iterable[_Mv]) -> list[_Mv]:
+        """Moves to divert first: those whose departure would let a waiting arrival in, then the shortest."""
+
         def unblocks(mv: _Mv) -> bool:
             return any(self.fits(mv.src, w, mv) for w in self.cap_wait[mv.src] if not w.dead)
 
-        candidates = sorted(
-            (m for m in inside if m.leg == _PLAIN and not self.pinned(m)),
-            key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id),
-        )
-        for mv in candidates:
+        return sorted(moves, key=lambda m: (not unblocks(m), m.dur, m.server.name, m.server.id))
+
+    def _detour_one(self, scc: list[int], inside: list[_Mv], blocked: set[int], active: set[int], now: float) -> bool:
+        for mv in self._divert_order(m for m in inside if m.leg == _PLAIN and not self.pinned(m)):
             pivot = self._pivot(mv, blocked, active)
             if pivot is None:
                 continue
