@@ -111,9 +111,8 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
 
 def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None:
     """Print what would move, in order, and what is already in place."""
-    doc = plan_json(plan, inventory)
     if fmt == "json":
-        out.write(json.dumps(doc, indent=2) + "\n")
+        out.write(json.dumps(plan_json(plan, inventory), indent=2) + "\n")
         return
     console = _console(out)
     servers: Mapping[str, Any] = {s.id: s for s in inventory.servers}

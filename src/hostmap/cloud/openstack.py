@@ -94,10 +94,6 @@ def _version_text(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 
 
-def _has_env_cloud(env: Mapping[str, str]) -> bool:
-    return bool(env.get("OS_AUTH_URL") or env.get("OS_CLOUD"))
-
-
 def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> OpenStackCloud:
     """Connect with clouds.yaml (`--os-cloud`/OS_CLOUD) or the OS_* variables; TLS verified unless told not to."""
     env = os.environ if env is None else env

@@ -427,11 +427,7 @@ class SimCloud:
 
     def capacity(self, host: SimHost) -> Triple:
         """Usable amounts: int((total - reserved) * allocation_ratio) per resource class."""
-        v, m, d = (
-            int((total - reserved) * ratio)
-            for total, reserved, ratio in zip(host.inventory_totals, host.reserved, host.ratios, strict=True)
-        )
-        return v, m, d
+        return host.spec.capacity()
 
     def usage(self, host_name: str) -> Triple:
         """Sum of allocations against a host."""
@@ -452,10 +448,6 @@ class SimCloud:
             if u + n > c:
                 return f"not enough {rc} on {host.name}: {n} requested, {c - u} free of {c}"
         return None
-
-    def find_host(self, name: str) -> SimHost | None:
-        """A host by service host name."""
-        return self.hosts.get(name)
 
     def host_by_uuid(self, ident: str) -> SimHost | None:
         """A host by compute node uuid (resource provider uuid)."""
@@ -740,12 +732,13 @@ class SimCloud:
         fitting: list[SimHost] = []
         filtered = False  # some host passed placement (enabled, room) and a scheduler filter refused it
         for host in candidates:
-            reason = self._filter(server, host)
+            short = self.shortfall(host, server.resources)
+            reason = self._filter(server, host, short)
             if reason is None:
                 fitting.append(host)
             else:
                 reasons.append(reason)
-                filtered = filtered or (host.enabled and self.shortfall(host, server.resources) is None)
+                filtered = filtered or (host.enabled and short is None)
         if not fitting:
             # Nova 34 records only one of these sentences (checked against the real control plane,
             # docs/realnova.md); the filter that refused each host goes to the scheduler's log, as nova's does.
@@ -756,12 +749,12 @@ class SimCloud:
         free = {h.name: self.capacity(h)[1] - self.usage(h.name)[1] for h in fitting}
         return None, max(fitting, key=lambda h: (free[h.name], -h.index))
 
-    def _filter(self, server: SimServer, host: SimHost) -> str | None:
+    def _filter(self, server: SimServer, host: SimHost, short: str | None) -> str | None:
+        """Why the scheduler refuses `host` for `server` (None if it passes); `short`: placement's shortfall."""
         if not host.up:
             return f"compute service of {host.name} is down"
         if not host.enabled:
             return f"compute service of {host.name} is disabled"
-        short = self.shortfall(host, server.resources)
         if short is not None:
             return short
         for group in self.groups:
