@@ -133,11 +133,9 @@ def _check_groups(
 
 
 def replay(inventory: Inventory, desired: Mapping[str, str], plan: Plan, mode: str, rng: random.Random) -> None:
-    """Execute `plan` in one order allowed by `Step.after` and assert every state fits (in-flight counts twice).
-
-    mode: "sequential" (index order, one at a time), "eager" (start everything ready before completing
-    anything) or "random" (any interleaving of starts and completions).
-    """
+    """Execute `plan` in one order `Step.after` allows, per `mode`, asserting every state fits (in-flight twice)."""
+    # mode: "sequential" (index order, one at a time), "eager" (start everything ready before completing anything)
+    # or "random" (any interleaving of starts and completions).
     capacity = {h.name: h.capacity for h in inventory.hosts}
     usage = {h.name: h.used for h in inventory.hosts}
     where = {s.id: s.host for s in inventory.servers}

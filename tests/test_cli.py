@@ -285,6 +285,10 @@ def test_seed_command_moves_one_at_a_time(tmp_path: Path) -> None:
     log = (tmp_path / "hostmap.log").read_text()
     starts = [line for line in log.splitlines() if "started:" in line]
     assert len(starts) == 3
+    # One at a time: each migration ends before the next one starts.
+    events = [("started" if "started:" in line else "migrated") for line in log.splitlines()
+              if "started:" in line or "migrated:" in line]
+    assert events == ["started", "migrated"] * 3
 
 
 def test_seed_command_prompts_and_quits_on_end_of_input(tmp_path: Path) -> None:

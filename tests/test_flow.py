@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_cli, scenario, write_json
 
+from conftest import run_cli, scenario, write_json
 from hostmap.flow import Flow, Links
 from hostmap.timing import MigrationParams, solo_duration_s
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Running, run_cli, scenario, write_json
+from conftest import Running, run_cli, scenario, write_json
 
 
 def _grouped(policy: str, members: list[str], **group: Any) -> dict[str, Any]:

@@ -83,7 +83,6 @@ def test_watch_uses_one_request_for_all_migrations(start_sim: Callable[..., Runn
     for name, target in (("web-0", "compute004"), ("db-0", "compute003"), ("cache-0", "compute004")):
         running.cloud.start_live_migration(ids[name], target)
         tracked[ids[name]] = running.cloud.live_migrations(ids[name])[0].id
-    before = len(running.sim.state.requests)
     created = min(r.created_at for sid in tracked for r in running.cloud.live_migrations(sid))
     before = len(running.sim.state.requests)
     records = running.cloud.watch(tracked, created)
@@ -94,11 +93,15 @@ def test_watch_uses_one_request_for_all_migrations(start_sim: Callable[..., Runn
 def test_watch_below_2_59_reads_each_server(start_sim: Callable[..., Running]) -> None:
     """Below 2.59 (no changes-since) each migration is read on its own, and still found."""
     running = start_sim(scenario(api={"max_microversion": "2.40"}))
-    sid = _ids(running)["web-0"]
-    running.cloud.start_live_migration(sid, "compute004")
-    mid = running.cloud.live_migrations(sid)[0].id
-    records = running.cloud.watch({sid: mid}, "")
-    assert records[sid].id == mid
+    tracked: dict[str, int] = {}
+    for name, target in (("web-0", "compute004"), ("db-0", "compute003")):
+        sid = _ids(running)[name]
+        running.cloud.start_live_migration(sid, target)
+        tracked[sid] = running.cloud.live_migrations(sid)[0].id
+    before = len(running.sim.state.requests)
+    records = running.cloud.watch(tracked, "")
+    assert len(running.sim.state.requests) - before == len(tracked)
+    assert {sid: r.id for sid, r in records.items()} == tracked
 
 
 def test_progress_and_completion_on_virtual_time(start_sim: Callable[..., Running]) -> None:
