@@ -149,12 +149,21 @@ def s3_ring(k: int, *, pivot: bool, per_host: int = 4, size_gib: int = 8) -> tup
 
 @dataclass
 class Bound:
-    """The makespan lower bound and its three terms (seconds)."""
+    """The makespan lower bound and its three terms (seconds), and the room bound the issue's bound leaves out."""
 
     seconds: float
     per_source_s: float
     nic_s: float
     longest_s: float
+    #: RAM x solo duration summed over the moves / the RAM free in the whole cloud before the first move.  Nova
+    #: holds an in-flight server's RAM on its source and its target, so at any moment the servers in flight hold
+    #: at most the free RAM: no schedule, detours or not, ends sooner.  Not part of `seconds` (the issue's bound).
+    room_s: float
+
+    @property
+    def capacity_aware_s(self) -> float:
+        """The issue's bound with the room term: what a schedule on a nearly full cloud can be measured against."""
+        return max(self.seconds, self.room_s)
 
 
 def lower_bound(data: Scenario, host_map: HostMapData) -> Bound:
@@ -173,6 +182,15 @@ def lower_bound(data: Scenario, host_map: HostMapData) -> Bound:
     out_bytes: dict[str, float] = {}
     in_bytes: dict[str, float] = {}
     longest = 0.0
+    ram_s = 0.0
+    used = dict.fromkeys(nic, 0)
+    for source, ram_mb in where.values():
+        used[source] += ram_mb
+    free_ram = sum(
+        max(0, int((h["memory_mb"] - h.get("reserved_host_memory_mb", 0)) * h.get("ram_allocation_ratio", 1.0))
+            - used[h["name"]])
+        for h in data["hosts"]
+    )
     for target, names in host_map.items():
         for name in names:
             source, ram_mb = where[name]
@@ -185,6 +203,7 @@ def lower_bound(data: Scenario, host_map: HostMapData) -> Bound:
             out_bytes[source] = out_bytes.get(source, 0.0) + moved
             in_bytes[target] = in_bytes.get(target, 0.0) + moved
             longest = max(longest, seconds)
+            ram_s += ram_mb * seconds
     limit = int(migration.get("max_concurrent_live_migrations", 1))
     src = max(per_source.values(), default=0.0) / limit
     nic_s = max(
@@ -192,7 +211,7 @@ def lower_bound(data: Scenario, host_map: HostMapData) -> Bound:
         + [b / gbps_to_bytes_per_s(nic[h]) for h, b in in_bytes.items()],
         default=0.0,
     )
-    return Bound(max(src, nic_s, longest), src, nic_s, longest)
+    return Bound(max(src, nic_s, longest), src, nic_s, longest, ram_s / free_ram if free_ram > 0 else 0.0)
 
 
 # -- one end-to-end run ---------------------------------------------------------------------------------------
@@ -288,6 +307,12 @@ class Case:
     def ratio(self) -> float:
         return self.hostmap.makespan_s / self.bound.seconds if self.bound.seconds else 0.0
 
+    @property
+    def aware_ratio(self) -> float:
+        """The makespan against the capacity-aware bound (the issue's bound with the room term)."""
+        aware = self.bound.capacity_aware_s
+        return self.hostmap.makespan_s / aware if aware else 0.0
+
 
 @dataclass
 class Target:
@@ -311,7 +336,8 @@ def print_case(case: Case) -> None:
         return
     print(
         f"  {case.name:<22} makespan {r.makespan_s:8.1f} s (sim end {r.sim_end_s:7.1f}, plan est. {r.planned_s:7.1f})"
-        f"  bound {case.bound.seconds:7.1f} s  ratio {case.ratio:5.3f}  moves {r.steps:3d}  detours {r.detours}"
+        f"  bound {case.bound.seconds:7.1f} s  ratio {case.ratio:5.3f}  room bound {case.bound.room_s:6.1f} s"
+        f"  ratio to max(bound, room) {case.aware_ratio:5.3f}  moves {r.steps:3d}  detours {r.detours}"
         f"  no-valid-host {r.no_valid_host}  req/mig {r.requests_per_migration:5.1f}  [{_outcomes(r)}]"
     )
     if b is not None:
@@ -366,8 +392,13 @@ def bench_s2(seeds: int, jobs: int) -> tuple[list[Case], list[Target]]:
     failures = sum(c.hostmap.no_valid_host for c in cases)
     speedups = [c.baseline.makespan_s / c.hostmap.makespan_s for c in cases if c.baseline and c.hostmap.makespan_s]
     median, worst = statistics.median(ratios), max(ratios)
+    room = [c.bound.room_s / c.bound.seconds for c in cases]
+    aware = [c.aware_ratio for c in cases]
     print(f"  ratio median {median:.3f}, worst {worst:.3f}; speed-up median x{statistics.median(speedups):.2f}; "
           f"'No valid host' {failures}")
+    print(f"  room bound / bound: median {statistics.median(room):.3f}, worst {max(room):.3f}, "
+          f"{sum(r > 1.15 for r in room)} of {len(room)} seeds above 1.15 (no schedule can beat the room bound); "
+          f"ratio to max(bound, room) median {statistics.median(aware):.3f}, worst {max(aware):.3f}")
     targets = [
         Target("S2", "median ratio <= 1.15", f"{median:.3f}", median <= 1.15),
         Target("S2", "worst ratio <= 1.3", f"{worst:.3f}", worst <= 1.3),
@@ -429,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": seeds,
             "command": " ".join(["python", "bench/bench_makespan.py", *(argv if argv is not None else sys.argv[1:])]),
             "wall_s": elapsed,
-            "cases": [{**asdict(c), "ratio": c.ratio} for c in cases],
+            "cases": [{**asdict(c), "ratio": c.ratio, "aware_ratio": c.aware_ratio} for c in cases],
             "targets": [asdict(t) for t in targets],
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -124,6 +124,18 @@ def test_parallel_one_is_sequential() -> None:
     assert [s.move.server_name for s in result.steps] == ["s2", "s1", "s0"]
 
 
+def test_lower_bound_counts_the_clouds_free_room() -> None:
+    """When each move needs the cloud's only free room in turn, the bound is their sum, not the busiest source."""
+    capacity = {"vcpu": 8, "memory_mb": 4096, "disk_gb": 80}
+    hosts = [{"name": n, "capacity": capacity} for n in ("a_host", "b_host", "c_host")]
+    servers = [make_server("a", "a_host", 1, 4096, 10), make_server("b", "b_host", 1, 4096, 10)]
+    inventory = make_inventory(hosts, servers)
+    result = plan(inventory, {"a": "c_host", "b": "a_host"}, duration=lambda s: 10.0)
+    assert [(s.move.server_name, s.move.target) for s in result.steps] == [("a", "c_host"), ("b", "a_host")]
+    assert result.lower_bound_s == pytest.approx(20.0)  # each source sends one 10 s move; 4 GiB free in all
+    assert result.estimated_s == pytest.approx(20.0)
+
+
 def test_same_inputs_in_any_order_give_the_same_plan() -> None:
     """Shuffling hosts, servers and the map's key order does not change the plan."""
     rng = random.Random(7)

@@ -747,9 +747,16 @@ class _Replay:
                 self.complete(i, now)
 
 
-def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None) -> float:
+def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None, room: _Vec) -> float:
     """A bound no schedule of the requested moves can beat; detours' second legs are left out, so it does not
-    depend on the plan (a plan with more detours must not look closer to its bound)."""
+    depend on the plan (a plan with more detours must not look closer to its bound).
+
+    Three terms ignore capacity: the longest move, the busiest source host at `max_per_host` moves at a time, and
+    all the work at `parallel` moves at a time.  The fourth is the room term: nova holds an in-flight server on
+    its target as well as its source, so the servers in flight at any moment together hold at most `room` of a
+    resource, the free amount summed over hosts before the first move (moving servers adds no free room).
+    Summed over time, demand x duration of the moves cannot exceed room x makespan.
+    """
     first_legs: dict[str, Step] = {}
     for s in sorted(steps, key=lambda step: step.index):
         first_legs.setdefault(s.move.server_id, s)
@@ -762,7 +769,19 @@ def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None)
     bound = max(longest, max(per_host.values()) / max_per_host)
     if parallel is not None:
         bound = max(bound, sum(per_host.values()) / parallel)
+    for c in range(3):
+        if room[c] > 0:
+            bound = max(bound, sum(_vec(s.move.demand)[c] * s.move.estimate_s for s in first_legs.values()) / room[c])
     return bound
+
+
+def _free_room(hosts: Sequence[Host]) -> _Vec:
+    """Each resource's free amount summed over the hosts that have some free (an overfull host counts as 0)."""
+    total = [0, 0, 0]
+    for h in hosts:
+        for c, (cap, used) in enumerate(zip(_vec(h.capacity), _vec(h.used), strict=True)):
+            total[c] += max(0, cap - used)
+    return (total[0], total[1], total[2])
 
 
 def _to_steps(order: Sequence[_Mv], hosts: Sequence[Host]) -> tuple[Step, ...]:
@@ -886,12 +905,13 @@ def _plan(
             best_steps, best_time, best_notes = steps, seconds, built.notes
         return steps
 
+    room = _free_room(hosts)
     if requests:
         second = _second_pass(hosts, requests, first, best_steps, limits)
         if second is not None:
             second.notes = {**{k: v for k, v in first.notes.items() if k in second.pivots}, **second.notes}
             consider(second)
-        if best_time > _CLOSE_ENOUGH * _lower_bound(best_steps, max_per_host, parallel):
+        if best_time > _CLOSE_ENOUGH * _lower_bound(best_steps, max_per_host, parallel, room):
             _parking_passes(hosts, requests, limits, first_key, consider)
 
     leg_one = {s.move.server_id: s.index for s in best_steps if s.move.is_detour}
@@ -900,7 +920,7 @@ def _plan(
         steps=best_steps,
         in_place=tuple(in_place),
         estimated_s=best_time,
-        lower_bound_s=_lower_bound(best_steps, max_per_host, parallel),
+        lower_bound_s=_lower_bound(best_steps, max_per_host, parallel, room),
         max_per_host=max_per_host,
         parallel=parallel,
         notes=notes,

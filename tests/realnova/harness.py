@@ -254,6 +254,9 @@ class RealCloud:
     def start(cls, sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, float]) -> RealCloud:
         workdir = sess.workdir / f"cloud-{uuid.uuid4().hex[:8]}"
         workdir.mkdir()
+        # Nova's test fixtures put their sqlite files under TMPDIR; the process is killed, so they live in the
+        # session's work directory, which Session.stop removes.
+        (workdir / "tmp").mkdir()
         spec = workdir / "spec.json"
         spec.write_text(json.dumps(real_spec(sess, scenario, slow, workdir)), encoding="utf-8")
         started = time.monotonic()
@@ -261,7 +264,8 @@ class RealCloud:
         with log.open("w") as err:
             proc = subprocess.Popen([str(sess.python), str(HERE / "cloud_server.py"), str(spec)],
                                     stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, text=True,
-                                    env={**os.environ, "HOSTMAP_REALNOVA_ERR": str(workdir / "traceback.txt")})
+                                    env={**os.environ, "HOSTMAP_REALNOVA_ERR": str(workdir / "traceback.txt"),
+                                         "TMPDIR": str(workdir / "tmp")})
         try:
             ready = _wait_ready(proc, CLOUD_START_S, "the real Nova cloud", workdir / "traceback.txt")
         except Unavailable as exc:
