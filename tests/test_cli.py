@@ -44,6 +44,9 @@ def test_plan_changes_nothing_and_lists_moves(tmp_path: Path, env_cloud: Callabl
     doc = result.json()
     assert [(m["server"], m["source"], m["target"]) for m in doc["moves"]] == [("web-0", "compute001", "compute002")]
     assert [s["server"] for s in doc["in_place"]] == ["cache-0"]
+    assert doc["lower_bound_by"] == "longest"
+    text = run_cli(["plan", str(host_map), "--log-file", str(tmp_path / "log")])
+    assert "set by the longest migration" in " ".join(text.out.split()), text.out
     assert running.sim.state.mutating_request_count() == 0
 
 
@@ -253,16 +256,21 @@ def test_timeout_aborts_and_confirms_source(tmp_path: Path) -> None:
     assert 30 <= move["seconds"] < 60
 
 
-def test_timeout_leave_reports_it_running(tmp_path: Path) -> None:
-    """With --on-timeout leave, a timed-out migration is reported and left running."""
-    data = scenario(faults=[{"kind": "never_converge", "server": "db-0"}])
+def test_timeout_leave_reports_it_running(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """With --on-timeout leave, a timed-out migration is reported, not aborted, and still running in nova."""
+    running = env_cloud(scenario(migration={"setup_s": 0.2}, faults=[{"kind": "never_converge", "server": "db-0"}]),
+                        virtual=False)
     host_map = write_json(tmp_path / "map.json", {"compute004": ["db-0"]})
-    result = run_cli(["apply", str(host_map), "--yes", "--timeout", "30", "--on-timeout", "leave", "-f", "json",
-                      *_sim_args(tmp_path, data)])
-    assert result.code == 1
+    result = run_cli(["apply", str(host_map), "--yes", "--timeout", "2", "--on-timeout", "leave", "-f", "json",
+                      "--log-file", str(tmp_path / "log")])
+    assert result.code == 1, result.err
     move = result.json()["moves"][0]
     assert move["outcome"] == "timed_out"
     assert "left running" in move["reason"]
+    assert not [r for r in running.sim.state.requests if r[0] == "DELETE" and "/migrations/" in r[1]]
+    (db,) = [s for s in running.cloud.inventory().servers if s.name == "db-0"]
+    assert (db.status, db.host) == ("MIGRATING", "compute002")
+    assert [m.status for m in running.sim.state.migrations] == ["running"]
 
 
 def test_quick_migration_is_noticed_at_the_next_poll(tmp_path: Path) -> None:

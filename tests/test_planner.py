@@ -133,6 +133,7 @@ def test_lower_bound_counts_the_clouds_free_room() -> None:
     result = plan(inventory, {"a": "c_host", "b": "a_host"}, duration=lambda s: 10.0)
     assert [(s.move.server_name, s.move.target) for s in result.steps] == [("a", "c_host"), ("b", "a_host")]
     assert result.lower_bound_s == pytest.approx(20.0)  # each source sends one 10 s move; 4 GiB free in all
+    assert result.lower_bound_by == "room:memory_mb"
     assert result.estimated_s == pytest.approx(20.0)
 
 

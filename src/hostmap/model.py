@@ -152,6 +152,10 @@ class Plan:
     #: Estimated makespan with the schedule's limits, and the lower bound it is measured against.
     estimated_s: float = 0.0
     lower_bound_s: float = 0.0
+    #: Which term sets the lower bound: "longest" (the longest move), "source" (the busiest source host at
+    #: `max_per_host` at a time), "parallel" (all the work at `parallel` at a time) or "room:<resource>" (the
+    #: cloud's free amount of that resource, held twice by every server in flight); "" without moves.
+    lower_bound_by: str = ""
     max_per_host: int = 1
     parallel: int | None = None
     notes: tuple[str, ...] = field(default=())

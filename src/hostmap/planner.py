@@ -747,32 +747,34 @@ class _Replay:
                 self.complete(i, now)
 
 
-def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None, room: _Vec) -> float:
-    """A bound no schedule of the requested moves can beat; detours' second legs are left out, so it does not
-    depend on the plan (a plan with more detours must not look closer to its bound).
+def _lower_bound(steps: Sequence[Step], max_per_host: int, parallel: int | None, room: _Vec) -> tuple[float, str]:
+    """A bound no schedule of the requested moves can beat, and the term that sets it (`Plan.lower_bound_by`).
 
-    Three terms ignore capacity: the longest move, the busiest source host at `max_per_host` moves at a time, and
-    all the work at `parallel` moves at a time.  The fourth is the room term: nova holds an in-flight server on
-    its target as well as its source, so the servers in flight at any moment together hold at most `room` of a
-    resource, the free amount summed over hosts before the first move (moving servers adds no free room).
-    Summed over time, demand x duration of the moves cannot exceed room x makespan.
+    Detours' second legs are left out, so the bound does not depend on the plan (a plan with more detours must
+    not look closer to its bound).  Three terms ignore capacity: the longest move, the busiest source host at
+    `max_per_host` moves at a time, and all the work at `parallel` moves at a time.  The fourth is the room
+    term: nova holds an in-flight server on its target as well as its source, so the servers in flight at any
+    moment together hold at most `room` of a resource, the free amount summed over hosts before the first move
+    (moving servers adds no free room).  Summed over time, demand x duration of the moves cannot exceed room x
+    makespan.
     """
     first_legs: dict[str, Step] = {}
     for s in sorted(steps, key=lambda step: step.index):
         first_legs.setdefault(s.move.server_id, s)
     if not first_legs:
-        return 0.0
+        return 0.0, ""
     per_host: dict[str, float] = {}
     for s in first_legs.values():
         per_host[s.move.source] = per_host.get(s.move.source, 0.0) + s.move.estimate_s
-    longest = max(s.move.estimate_s for s in first_legs.values())
-    bound = max(longest, max(per_host.values()) / max_per_host)
+    terms = [(max(s.move.estimate_s for s in first_legs.values()), "longest"),
+             (max(per_host.values()) / max_per_host, "source")]
     if parallel is not None:
-        bound = max(bound, sum(per_host.values()) / parallel)
-    for c in range(3):
+        terms.append((sum(per_host.values()) / parallel, "parallel"))
+    for c, resource in enumerate(("vcpu", "memory_mb", "disk_gb")):
         if room[c] > 0:
-            bound = max(bound, sum(_vec(s.move.demand)[c] * s.move.estimate_s for s in first_legs.values()) / room[c])
-    return bound
+            area = sum(_vec(s.move.demand)[c] * s.move.estimate_s for s in first_legs.values())
+            terms.append((area / room[c], f"room:{resource}"))
+    return max(terms, key=lambda term: term[0])
 
 
 def _free_room(hosts: Sequence[Host]) -> _Vec:
@@ -911,16 +913,18 @@ def _plan(
         if second is not None:
             second.notes = {**{k: v for k, v in first.notes.items() if k in second.pivots}, **second.notes}
             consider(second)
-        if best_time > _CLOSE_ENOUGH * _lower_bound(best_steps, max_per_host, parallel, room):
+        if best_time > _CLOSE_ENOUGH * _lower_bound(best_steps, max_per_host, parallel, room)[0]:
             _parking_passes(hosts, requests, limits, first_key, consider)
 
+    bound, bound_by = _lower_bound(best_steps, max_per_host, parallel, room)
     leg_one = {s.move.server_id: s.index for s in best_steps if s.move.is_detour}
     notes = tuple(best_notes[sid] for sid in sorted(leg_one, key=leg_one.__getitem__) if sid in best_notes)
     return Plan(
         steps=best_steps,
         in_place=tuple(in_place),
         estimated_s=best_time,
-        lower_bound_s=_lower_bound(best_steps, max_per_host, parallel, room),
+        lower_bound_s=bound,
+        lower_bound_by=bound_by,
         max_per_host=max_per_host,
         parallel=parallel,
         notes=notes,

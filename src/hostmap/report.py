@@ -17,6 +17,17 @@ _STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "
           "not_started": "yellow"}
 
 
+#: What sets a plan's lower bound (`Plan.lower_bound_by`), in words.
+_BOUND_BY = {
+    "longest": "the longest migration",
+    "source": "the busiest source host",
+    "parallel": "--parallel",
+    "room:vcpu": "the cloud's free vCPUs, held on source and target during each migration",
+    "room:memory_mb": "the cloud's free RAM, held on source and target during each migration",
+    "room:disk_gb": "the cloud's free disk, held on source and target during each migration",
+}
+
+
 def _console(out: IO[str]) -> Console:
     """A console for tables: the terminal's width, or wide enough not to cut names when output is a file or pipe."""
     if out.isatty():
@@ -102,6 +113,7 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "in_place": [{"server": s.name, "id": s.id, "host": s.host} for s in plan.in_place],
         "estimated_s": round(plan.estimated_s, 3),
         "lower_bound_s": round(plan.lower_bound_s, 3),
+        "lower_bound_by": plan.lower_bound_by,
         "max_per_host": plan.max_per_host,
         "parallel": plan.parallel,
         "group_settle_s": plan.group_settle_s,
@@ -135,9 +147,11 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
         names = ", ".join(f"{s.name} ({s.host})" for s in plan.in_place)
         console.print(f"already in place: {names}", highlight=False)
     if plan.steps:
+        bound_by = _BOUND_BY.get(plan.lower_bound_by, plan.lower_bound_by)
         console.print(
             f"{len(plan.steps)} migrations; estimated {plan.estimated_s:.0f} s "
-            f"(lower bound {plan.lower_bound_s:.0f} s) with at most {plan.max_per_host} per source host"
+            f"(lower bound {plan.lower_bound_s:.0f} s, set by {bound_by})"
+            f" with at most {plan.max_per_host} per source host"
             + (f" and {plan.parallel} in total" if plan.parallel else ""),
             highlight=False,
         )
