@@ -4,9 +4,12 @@ The planner uses this to estimate when a schedule's migrations end.  A migration
 `Links.setup_s` seconds, which uses no network, then copies; its copy part is its solo duration minus the setup,
 and it advances at a speed of ``min(1, streams / n_out(source), streams / n_in(target))`` solo-seconds per
 second, where ``streams`` (`Links.streams_per_nic`) is how many full-speed migration streams one NIC direction
-carries and ``n_out`` / ``n_in`` count the migrations copying out of / into a host.  This is the simulated cloud's
-sharing rule (docs/simulated-cloud.md) with the guest's dirtying left out, so a shared copy is estimated a little
-short.  Without `Links` every migration simply takes its solo duration.
+carries and ``n_out`` / ``n_in`` count the migrations copying out of / into a host.  The guest dirties memory all
+the while (`Links.dirty_share` of a full-speed stream), so what is left shrinks at ``f - dirty_share`` where a
+solo copy's shrinks at ``1 - dirty_share``: a copy at a fraction f < 1 of full speed advances at
+``(f - dirty_share) / (1 - dirty_share)`` solo-seconds per second.  This is the simulated cloud's sharing rule
+(docs/simulated-cloud.md) but for the switch-over allowance, which shrinks with the rate, so a shared copy is
+still estimated a little short.  Without `Links` every migration simply takes its solo duration.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ __all__ = ["Flow", "Links"]
 
 #: Events closer together than this (seconds) happen at once.
 _EPS = 1e-9
+#: The slowest pace (solo-seconds per second) the estimate lets a copy fall to.
+_CRAWL = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +34,16 @@ class Links:
     setup_s: float = 3.0
     #: NIC rate of one direction over one migration stream's top rate (10 / 8 Gbit/s by default).
     streams_per_nic: float = 1.25
+    #: The guest's dirtying rate over one migration stream's top rate (20 MB/s / 1 GB/s by default).
+    dirty_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.setup_s) and self.setup_s >= 0):
             raise ValueError("setup_s must be a finite number >= 0")
         if not self.streams_per_nic > 0:
             raise ValueError("streams_per_nic must be > 0")
+        if not 0 <= self.dirty_share < 1:
+            raise ValueError("dirty_share must be at least 0 and below 1")
 
 
 @dataclass(slots=True)
@@ -125,10 +134,13 @@ class Flow:
 
     def _respeed(self, src: int, dst: int, at: float) -> None:
         assert self.links is not None
-        streams = self.links.streams_per_nic
+        streams, dirty = self.links.streams_per_nic, self.links.dirty_share
         for key in self._out[src] | self._in[dst]:  # each run's update is its own: order does not matter
             run = self._runs[key]
-            speed = min(1.0, streams / len(self._out[run.src]), streams / len(self._in[run.dst]))
+            share = min(1.0, streams / len(self._out[run.src]), streams / len(self._in[run.dst]))
+            # A share at or below the dirtying rate never converges; nova gives up on it after its completion
+            # timeout, which this estimate does not model: it crawls instead, so the schedule still ends.
+            speed = 1.0 if share >= 1.0 else max((share - dirty) / (1.0 - dirty), _CRAWL)
             if speed == run.speed and run.version:
                 continue
             run.left = max(run.left - run.speed * (at - run.since), 0.0)

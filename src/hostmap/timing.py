@@ -68,7 +68,12 @@ def copy_time_s(left_bytes: float, rate_bps: float, dirty_bps: float, downtime_m
 
 def nic_links(params: MigrationParams) -> Links:
     """How the planner should expect migrations to share NICs under `params` (uniform NICs)."""
-    return Links(setup_s=params.setup_s, streams_per_nic=max(1.0, params.nic_gbps / params.stream_gbps))
+    stream = gbps_to_bytes_per_s(min(params.stream_gbps, params.nic_gbps))
+    return Links(
+        setup_s=params.setup_s,
+        streams_per_nic=max(1.0, params.nic_gbps / params.stream_gbps),
+        dirty_share=min(dirty_bytes_per_s(params.dirty_mb_s) / stream, 0.999),
+    )
 
 
 def solo_duration_s(ram_mb: int, params: MigrationParams, rate_gbps: float | None = None) -> float:
