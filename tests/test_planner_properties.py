@@ -75,6 +75,31 @@ def clouds(draw: st.DrawFn, spare: bool = False) -> Cloud:
     return make_inventory(hosts, servers), desired, options
 
 
+def _one_at_a_time_order(inventory: Inventory, desired: dict[str, str]) -> list[str] | None:
+    """An order of direct moves that each fit on their target when they start, found by exhaustive search (a
+    reference for refusals, independent of the planner); None if there is none."""
+    capacity = {h.name: h.capacity for h in inventory.hosts}
+    moves = [(s.id, s.host, desired[s.id], s.demand) for s in inventory.servers
+             if s.id in desired and s.host != desired[s.id]]
+    dead_ends: set[frozenset[int]] = set()
+
+    def search(done: frozenset[int], used: dict[str, Resources]) -> list[str] | None:
+        if len(done) == len(moves):
+            return []
+        if done in dead_ends:
+            return None
+        for i, (sid, source, target, demand) in enumerate(moves):
+            if i not in done and (used[target] + demand).fits_within(capacity[target]):
+                assert source is not None
+                rest = search(done | {i}, {**used, source: used[source] - demand, target: used[target] + demand})
+                if rest is not None:
+                    return [sid, *rest]
+        dead_ends.add(done)
+        return None
+
+    return search(frozenset(), {h.name: h.used for h in inventory.hosts})
+
+
 def _expected_shortfalls(inventory: Inventory, desired: dict[str, str]) -> list[tuple[str, str, int, int]]:
     usage = final_usage(inventory, desired)
     receiving = {t for sid, t in desired.items() if inventory.server(sid) and inventory.server(sid).host != t}  # type: ignore[union-attr]
@@ -108,6 +133,8 @@ def test_random_plans_are_safe_or_refused_for_a_reason(cloud: Cloud, seed: int) 
         for cycle in result.cycles:
             assert len(cycle.hosts) >= 2
             assert cycle.servers
+        order = _one_at_a_time_order(inventory, desired)
+        assert order is None, f"refused, yet this order of direct moves fits one at a time: {order}"
         return
     event(f"plan with {min(len(result.steps), 5)}+ steps, detours: {any(s.move.is_detour for s in result.steps)}")
     check_plan(inventory, desired, result, seed=seed, randoms=3)

@@ -30,7 +30,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hostmap.errors import CapacityError, CapacityShortfall, CycleInfo, InfeasiblePlanError
 from hostmap.flow import Flow, Links
@@ -894,7 +894,21 @@ def _plan(
     try:
         first = _schedule(hosts, requests, {}, limits, first_key)
     except _Stuck as stuck:
-        raise InfeasiblePlanError(stuck.cycles) from None
+        # List scheduling never takes a start back: moves that fit at once may have taken the room a cycle of full
+        # hosts needed to turn.  Before calling the moves infeasible, replay one at a time an order that a bounded
+        # search finds; the scheduler checks each start under the safety rule as always.
+        order = _sequential_order(hosts, requests)
+        if order is None:
+            raise InfeasiblePlanError(stuck.cycles) from None
+        rank = {req.server.id: float(i) for i, req in enumerate(order)}
+
+        def rank_key(server: Server, leg: int, src: int, dur: float) -> _Key:
+            return (rank[server.id], 0.0, -dur, server.name, server.id, leg)
+
+        try:
+            first = _schedule(hosts, requests, {}, replace(limits, parallel=1), rank_key)
+        except _Stuck:  # anti-affinity, which the search does not see
+            raise InfeasiblePlanError(stuck.cycles) from None
     best_steps = _to_steps(first.order, hosts)
     best_time = _simulate(best_steps, max_per_host, parallel, links, group_settle_s)
     best_notes = first.notes
@@ -930,6 +944,58 @@ def _plan(
         notes=notes,
         group_settle_s=group_settle_s,
     )
+
+
+#: Requests the search for a one-at-a-time order may look at before giving up (about 0.1 s).
+_ORDER_BUDGET = 200_000
+
+
+def _sequential_order(hosts: Sequence[Host], requests: Sequence[_Request]) -> list[_Request] | None:
+    """The requests in an order in which each, moved directly and alone, fits on its target when it starts.
+
+    Depth-first over the sets of servers moved so far, each set expanded once; None when there is no such order
+    or the search looked at `_ORDER_BUDGET` requests without finding one.
+    """
+    cap = [_vec(h.capacity) for h in hosts]
+    load = [list(_vec(h.used)) for h in hosts]
+    n = len(requests)
+    seen: set[int] = set()
+    order: list[int] = []
+    nexts = [0]  # per depth, the next request to try
+    mask, checks = 0, 0
+    while nexts:
+        if len(order) == n:
+            return [requests[i] for i in order]
+        i = nexts[-1]
+        if i == 0:
+            i = n if mask in seen else 0  # a set reached before leads nowhere: back up
+            seen.add(mask)
+        while i < n:
+            checks += 1
+            req = requests[i]
+            if not mask >> i & 1 and all(load[req.dst][c] + req.demand[c] <= cap[req.dst][c] for c in range(3)):
+                break
+            i += 1
+        if checks > _ORDER_BUDGET:
+            return None
+        if i < n:  # move request i next and go deeper
+            nexts[-1] = i + 1
+            nexts.append(0)
+            order.append(i)
+            mask |= 1 << i
+            sign = 1
+        else:  # nothing more to try here: take back the last move
+            nexts.pop()
+            if not order:
+                return None
+            i = order.pop()
+            mask &= ~(1 << i)
+            sign = -1
+        req = requests[i]
+        for c in range(3):
+            load[req.dst][c] += sign * req.demand[c]
+            load[req.src][c] -= sign * req.demand[c]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
