@@ -921,16 +921,16 @@ def _plan(
             best_steps, best_time, best_notes = steps, seconds, built.notes
         return steps
 
-    room = _free_room(hosts)
+    # The bound counts each server's first leg only, the same in every pass's plan: one computation serves all.
+    bound, bound_by = _lower_bound(best_steps, max_per_host, parallel, _free_room(hosts))
     if requests:
         second = _second_pass(hosts, requests, first, best_steps, limits)
         if second is not None:
             second.notes = {**{k: v for k, v in first.notes.items() if k in second.pivots}, **second.notes}
             consider(second)
-        if best_time > _CLOSE_ENOUGH * _lower_bound(best_steps, max_per_host, parallel, room)[0]:
+        if best_time > _CLOSE_ENOUGH * bound:
             _parking_passes(hosts, requests, limits, first_key, consider)
 
-    bound, bound_by = _lower_bound(best_steps, max_per_host, parallel, room)
     leg_one = {s.move.server_id: s.index for s in best_steps if s.move.is_detour}
     notes = tuple(best_notes[sid] for sid in sorted(leg_one, key=leg_one.__getitem__) if sid in best_notes)
     return Plan(
