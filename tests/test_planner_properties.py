@@ -76,28 +76,37 @@ def clouds(draw: st.DrawFn, spare: bool = False) -> Cloud:
 
 
 def _one_at_a_time_order(inventory: Inventory, desired: dict[str, str]) -> list[str] | None:
-    """An order of direct moves that each fit on their target when they start, found by exhaustive search (a
-    reference for refusals, independent of the planner); None if there is none."""
+    """An order of direct moves that each fit on their target when they start and find there fewer members of
+    each of their hard anti-affinity groups than the group allows, found by exhaustive search (a reference for
+    refusals, independent of the planner); None if there is none."""
     capacity = {h.name: h.capacity for h in inventory.hosts}
     moves = [(s.id, s.host, desired[s.id], s.demand) for s in inventory.servers
              if s.id in desired and s.host != desired[s.id]]
+    anti = [g for g in inventory.groups if g.policy == "anti-affinity"]
     dead_ends: set[frozenset[int]] = set()
 
-    def search(done: frozenset[int], used: dict[str, Resources]) -> list[str] | None:
+    def admitted(sid: str, target: str, where: dict[str, str | None]) -> bool:
+        return all(
+            sum(1 for m in g.members if m != sid and where.get(m) == target) < g.max_per_host
+            for g in anti if sid in g.members
+        )
+
+    def search(done: frozenset[int], used: dict[str, Resources], where: dict[str, str | None]) -> list[str] | None:
         if len(done) == len(moves):
             return []
         if done in dead_ends:
             return None
         for i, (sid, source, target, demand) in enumerate(moves):
-            if i not in done and (used[target] + demand).fits_within(capacity[target]):
+            if i not in done and (used[target] + demand).fits_within(capacity[target]) and admitted(sid, target, where):
                 assert source is not None
-                rest = search(done | {i}, {**used, source: used[source] - demand, target: used[target] + demand})
+                used_after = {**used, source: used[source] - demand, target: used[target] + demand}
+                rest = search(done | {i}, used_after, {**where, sid: target})
                 if rest is not None:
                     return [sid, *rest]
         dead_ends.add(done)
         return None
 
-    return search(frozenset(), {h.name: h.used for h in inventory.hosts})
+    return search(frozenset(), {h.name: h.used for h in inventory.hosts}, {s.id: s.host for s in inventory.servers})
 
 
 def _expected_shortfalls(inventory: Inventory, desired: dict[str, str]) -> list[tuple[str, str, int, int]]:
@@ -347,6 +356,8 @@ def test_group_policies_hold_at_every_step(cloud: Cloud, seed: int) -> None:
         assert not any(h.name == "zz_spare" for h in inventory.hosts) or any(
             g.policy == "affinity" for g in inventory.groups
         )
+        order = _one_at_a_time_order(inventory, desired)
+        assert order is None, f"refused, yet this order of direct moves fits one at a time: {order}"
         return
     assert not _expected_violations(inventory, desired)
     event(f"plan, detours: {any(s.move.is_detour for s in result.steps)}")

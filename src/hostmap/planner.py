@@ -897,7 +897,7 @@ def _plan(
         # List scheduling never takes a start back: moves that fit at once may have taken the room a cycle of full
         # hosts needed to turn.  Before calling the moves infeasible, replay one at a time an order that a bounded
         # search finds; the scheduler checks each start under the safety rule as always.
-        order = _sequential_order(hosts, requests)
+        order = _sequential_order(hosts, requests, limits.members_at)
         if order is None:
             raise InfeasiblePlanError(stuck.cycles) from None
         rank = {req.server.id: float(i) for i, req in enumerate(order)}
@@ -907,7 +907,7 @@ def _plan(
 
         try:
             first = _schedule(hosts, requests, {}, replace(limits, parallel=1), rank_key)
-        except _Stuck:  # anti-affinity, which the search does not see
+        except _Stuck:  # the replay waited for nova to see a member leave and took another move meanwhile
             raise InfeasiblePlanError(stuck.cycles) from None
     best_steps = _to_steps(first.order, hosts)
     best_time = _simulate(best_steps, max_per_host, parallel, links, group_settle_s)
@@ -950,14 +950,18 @@ def _plan(
 _ORDER_BUDGET = 200_000
 
 
-def _sequential_order(hosts: Sequence[Host], requests: Sequence[_Request]) -> list[_Request] | None:
-    """The requests in an order in which each, moved directly and alone, fits on its target when it starts.
+def _sequential_order(
+    hosts: Sequence[Host], requests: Sequence[_Request], members_at: Sequence[Mapping[int, int]]
+) -> list[_Request] | None:
+    """The requests in an order in which each, moved directly and alone, fits on its target when it starts, and
+    finds there fewer members of each of its anti-affinity groups than the group allows per host.
 
     Depth-first over the sets of servers moved so far, each set expanded once; None when there is no such order
     or the search looked at `_ORDER_BUDGET` requests without finding one.
     """
     cap = [_vec(h.capacity) for h in hosts]
     load = [list(_vec(h.used)) for h in hosts]
+    members = [dict(m) for m in members_at]
     n = len(requests)
     seen: set[int] = set()
     order: list[int] = []
@@ -973,7 +977,11 @@ def _sequential_order(hosts: Sequence[Host], requests: Sequence[_Request]) -> li
         while i < n:
             checks += 1
             req = requests[i]
-            if not mask >> i & 1 and all(load[req.dst][c] + req.demand[c] <= cap[req.dst][c] for c in range(3)):
+            if (
+                not mask >> i & 1
+                and all(load[req.dst][c] + req.demand[c] <= cap[req.dst][c] for c in range(3))
+                and all(members[req.dst].get(g, 0) < limit for g, limit in req.tokens)
+            ):
                 break
             i += 1
         if checks > _ORDER_BUDGET:
@@ -995,6 +1003,9 @@ def _sequential_order(hosts: Sequence[Host], requests: Sequence[_Request]) -> li
         for c in range(3):
             load[req.dst][c] += sign * req.demand[c]
             load[req.src][c] -= sign * req.demand[c]
+        for g, _ in req.tokens:
+            members[req.dst][g] = members[req.dst].get(g, 0) + sign
+            members[req.src][g] = members[req.src].get(g, 0) - sign
     return None
 
 
