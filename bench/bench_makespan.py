@@ -186,11 +186,8 @@ def lower_bound(data: Scenario, host_map: HostMapData) -> Bound:
     used = dict.fromkeys(nic, 0)
     for source, ram_mb in where.values():
         used[source] += ram_mb
-    free_ram = sum(
-        max(0, int((h["memory_mb"] - h.get("reserved_host_memory_mb", 0)) * h.get("ram_allocation_ratio", 1.0))
-            - used[h["name"]])
-        for h in data["hosts"]
-    )
+    # Capacity as placement computes it, from the simulator's own host model (reserved and allocation ratio).
+    free_ram = sum(max(0, h.capacity()[1] - used[h.name]) for h in parse_scenario(data, "bench").hosts)
     for target, names in host_map.items():
         for name in names:
             source, ram_mb = where[name]
