@@ -78,10 +78,19 @@ def apply_map(
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())
         recorder = JournalRecorder(journal, run_id)
-        executor = Executor(cloud, clock, reporter=Reporters([*reporters, recorder]), confirm=confirm_for(inventory),
+        # The recorder goes first: it may veto a request (when the journal cannot be written) before it shows.
+        executor = Executor(cloud, clock, reporter=Reporters([recorder, *reporters]), confirm=confirm_for(inventory),
                             options=settings.options, interrupts=interrupts)
-        result = executor.run(the_plan, inventory)
+        result = _with_journal_problem(executor.run(the_plan, inventory), recorder)
     return _combine(resumed, result)
+
+
+def _with_journal_problem(result: RunResult, recorder: JournalRecorder) -> RunResult:
+    """The run's result, with the journal's failure as its error if a write failed (the run itself went on)."""
+    if recorder.broken is None or result.error:
+        return result
+    return replace(result, error=f"{recorder.broken}; migrations already in flight were watched to their end, "
+                                 "no new one was started")
 
 
 def _resume(
@@ -122,9 +131,11 @@ def _resume(
         recorder.adopt(step, orphan.id)
     if not steps:
         return None
-    executor = Executor(cloud, clock, reporter=Reporters([*reporters, recorder]), options=settings.options,
+    executor = Executor(cloud, clock, reporter=Reporters([recorder, *reporters]), options=settings.options,
                         interrupts=interrupts)
-    result = executor.run(Plan(tuple(steps)), inventory, adopted=adopted, adopted_age=ages)
+    result = _with_journal_problem(
+        executor.run(Plan(tuple(steps)), inventory, adopted=adopted, adopted_age=ages), recorder
+    )
     note = "resumed: an interrupted run had started this migration; watched it to its end"
     return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted)
 

@@ -41,6 +41,8 @@ class ExecutorOptions:
     settle_s: float = 60.0
     #: After an abort, how long nova may take to cancel the migration and put the server back.
     abort_wait_s: float = 300.0
+    #: How long to wait before sending again an abort that nova refused or that failed on the way.
+    abort_retry_s: float = 15.0
     #: After nova accepted the request, how long its migration record may take to appear (while the server is
     #: not busy; a busy server is waited for up to the timeout).
     record_wait_s: float = 120.0
@@ -68,6 +70,9 @@ class _Flight:
     abort_outcome: Outcome = "timed_out"
     #: The migration status in which nova last refused our abort ("" when it was accepted).
     abort_refused_in: str = ""
+    #: When the abort was last sent: a refused or failed one is sent again once the state moves on, or after
+    #: `abort_retry_s` (an API error may have eaten it).
+    abort_sent_at: float = 0.0
     ended_at: float | None = None
     next_progress_at: float = 0.0
     #: The last byte-level progress read, and when: two of them give the copy rate and so the expected end.
@@ -90,6 +95,8 @@ class _RunState:
     failing_since: float | None = None
     #: The earliest time a step waiting for an anti-affine member's departure to settle may start.
     wake_at: float | None = None
+    #: Per source host, migrations hostmap stopped watching while nova may still run them: they hold a slot.
+    held: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _resting_status(server: Server | None) -> str:
@@ -156,7 +163,7 @@ class Executor:
             # Bounded: every pending step is started or finished, and every flight ends by its own limit.
             while pending or state.flights:
                 self._check_interrupts(state)
-                pending = self._start_ready(pending, state, servers)
+                pending = self._start_ready(pending, state)
                 if state.flights:
                     self._clock.sleep(self._next_pause(state))
                     self._watch_round(state)
@@ -201,7 +208,7 @@ class Executor:
                 if flight.aborting_since is None and flight.record is not None and not flight.record.terminal:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
-    def _start_ready(self, pending: list[Step], state: _RunState, servers: Mapping[str, Server]) -> list[Step]:
+    def _start_ready(self, pending: list[Step], state: _RunState) -> list[Step]:
         opts = self._options
         still: list[Step] = []
         #: Per source host, the first step of the plan still waiting for its dependencies (its next move).
@@ -227,7 +234,14 @@ class Executor:
                 state.wake_at = settled if state.wake_at is None else min(state.wake_at, settled)
                 still.append(step)
                 continue
-            from_source = sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
+            held = state.held.get(step.move.source, [])
+            if len(held) >= opts.max_per_host:
+                self._finish(state, step, "not_started",
+                             f"the migration of {', '.join(held)} from {step.move.source} may still be running in "
+                             "nova (hostmap stopped watching it), and nova runs one at a time per host; "
+                             f"{_CHECK_BY_HAND}")
+                continue
+            from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
             if from_source >= opts.max_per_host or (opts.parallel is not None and len(state.flights) >= opts.parallel):
                 still.append(step)
                 continue
@@ -251,7 +265,7 @@ class Executor:
                     continue
                 if answer == "all":
                     state.all_yes = True
-            self._submit(step, state, servers.get(step.move.server_id))
+            self._submit(step, state)
         return still
 
     @staticmethod
@@ -285,7 +299,7 @@ class Executor:
             ready_at = max(ready_at, end + (self._settle_s if dep in head.settle_after else 0.0))
         return self._clock.now() + step.move.estimate_s <= ready_at
 
-    def _submit(self, step: Step, state: _RunState, planned: Server | None) -> None:
+    def _submit(self, step: Step, state: _RunState) -> None:
         move = step.move
         try:
             # The plan may be old: look at the server again right before asking nova to move it.
@@ -302,9 +316,19 @@ class Executor:
                          f"the server changed since planning: now {current.status} on {current.host}{busy}; "
                          "nothing was sent")
             return
+        if self._interrupts() > 0:  # Ctrl-C during a burst of starts: this one and the rest stay unsent
+            self._check_interrupts(state)
+            self._finish(state, step, "not_started", state.stop_reason)
+            return
         now = self._clock.now()
-        self._reporter.submitting(step, known)
-        original = _resting_status(planned)
+        try:
+            self._reporter.submitting(step, known)
+        except HostmapError as error:  # the journal could not record the intent: send nothing unrecorded
+            state.stop_reason = state.stop_reason or f"hostmap could not record its intent ({error})"
+            self._finish(state, step, "not_started", f"{state.stop_reason}; nothing was sent")
+            return
+        # The status the server must come back to: as it is now (a tenant may have paused it since planning).
+        original = current.status if current.status in MIGRATABLE_STATUSES else ""
         try:
             submission = self._cloud.start_live_migration(move.server_id, move.target)
         except MigrationRefused as refused:
@@ -328,7 +352,14 @@ class Executor:
         # Poll sooner when a migration is expected to end before the next regular round: at half the time left,
         # since the estimate (bytes left / rate) runs late by the switch-over allowance, and halving homes in on
         # the end with a few extra reads rather than one late one.
-        ends = [(f.expected_end - now) / 2 for f in state.flights.values() if f.expected_end is not None]
+        # Only for migrations still running as far as hostmap knows (not ended, not being aborted); an end that is
+        # already past (the estimate ran late) is looked for a few times per regular round, not continuously.
+        ends = [
+            (f.expected_end - now) / 2 if f.expected_end > now else opts.poll_s / 4
+            for f in state.flights.values()
+            if f.expected_end is not None and f.aborting_since is None and f.ended_at is None
+            and f.record is not None and not f.record.terminal
+        ]
         # A progress read due before the next regular round (the second reading of a new migration) is kept.
         reads = [f.next_progress_at - now for f in state.flights.values()
                  if f.record is not None and f.record.status == "running" and f.next_progress_at > now]
@@ -428,8 +459,12 @@ class Executor:
 
     def _judge_aborting(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
         self._reporter.progress(flight.step, record)
-        if flight.abort_refused_in and flight.abort_refused_in != record.status:
-            # Nova refuses to abort in some states (queued below 2.65); try again once the state moved on.
+        if flight.abort_refused_in and (
+            flight.abort_refused_in != record.status
+            or self._clock.now() - flight.abort_sent_at >= self._options.abort_retry_s
+        ):
+            # Nova refuses to abort in some states (queued below 2.65), and an API error may eat the request:
+            # try again once the state moved on, or after a while.
             self._send_abort(flight)
         assert flight.aborting_since is not None
         if self._clock.now() - flight.aborting_since > self._options.abort_wait_s:
@@ -489,12 +524,15 @@ class Executor:
 
     def _send_abort(self, flight: _Flight) -> None:
         assert flight.record is not None
+        flight.abort_sent_at = self._clock.now()
         try:
             self._cloud.abort_migration(flight.server_id, flight.record)
         except CloudError as error:
             flight.abort_refused_in = flight.record.status
-            if "refused" not in flight.abort_problem:
-                flight.abort_problem += f"; nova refused the abort while {flight.record.status} ({error.problem})"
+            if "the abort" not in flight.abort_problem:
+                said = "nova refused the abort" if error.status is not None and error.status < 500 else \
+                    "the abort request failed"
+                flight.abort_problem += f"; {said} while {flight.record.status} ({error.problem})"
         else:
             flight.abort_refused_in = ""
 
@@ -528,14 +566,16 @@ class Executor:
                              f"{' or '.join(sorted(expected))} on {move.target}", flight=flight)
             return
         assert record.status in UNSUCCESSFUL_STATUSES
+        expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
+        back_as_before = server.host == move.source and server.status in expected and settled
         if flight.aborting_since is not None:
-            back = "confirmed on its source" if server.host == move.source else f"NOT on its source: {where}"
+            back = f"confirmed on its source, {server.status}" if back_as_before else f"NOT back as before: {where}"
             self._finish(state, flight.step, flight.abort_outcome,
                          f"{flight.abort_problem}; aborted (migration {record.status}), server {back}", flight=flight)
             return
         reason = self._reason(flight, record)
         text = f"migration {record.status}: {reason}" if reason else f"migration {record.status}"
-        if server.host != move.source:
+        if not back_as_before:
             text += f"; {where}"
         self._finish(state, flight.step, "failed", text, flight=flight)
 
@@ -559,6 +599,8 @@ class Executor:
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)
+        if unresolved and flight is not None and (flight.record is None or not flight.record.terminal):
+            state.held.setdefault(move.source, []).append(move.server_name)
         if self._options.stop_on_failure and outcome in ("failed", "timed_out"):
             state.stop_reason = state.stop_reason or f"stopped after the move of {move.server_name} {outcome}"
         if outcome == "migrated":

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from hostmap.cloud.base import MigrationRecord, Submission
-from hostmap.journal import Journal
+from hostmap.journal import Journal, JournalError
 from hostmap.model import Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
 
+log = logging.getLogger(__name__)
+
 
 class JournalRecorder(Reporter):
-    """Records a run's moves in the journal, keyed by step, so that a crashed run can be resumed."""
+    """Records a run's moves in the journal, keyed by step, so that a crashed run can be resumed.
+
+    Once a write fails (a full disk, say), the recorder writes nothing more and vetoes every further request:
+    `submitting` raises the `JournalError`, so no migration starts unrecorded, while the migrations already in
+    flight are still watched to their end and reported.  `broken` keeps the first failure.
+    """
 
     def __init__(self, journal: Journal, run_id: int, *, finish: bool = True) -> None:
         self._journal = journal
@@ -18,6 +28,16 @@ class JournalRecorder(Reporter):
         self._finish = finish
         self._moves: dict[int, int] = {}
         self._found: set[int] = set()
+        self.broken: JournalError | None = None
+
+    def _write(self, write: Callable[[], object]) -> None:
+        if self.broken is not None:
+            return
+        try:
+            write()
+        except JournalError as error:
+            self.broken = error
+            log.error("journal write failed, recording stopped: %s", error)
 
     def adopt(self, step: Step, move_id: int) -> None:
         """Continue recording an earlier run's move (found in flight after a crash) under its own id."""
@@ -25,24 +45,31 @@ class JournalRecorder(Reporter):
 
     def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
         """Write the intent durably before the request is sent."""
+        if self.broken is not None:
+            raise self.broken
         m = step.move
-        self._moves[step.index] = self._journal.intend(
-            self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
-            source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids),
-        )
+        try:
+            self._moves[step.index] = self._journal.intend(
+                self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
+                source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids),
+            )
+        except JournalError as error:
+            self.broken = error
+            log.error("journal write failed, recording stopped: %s", error)
+            raise
 
     def started(self, step: Step, submission: Submission) -> None:
         """Record that nova accepted the request."""
         move_id = self._moves.get(step.index)
         if move_id is not None and submission.microversion:
-            self._journal.accepted(move_id, submission.request_id)
+            self._write(lambda: self._journal.accepted(move_id, submission.request_id))
 
     def progress(self, step: Step, record: MigrationRecord) -> None:
         """Record nova's migration id the first time it is seen."""
         move_id = self._moves.get(step.index)
         if move_id is not None and move_id not in self._found:
             self._found.add(move_id)
-            self._journal.migration_found(move_id, record.id)
+            self._write(lambda: self._journal.migration_found(move_id, record.id))
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """Record the outcome."""
@@ -56,14 +83,17 @@ class JournalRecorder(Reporter):
         move_id = self._moves.get(step.index)
         if move_id is None:
             return
-        if result.migration_id is not None and move_id not in self._found:
+        migration_id = result.migration_id
+        if migration_id is not None and move_id not in self._found:
             self._found.add(move_id)
-            self._journal.migration_found(move_id, result.migration_id)
+            self._write(lambda: self._journal.migration_found(move_id, migration_id))
         if result.unresolved:
             return  # left unfinished on purpose: the next apply looks for this migration and watches it
-        self._journal.outcome(move_id, result.outcome, result.reason, result.seconds)
+        self._write(lambda: self._journal.outcome(move_id, result.outcome, result.reason, result.seconds))
 
     def done(self, result: RunResult) -> None:
         """Close the run with its status (not when only resuming moves of earlier runs)."""
         if self._finish:
-            self._journal.finish_run(self._run_id, reached=result.reached, interrupted=result.interrupted)
+            self._write(
+                lambda: self._journal.finish_run(self._run_id, reached=result.reached, interrupted=result.interrupted)
+            )

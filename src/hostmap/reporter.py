@@ -14,7 +14,10 @@ class Reporter:
         """The plan is final and execution is about to begin."""
 
     def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
-        """The live-migration request for this step is about to be sent (a journal records it first)."""
+        """The live-migration request for this step is about to be sent (a journal records it first).
+
+        Raising `HostmapError` vetoes the request: the step is not started and no further step is.
+        """
 
     def started(self, step: Step, submission: Submission) -> None:
         """Nova accepted the live-migration request for this step (or its migration was found after a lost answer)."""
