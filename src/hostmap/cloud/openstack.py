@@ -335,7 +335,10 @@ class OpenStackCloud:
         if chosen is None:
             return None
         action = self._conn.compute.get_server_action(chosen.request_id, server_id)
-        for event in reversed(action.events or []):
+        # Newest first whatever order the API lists them in (nova: newest first; a stable sort keeps its order
+        # among events that started in the same second).
+        events = sorted(action.events or [], key=lambda e: _timestamp(getattr(e, "start_time", None)), reverse=True)
+        for event in events:
             result = getattr(event, "result", None)
             if result and result.lower() == "error":
                 details = getattr(event, "details", None)

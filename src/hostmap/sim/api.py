@@ -578,10 +578,12 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
         host = args["host"]
         if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
             raise invalid(f"{host!r} is not valid under any of the given schemas")
-        booleans = ("true", "false", "1", "0", "yes", "no", "on", "off", "y", "n", "t", "f")
+        # nova.api.validation.parameter_types.boolean: exactly these spellings, nothing else.
+        words = ("true", "false", "on", "off", "yes", "no")
+        booleans = {case(w) for w in words for case in (str.lower, str.title, str.upper)} | {"1", "0"}
 
         def is_bool(value: object) -> bool:
-            return isinstance(value, bool) or (isinstance(value, str) and value.lower() in booleans)
+            return isinstance(value, bool) or (isinstance(value, str) and value in booleans)
 
         block = args["block_migration"]
         if not (is_bool(block) or (at_least(2, 25) and block == "auto")):
@@ -680,8 +682,6 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
             "status": m.status,
             "old_instance_type_id": m.flavor_int_id,
             "new_instance_type_id": m.flavor_int_id,
-            "source_region": "RegionOne",
-            "dest_region": "RegionOne",
             "created_at": ts(m.created_s),
             "updated_at": ts(m.updated_s),
         }
@@ -729,7 +729,7 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
             body: JSON = {}
             if at_least(2, 59):
                 if "marker" in args and not any(m.uuid == args["marker"] for m in found):
-                    raise _ApiError(404, f"Marker {args['marker']} could not be found.")
+                    raise _ApiError(400, f"Marker {args['marker']} could not be found.")
                 found, links = paging(found, lambda m: m.uuid, "migrations", "os-migrations")
                 if links:
                     body["migrations_links"] = links
@@ -753,7 +753,8 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
             view["updated_at"] = ts(action.updated_s)
         if with_events:
             events = []
-            for event in action.events:
+            # Newest first, as nova's DB API orders them (created_at, then id, descending).
+            for event in reversed(action.events):
                 item: JSON = {
                     "event": event.event,
                     "start_time": ts(event.start_s),
