@@ -131,6 +131,19 @@ def test_unusable_target_service_exits_2(
     assert running.sim.state.mutating_request_count() == 0
 
 
+def test_server_on_a_down_source_exits_2(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """A server on a host whose nova-compute is down is refused before anything moves: nova could not move it."""
+    data = scenario()
+    data["hosts"][0]["up"] = False
+    running = env_cloud(data)
+    path = write_json(tmp_path / "map.json", {"compute004": ["web-0"], "compute001": ["web-1"]})
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 2
+    assert "is on compute001, whose compute service is down" in result.err
+    assert "bring nova-compute up on compute001" in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
 def test_server_not_migratable_exits_2(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
     """A SHUTOFF server in the map is refused: only ACTIVE and PAUSED servers can be live-migrated."""
     data = scenario()

@@ -481,3 +481,59 @@ def test_scheduler_counts_a_departed_member_until_the_next_instance_sync(
         assert [m for m in sim.state.migrations if m.server_id == web0][-1].status != "error"
     else:
         assert first.status != "error"
+
+
+def test_source_down_and_same_host_refusals(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:
+    """As nova's conductor: a down source refuses every live migration off it; the current host as target goes
+    through the scheduler (no valid host) unless forced (then nova names the current host)."""
+    data = base_scenario()
+    data["hosts"][0]["up"] = False
+    sim, conn, _ = sim_factory(data)
+    web, cache = server_id(sim, "web-0"), server_id(sim, "cache-0")
+    sync = migrate(conn, web, "compute004", "2.30")
+    assert sync.status_code == 400
+    assert sync.json()["badRequest"]["message"] == "Compute service of compute001 is unavailable at this time."
+    assert migrate(conn, web, "compute004", "2.96").status_code == 202
+    assert sim.state.migrations[-1].status == "error"
+    assert sim.state.migrations[-1].error == "Compute service of compute001 is unavailable at this time."
+    assert migrate(conn, cache, "compute003", "2.96").status_code == 202
+    assert sim.state.migrations[-1].error.startswith("No valid host was found.")
+    forced = migrate(conn, cache, "compute003", "2.30", force=True)
+    assert forced.status_code == 400
+    assert "to current host (compute003)" in forced.json()["badRequest"]["message"]
+
+
+def test_abort_checks_state_first_and_takes_integer_ids(
+    sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]],
+) -> None:
+    """An abort on a server that is not migrating is 409 before any lookup; a migration is found by its integer id
+    only; the abort is recorded as nova's live_migration_cancel action, events listed newest first."""
+    sim, conn, clock = sim_factory()
+    db = server_id(sim, "db-0")
+    idle = conn.compute.delete(f"/servers/{db}/migrations/12345", microversion="2.65")
+    assert idle.status_code == 409
+    migrate(conn, db, "compute003", "2.96")
+    clock.advance(2.5)
+    sim.state.advance()
+    m = sim.state.migrations[0]
+    assert conn.compute.delete(f"/servers/{db}/migrations/{m.uuid}", microversion="2.65").status_code == 404
+    assert conn.compute.delete(f"/servers/{db}/migrations/{m.id}", microversion="2.65").status_code == 202
+    actions = {a.action: a.request_id for a in conn.compute.server_actions(db)}
+    assert set(actions) == {"live-migration", "live_migration_cancel"}
+    detail = conn.compute.get(f"/servers/{db}/os-instance-actions/{actions['live-migration']}",
+                              microversion="2.96").json()["instanceAction"]
+    events = [e["event"] for e in detail["events"]]
+    assert events[0] == "compute_rollback_live_migration_at_destination"
+    assert events[-1] == "conductor_live_migrate_instance"
+
+
+def test_request_validation_matches_nova(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:
+    """Only nova's spellings of a boolean pass its schema, and an unknown os-migrations marker is a 400."""
+    sim, conn, _ = sim_factory()
+    cache = server_id(sim, "cache-0")
+    body = {"disk_over_commit": False}
+    assert migrate(conn, cache, "compute004", "2.1", block_migration="y", **body).status_code == 400
+    assert migrate(conn, cache, "compute004", "2.1", block_migration="tRUe", **body).status_code == 400
+    assert migrate(conn, cache, "compute004", "2.1", block_migration="False", **body).status_code == 202
+    missing = conn.compute.get("/os-migrations?marker=" + "0" * 32, microversion="2.59")
+    assert missing.status_code == 400

@@ -574,7 +574,14 @@ class Executor:
                          f"{flight.abort_problem}; aborted (migration {record.status}), server {back}", flight=flight)
             return
         reason = self._reason(flight, record)
-        text = f"migration {record.status}: {reason}" if reason else f"migration {record.status}"
+        if reason:
+            text = f"migration {record.status}: {reason}"
+        elif record.status == "cancelled":
+            text = ("migration cancelled by nova, not by hostmap: most likely its completion timeout ran out "
+                    "(libvirt live_migration_completion_timeout, 800 s per GiB of RAM by default); "
+                    f"nova-compute's log on {move.source} says why")
+        else:
+            text = f"migration {record.status}; nova records no reason: nova-compute's log on {move.source} has it"
         if not back_as_before:
             text += f"; {where}"
         self._finish(state, flight.step, "failed", text, flight=flight)

@@ -108,14 +108,22 @@ def resolve(host_map: HostMap, inventory: Inventory) -> Desired:
             targets[server.id] = host.name
             if server.host == host.name:
                 continue
-            errors.extend(_movability(source, entry, server, host))
+            origin = next((h for h in inventory.hosts if h.name == server.host), None)
+            errors.extend(_movability(source, entry, server, host, origin))
     if errors:
         raise errors[0] if len(errors) == 1 else InputErrors(errors)
     return Desired(targets, entries)
 
 
-def _movability(source: str, entry: Entry, server: Server, target: Host) -> list[InputError]:
+def _movability(source: str, entry: Entry, server: Server, target: Host, origin: Host | None) -> list[InputError]:
     problems: list[InputError] = []
+    if origin is not None and not origin.up:
+        problems.append(InputError(
+            source, entry.where, f'server "{server.name}" ({server.id}) is on {origin.name}, whose compute service '
+            "is down: nova cannot live-migrate a server off a host whose nova-compute does not answer",
+            f"bring nova-compute up on {origin.name}, or remove the server from the map "
+            "(for a host that is gone, `nova host-evacuate` rebuilds its servers elsewhere)",
+        ))
     if server.status not in MIGRATABLE_STATUSES:
         problems.append(InputError(
             source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or PAUSED '

@@ -538,7 +538,6 @@ class SimCloud:
                 m.started_s = m.updated_s = self._t
                 action = self._action_for(m)
                 if action is not None:
-                    action.events.append(SimEvent("compute_live_migration", self._t, m.source))
                     action.events.append(SimEvent("compute_pre_live_migration", self._t, m.dest))
 
     def _apply_fault(self, fault: object) -> None:
@@ -582,9 +581,6 @@ class SimCloud:
         self.hosts[m.source].generation += 1
         action = self._action_for(m)
         if action is not None:
-            event = action.event("compute_live_migration")
-            if event is not None:
-                event.finish_s, event.result = self._t, "Success"
             action.events.append(
                 SimEvent("compute_post_live_migration_at_destination", self._t, m.dest, self._t, "Success")
             )
@@ -594,13 +590,15 @@ class SimCloud:
         if m.status != "running":
             return
         if why == "timeout":
+            # libvirt's monitor aborts the job (live_migration_timeout_action = abort): nova then reports the
+            # migration `cancelled`, as if an operator had aborted it.
             reason = (
                 f"Live migration of instance {m.server_id} did not complete within "
-                f"{m.timeout_s:g} s (live_migration_completion_timeout) and was aborted."
+                f"{m.timeout_s:g} s (live_migration_completion_timeout); aborting it."
             )
+            self._rollback(m, "cancelled", reason)
         else:
-            reason = m.fail_reason
-        self._rollback(m, "failed", reason)
+            self._rollback(m, "failed", m.fail_reason)
 
     def _rollback(self, m: SimMigration, status: str, reason: str) -> None:
         """End `m` with `status`, leaving the server on its source and releasing the destination claim."""
@@ -622,18 +620,12 @@ class SimCloud:
         pre = action.event("compute_pre_live_migration")
         if pre is not None and pre.finish_s is None:
             pre.finish_s, pre.result = self._t, "Success"
-        event = action.event("compute_live_migration")
-        if event is None:
-            event = SimEvent("compute_live_migration", self._t, m.source)
-            action.events.append(event)
-        event.finish_s = self._t
-        if status == "cancelled":
-            event.result = "Success"
-        else:
-            event.result = "Error"
-            event.details = reason
-            event.traceback = _traceback("MigrationError", reason)
-            action.message = "Error"
+        # As nova: the reason goes to nova-compute's log only; the API shows the status and a rollback event.
+        log.warning("nova-compute %s: live migration of instance %s ended %s: %s", m.source, m.server_id, status,
+                    reason)
+        action.events.append(
+            SimEvent("compute_rollback_live_migration_at_destination", self._t, m.dest, self._t, "Success")
+        )
 
     def _action_for(self, m: SimMigration) -> SimAction | None:
         return next(
@@ -706,6 +698,9 @@ class SimCloud:
             server.task_state = "migrating"
             server.updated_s = self._t
             m.status = "queued"
+            # Nova's compute manager only queues the work (status queued) and returns: its event ends at once,
+            # a success whatever becomes of the migration.
+            action.events.append(SimEvent("compute_live_migration", self._t, source.name, self._t, "Success"))
             self._settle()
             return m
 
@@ -713,8 +708,15 @@ class SimCloud:
         self, server: SimServer, target: SimHost | None, force: bool
     ) -> tuple[str | None, SimHost | None]:
         """The conductor/scheduler checks: (problem or None, host chosen by the scheduler)."""
+        source = self.hosts[server.host]
+        if not source.up:  # the conductor checks the source first, forced or not
+            return f"Compute service of {source.name} is unavailable at this time.", None
         if target is not None and target.name == server.host:
-            return f"Unable to migrate instance ({server.id}) to current host ({target.name}).", None
+            if force:
+                return f"Unable to migrate instance ({server.id}) to current host ({target.name}).", None
+            # The scheduler is asked with the source among the hosts to ignore: whatever placement offers, no host.
+            short = self.shortfall(target, server.resources)
+            return (NO_VALID_HOST if short is not None else NO_VALID_HOST_FILTERED), None
         if target is not None and force:
             if not target.up:
                 return f"Compute service of {target.name} is unavailable at this time.", None
@@ -823,11 +825,9 @@ class SimCloud:
         return server
 
     def server_migration(self, server_id: str, migration_id: str) -> SimMigration:
-        """A live migration of a server by id (or uuid, as openstacksdk sends from 2.59); SimError 404 if unknown."""
+        """A live migration of a server by its integer id (as nova looks it up); SimError 404 if unknown."""
         self.get_server(server_id)
-        m = next(
-            (m for m in self.migrations if migration_id in (str(m.id), m.uuid) and m.server_id == server_id), None
-        )
+        m = next((m for m in self.migrations if migration_id == str(m.id) and m.server_id == server_id), None)
         if m is None:
             raise SimError(404, f"Migration {migration_id} for instance {server_id} could not be found.")
         return m
@@ -842,11 +842,11 @@ class SimCloud:
         """
         verb, phrase, action_name, event_name = what
         server = self.get_server(server_id)
-        m = self.server_migration(server_id, migration_id)
-        if server.task_state != "migrating":
+        if server.task_state != "migrating":  # nova's check_instance_state comes before the lookup
             raise SimError(
                 409, f"Cannot '{verb}' instance {server_id} while it is in task_state {server.task_state}"
             )
+        m = self.server_migration(server_id, migration_id)
         if m.status not in allowed:
             raise SimError(
                 400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot "
@@ -862,7 +862,7 @@ class SimCloud:
         with self.view():
             m = self._act_on_migration(
                 server_id, migration_id, request_id,
-                what=("abort live migration", "abort live migration", "live_migration_delete",
+                what=("abort live migration", "abort live migration", "live_migration_cancel",
                       "compute_live_migration_abort"),
                 allowed=("running", "queued", "preparing") if allow_queued else ("running",),
             )
