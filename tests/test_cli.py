@@ -181,6 +181,7 @@ def test_no_cloud_configured_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = write_json(tmp_path / "map.json", {"compute002": ["web-0"]})
     result = run_cli(["plan", str(path), "--log-file", str(tmp_path / "log")])
     assert result.code == 4
+    assert "no cloud is configured" in result.err
     assert "--sim" in result.err
     assert "OS_AUTH_URL" in result.err
 

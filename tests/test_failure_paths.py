@@ -14,9 +14,10 @@ import pytest
 from conftest import Running, scenario
 from hostmap.apply import ApplySettings, apply_map
 from hostmap.cloud.base import MigrationRecord
-from hostmap.executor import Executor, ExecutorOptions
+from hostmap.executor import Answer, Executor, ExecutorOptions
 from hostmap.hostmap_file import parse_host_map
 from hostmap.journal import Journal
+from hostmap.model import Step
 from hostmap.planner import plan
 from hostmap.resolve import resolve
 from hostmap.results import RunResult
@@ -207,3 +208,58 @@ def test_waiting_for_an_abort_polls_at_the_regular_pace(start_sim: Callable[...,
     assert running.clock is not None
     assert running.clock.now() > 60
     assert len(gets) < 4 * running.clock.now() / ExecutorOptions().poll_s
+
+
+def test_failure_during_a_prompt_stops_the_next_start(start_sim: Callable[..., Running]) -> None:
+    """With --stop-on-failure, a migration that failed while the operator was answering a prompt keeps the move they
+    then approve from starting."""
+    running = start_sim(scenario(faults=[{"kind": "fail_midway", "server": "db-0", "at_fraction": 0.1}]))
+    clock = running.clock
+    assert clock is not None
+    asked: list[str] = []
+
+    def confirm(step: Step) -> Answer:
+        asked.append(step.move.server_name)
+        clock.sleep(30)  # the operator reads the question for half a minute
+        return "yes"
+
+    inventory = running.cloud.inventory()
+    desired = resolve(parse_host_map({"compute004": ["web-0"], "compute003": ["db-0"]}, "map.json"), inventory)
+    result = Executor(running.cloud, clock, confirm=confirm, options=ExecutorOptions(stop_on_failure=True)).run(
+        plan(inventory, desired.targets, parallel=2), inventory)
+    rows = _rows(result)
+    assert asked == ["db-0", "web-0"]  # the longest migration first
+    assert rows["db-0"][0] == "failed"
+    assert rows["web-0"][0] == "not_started"
+    assert "stopped after the move of db-0 failed" in rows["web-0"][1]
+    assert "web-0" not in _statuses(running)
+
+
+def test_migration_left_running_keeps_its_source_slot(start_sim: Callable[..., Running], tmp_path: Path) -> None:
+    """With --on-timeout leave, a migration left running in nova keeps its source's slot: the next move from that
+    host is not sent to queue behind it."""
+    data = scenario(faults=[{"kind": "never_converge", "server": "db-0"}])
+    data["servers"].append({"name": "db-1", "flavor": "m1.small", "host": "compute002"})
+    running = start_sim(data)
+    result = _apply(running, tmp_path, {"compute004": ["db-0"], "compute003": ["db-1"]}, timeout_s=30,
+                    on_timeout="leave")
+    rows = _rows(result)
+    assert rows["db-0"][0] == "timed_out"
+    assert rows["db-1"][0] == "not_started"
+    assert "db-0 from compute002 may still be running" in rows["db-1"][1]
+    assert _statuses(running) == {"db-0": ["running"]}
+
+
+def test_abort_whose_answer_was_lost_is_not_reported_refused(start_sim: Callable[..., Running], tmp_path: Path) -> None:
+    """An abort carried out by nova whose answer was lost (the retry then meets a 409) is reported as a plain abort."""
+    data = scenario(faults=[
+        {"kind": "never_converge", "server": "db-0"},
+        {"kind": "api_error", "method": "DELETE", "path_regex": "/migrations/", "status": 502, "after": True,
+         "count": 1},
+    ])
+    running = start_sim(data)
+    result = _apply(running, tmp_path, {"compute004": ["db-0"]}, timeout_s=30)
+    outcome, reason = _rows(result)["db-0"]
+    assert outcome == "timed_out"
+    assert "refused" not in reason
+    assert reason.startswith("not completed within 30 s; aborted (migration cancelled), server confirmed on its source")

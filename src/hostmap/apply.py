@@ -147,7 +147,10 @@ def _noted(move: MoveResult, note: str) -> MoveResult:
 def _combine(resumed: RunResult | None, result: RunResult) -> RunResult:
     if resumed is None:
         return result
-    # Rows keep their order: a resumed server's later row (e.g. skipped, now on its target) decides `reached`.
+    # Rows keep their order: a resumed server's later row (e.g. a fresh attempt) decides `reached`.  A server the
+    # resumed migration put on its target shows once, as migrated, not again as "already on its target".
+    moved = {m.server_id for m in resumed.moves if m.outcome == "migrated"}
+    fresh = tuple(m for m in result.moves if not (m.outcome == "skipped" and m.server_id in moved))
     spans = [s for s in (resumed.makespan_s, result.makespan_s) if s is not None]
-    return RunResult(resumed.moves + result.moves, sum(spans) if spans else None,
+    return RunResult(resumed.moves + fresh, sum(spans) if spans else None,
                      resumed.interrupted or result.interrupted, resumed.error or result.error)

@@ -437,6 +437,9 @@ def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
     from hostmap.journal import Journal
     from hostmap.report import print_history, print_history_run
 
+    if args.journal and not Path(args.journal).exists():  # a read-only command never creates a journal
+        raise InputError("--journal", "(option)", f"no journal at {args.journal}",
+                         "give the --journal that `hostmap apply` used, or omit it for the default journal")
     with Journal.open(Path(args.journal) if args.journal else None) as journal:
         if args.run is None:
             print_history(journal.runs(limit=args.limit), stdout, args.format)

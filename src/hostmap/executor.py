@@ -11,7 +11,7 @@ from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, Mi
 from hostmap.errors import CloudError, HostmapError
 from hostmap.model import MIGRATABLE_STATUSES, Inventory, Plan, Server, Step
 from hostmap.reporter import Reporter
-from hostmap.results import MoveResult, Outcome, RunResult
+from hostmap.results import GOOD_OUTCOMES, MoveResult, Outcome, RunResult
 
 Answer = Literal["yes", "no", "all", "quit"]
 #: Asks the operator about one step; returns their answer.
@@ -67,6 +67,8 @@ class _Flight:
     answered_at: float = 0.0
     aborting_since: float | None = None
     abort_problem: str = ""
+    #: What went wrong with the abort requests themselves: (HTTP status or None, text), the first of each kind.
+    abort_trouble: list[tuple[int | None, str]] = field(default_factory=list)
     abort_outcome: Outcome = "timed_out"
     #: The migration status in which nova last refused our abort ("" when it was accepted).
     abort_refused_in: str = ""
@@ -238,8 +240,8 @@ class Executor:
             if len(held) >= opts.max_per_host:
                 self._finish(state, step, "not_started",
                              f"the migration of {', '.join(held)} from {step.move.source} may still be running in "
-                             "nova (hostmap stopped watching it), and nova runs one at a time per host; "
-                             f"{_CHECK_BY_HAND}")
+                             "nova (hostmap stopped watching it), and nova runs one at a time per host "
+                             "(max_concurrent_live_migrations); nothing was sent")
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
             if from_source >= opts.max_per_host or (opts.parallel is not None and len(state.flights) >= opts.parallel):
@@ -250,29 +252,43 @@ class Executor:
             if head is not None and last_slot and not self._ends_before(step, head, state):
                 still.append(step)  # it would hold the source when the plan's next move from it can start
                 continue
-            if not state.all_yes and self._confirm is not None:
-                answer = self._confirm(step)
-                if self._interrupts() > 0:  # interrupted while the question was on screen
-                    self._check_interrupts(state)
-                    self._finish(state, step, "not_started", "interrupted by the operator at the prompt")
-                    continue
-                if answer == "quit":
-                    state.stop_reason = "the operator quit at the prompt"
-                    self._finish(state, step, "declined", "the operator quit at the prompt")
-                    continue
-                if answer == "no":
-                    self._finish(state, step, "declined", "the operator declined this migration")
-                    continue
-                if answer == "all":
-                    state.all_yes = True
+            if not state.all_yes and self._confirm is not None and not self._approved(step, state):
+                continue
             self._submit(step, state)
         return still
+
+    def _approved(self, step: Step, state: _RunState) -> bool:
+        """Ask the operator about `step`; False (the step finished as declined or not started) unless it may go."""
+        assert self._confirm is not None
+        answer = self._confirm(step)
+        if self._interrupts() > 0:  # interrupted while the question was on screen
+            self._check_interrupts(state)
+            self._finish(state, step, "not_started", "interrupted by the operator at the prompt")
+            return False
+        if answer == "quit":
+            state.stop_reason = "the operator quit at the prompt"
+            self._finish(state, step, "declined", "the operator quit at the prompt")
+            return False
+        if answer == "no":
+            self._finish(state, step, "declined", "the operator declined this migration")
+            return False
+        if answer == "all":
+            state.all_yes = True
+        if state.flights:
+            # The operator may have thought a while, and nothing was watched meanwhile: catch up on the migrations
+            # in flight (failures, timeouts) before this one may start.
+            self._watch_round(state)
+            blocked = self._blocked_by(step, state)
+            if blocked is not None or state.stop_reason:
+                self._finish(state, step, "not_started", blocked or state.stop_reason)
+                return False
+        return True
 
     @staticmethod
     def _blocked_by(step: Step, state: _RunState) -> str | None:
         for dep in step.after:
             result = state.results.get(dep)
-            if result is not None and result.outcome != "migrated":
+            if result is not None and result.outcome not in GOOD_OUTCOMES:  # skipped: it is already there
                 return (f"waits on the move of {result.server_name} to {result.target}, "
                         f"which ended {result.outcome.replace('_', ' ')}")
         return None
@@ -469,7 +485,8 @@ class Executor:
         assert flight.aborting_since is not None
         if self._clock.now() - flight.aborting_since > self._options.abort_wait_s:
             self._finish(state, flight.step, flight.abort_outcome,
-                         f"{flight.abort_problem}; abort requested, but the migration is still {record.status} after "
+                         f"{'; '.join([flight.abort_problem, *(t for _, t in flight.abort_trouble)])}; "
+                         f"abort requested, but the migration is still {record.status} after "
                          f"{self._options.abort_wait_s:.0f} s; {_CHECK_BY_HAND}", flight=flight, unresolved=True)
 
     def _judge_running(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
@@ -486,6 +503,8 @@ class Executor:
                 self._finish(state, flight.step, "timed_out",
                              f"still {latest.status} after {opts.timeout_s:.0f} s; left running (--on-timeout leave)",
                              flight=flight)
+                # Still running in nova: it keeps its source's slot, or the next move from there would queue behind.
+                state.held.setdefault(flight.step.move.source, []).append(flight.step.move.server_name)
             else:
                 self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
             return
@@ -529,10 +548,10 @@ class Executor:
             self._cloud.abort_migration(flight.server_id, flight.record)
         except CloudError as error:
             flight.abort_refused_in = flight.record.status
-            if "the abort" not in flight.abort_problem:
-                said = "nova refused the abort" if error.status is not None and error.status < 500 else \
-                    "the abort request failed"
-                flight.abort_problem += f"; {said} while {flight.record.status} ({error.problem})"
+            refused = error.status is not None and error.status < 500
+            if not any(status == error.status for status, _ in flight.abort_trouble):
+                said = "nova refused the abort" if refused else "the abort request failed"
+                flight.abort_trouble.append((error.status, f"{said} while {flight.record.status} ({error.problem})"))
         else:
             flight.abort_refused_in = ""
 
@@ -570,8 +589,13 @@ class Executor:
         back_as_before = server.host == move.source and server.status in expected and settled
         if flight.aborting_since is not None:
             back = f"confirmed on its source, {server.status}" if back_as_before else f"NOT back as before: {where}"
+            # A 409 (the server no longer migrating) before nova reports the migration cancelled answered a resent
+            # DELETE whose first answer was lost: the abort did its job, so it is not reported as refused.
+            answered = record.status == "cancelled"
+            trouble = [text for status, text in flight.abort_trouble if not (status == 409 and answered)]
+            problem = "; ".join([flight.abort_problem, *trouble])
             self._finish(state, flight.step, flight.abort_outcome,
-                         f"{flight.abort_problem}; aborted (migration {record.status}), server {back}", flight=flight)
+                         f"{problem}; aborted (migration {record.status}), server {back}", flight=flight)
             return
         reason = self._reason(flight, record)
         if reason:
@@ -631,7 +655,9 @@ class Executor:
                 continue
             # The first leg of a detour reached the pivot; the row reports the whole journey, waits included.
             via = f"via {first.target}"
-            if leg.outcome != "migrated":
+            if leg.outcome == "skipped":
+                via = f"via {first.target}, then on to {final} by someone else"
+            elif leg.outcome != "migrated":
                 via = f"stranded on pivot {first.target}; move it to {final} when possible"
             started = first.started_s
             rows[leg.server_id] = replace(

@@ -72,8 +72,8 @@ def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
     console = _console(out)
     table = Table(title="hostmap: migration report", title_justify="left")
     for column in ("server", "source", "target", "outcome", "reason", "seconds"):
-        table.add_column(column, justify="right" if column == "seconds" else "left",
-                         overflow="fold" if column == "reason" else "ellipsis")
+        # Names are never cut short (two servers may differ only at the end): on a narrow terminal they wrap.
+        table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
     for m in result.moves:
         style = _STYLE.get(m.outcome, "")
         table.add_row(m.server_name, m.source, m.target, f"[{style}]{m.outcome}[/]", m.reason, _seconds(m.seconds))
@@ -131,7 +131,7 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
     if plan.steps:
         table = Table(title="hostmap: plan", title_justify="left")
         for column in ("step", "server", "flavor", "source", "target", "after", "est. s"):
-            table.add_column(column, justify="right" if column in ("step", "est. s") else "left")
+            table.add_column(column, justify="right" if column in ("step", "est. s") else "left", overflow="fold")
         for step in plan.steps:
             move = step.move
             server = servers.get(move.server_id)
@@ -195,7 +195,7 @@ def print_history(runs: Sequence[RunSummary], out: IO[str], fmt: str) -> None:
         return
     table = Table(title="hostmap: runs", title_justify="left")
     for column in ("run", "started", "finished", "status", "moves", "migrated", "map", "cloud"):
-        table.add_column(column, justify="right" if column in ("run", "moves", "migrated") else "left")
+        table.add_column(column, justify="right" if column in ("run", "moves", "migrated") else "left", overflow="fold")
     for r in runs:
         table.add_row(str(r.id), r.started_at, r.finished_at or "", r.status, str(r.moves), str(r.migrated),
                       r.map_source, r.cloud)
@@ -220,7 +220,7 @@ def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
     table = Table(title_justify="left")
     for column in ("step", "server", "source", "target", "migration", "outcome", "reason", "seconds"):
         table.add_column(column, justify="right" if column in ("step", "migration", "seconds") else "left",
-                         overflow="fold" if column == "reason" else "ellipsis")
+                         overflow="fold")
     for m in detail.moves:
         table.add_row(str(m.step + 1), m.server_name, m.source, m.target,
                       "" if m.migration_id is None else str(m.migration_id),

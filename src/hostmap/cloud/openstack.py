@@ -100,7 +100,10 @@ def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> Op
     cloud_name = options.cloud or env.get("OS_CLOUD")
     if not cloud_name and not env.get("OS_AUTH_URL"):
         try:
-            names = [n for n in openstack.config.OpenStackConfig().get_cloud_names() if n != "envvars"]
+            config = openstack.config.OpenStackConfig()
+            # openstacksdk names the OS_* variables "envvars", and with no clouds.yaml at all offers "defaults".
+            ignored = {"envvars"} if config.config_filename else {"envvars", "defaults"}
+            names = [n for n in config.get_cloud_names() if n not in ignored]
         except sdk_exc.ConfigException as exc:
             raise CloudConfigError(f"clouds.yaml cannot be read: {exc}") from None
         if len(names) == 1:
