@@ -37,6 +37,9 @@ class ExecutorOptions:
     switchover_s: float = 0.5
     #: How often, at most, to read byte-level progress of one running migration.
     progress_every_s: float = 2.0
+    #: The copy rate is measured over about this long: nova saves the byte counters every few seconds
+    #: (live_migration_monitor_interval, 5 s) and stamps them to the second, so two saves in a row are too coarse.
+    rate_window_s: float = 10.0
     #: After nova says a migration ended, how long the server may take to show its final host and state.
     settle_s: float = 60.0
     #: After an abort, how long nova may take to cancel the migration and put the server back.
@@ -50,6 +53,22 @@ class ExecutorOptions:
     ambiguous_grace_s: float = 10.0
     #: How long the API may fail every read before hostmap stops watching and says what it could not confirm.
     outage_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """One save of a migration's byte counters: when nova saved it (its clock, if it said) and when hostmap saw it."""
+
+    saved_s: float | None
+    seen_s: float
+    processed: int
+    remaining: int
+
+    def since(self, older: _Sample) -> float:
+        """Seconds between two saves: by nova's stamps when both have them, else by when hostmap saw them."""
+        if self.saved_s is not None and older.saved_s is not None and self.saved_s > older.saved_s:
+            return self.saved_s - older.saved_s
+        return self.seen_s - older.seen_s
 
 
 @dataclass
@@ -77,9 +96,9 @@ class _Flight:
     abort_sent_at: float = 0.0
     ended_at: float | None = None
     next_progress_at: float = 0.0
-    #: The last byte-level progress read, and when: two of them give the copy rate and so the expected end.
-    progress: MigrationRecord | None = None
-    progress_at: float = 0.0
+    #: Distinct saves of the byte counters seen lately (oldest first, about `rate_window_s` of them): the copy rate
+    #: and so the expected end come from the oldest and the newest.
+    samples: list[_Sample] = field(default_factory=list)
     expected_end: float | None = None
 
     @property
@@ -518,20 +537,28 @@ class Executor:
         if detail is None or detail.memory_remaining_bytes is None:
             return
         self._reporter.progress(flight.step, detail)
-        previous, previous_at = flight.progress, flight.progress_at
-        flight.progress, flight.progress_at = detail, now
-        remaining = detail.memory_remaining_bytes
-        if previous is None or previous.memory_remaining_bytes is None or now <= previous_at:
-            # One reading gives no rate: take the second soon, so short migrations get an expected end too.
-            flight.next_progress_at = now + min(self._options.progress_every_s, 0.5)
+        opts = self._options
+        sample = _Sample(detail.updated_s, now, detail.memory_processed_bytes or 0, detail.memory_remaining_bytes)
+        samples = flight.samples
+        if samples and (samples[-1].processed, samples[-1].remaining) == (sample.processed, sample.remaining):
+            return  # nova has not saved the counters again yet
+        samples.append(sample)
+        if len(samples) == 1:
+            # One save gives no rate: look again soon, so short migrations get an expected end too.
+            flight.next_progress_at = now + min(opts.progress_every_s, 0.5)
             return
-        shrink = (previous.memory_remaining_bytes - remaining) / (now - previous_at)
+        while len(samples) > 2 and sample.since(samples[1]) >= opts.rate_window_s:
+            samples.pop(0)  # keep the newest save that is a whole window old (or the oldest there is)
+        base = samples[0]
+        span = sample.since(base)
+        if span <= 0:
+            return
+        shrink = (base.remaining - sample.remaining) / span
         # Nova switches over once what is left can be sent within its downtime allowance, not at zero.
-        sent = detail.memory_processed_bytes or 0
-        rate = max(0.0, (sent - (previous.memory_processed_bytes or 0)) / (now - previous_at))
-        left = max(0.0, remaining - rate * self._options.switchover_s)
+        rate = max(0.0, (sample.processed - base.processed) / span)
+        left = max(0.0, sample.remaining - rate * opts.switchover_s)
         flight.expected_end = now + left / shrink if shrink > 0 else None
-        if flight.expected_end is not None and flight.expected_end - now < 2 * self._options.progress_every_s:
+        if flight.expected_end is not None and flight.expected_end - now < 2 * opts.progress_every_s:
             # Read progress again halfway to the expected end, to refine the estimate as the end nears.
             flight.next_progress_at = now + (flight.expected_end - now) / 2
 

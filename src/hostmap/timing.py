@@ -34,6 +34,9 @@ class MigrationParams:
     #: nova's scheduler_instance_sync_interval: after a live migration the scheduler goes on counting the server
     #: on its source host until the next sync (every this many seconds); 0 models track_instance_changes = False.
     instance_sync_s: float = 120.0
+    #: nova's libvirt live_migration_monitor_interval: the byte counters of a running migration are saved (and
+    #: shown by the API) this often; 0 shows them live (a simulator-only idealisation).
+    monitor_interval_s: float = 5.0
 
 
 def gbps_to_bytes_per_s(gbps: float) -> float:

@@ -26,6 +26,9 @@ class MigrationRecord:
     dest: str | None
     created_at: str
     updated_at: str | None = None
+    #: `updated_at` in seconds since the epoch (None when absent): when nova last saved the record, the byte
+    #: counters included.
+    updated_s: float | None = None
     memory_total_bytes: int | None = None
     memory_processed_bytes: int | None = None
     memory_remaining_bytes: int | None = None

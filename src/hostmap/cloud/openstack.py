@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ParamSpec, TypeVar
 
 import keystoneauth1.exceptions as ksa_exc
@@ -370,6 +370,12 @@ def _timestamp(text: str | None) -> datetime:
         return datetime.min
 
 
+def _epoch_s(text: str | None) -> float | None:
+    """A nova timestamp as seconds since the epoch (naive = UTC); None when absent or malformed."""
+    when = _timestamp(text)
+    return None if when == datetime.min else when.replace(tzinfo=timezone.utc).timestamp()
+
+
 def _resources(figures: Mapping[str, Any]) -> Resources:
     return Resources(
         int(figures.get("VCPU", 0) or 0), int(figures.get("MEMORY_MB", 0) or 0), int(figures.get("DISK_GB", 0) or 0)
@@ -386,6 +392,7 @@ def _migration(raw: Any, server_id: str | None = None) -> MigrationRecord:
         dest=raw.dest_compute,
         created_at=raw.created_at or "",
         updated_at=raw.updated_at,
+        updated_s=_epoch_s(raw.updated_at),
         memory_total_bytes=getattr(raw, "memory_total_bytes", None),
         memory_processed_bytes=getattr(raw, "memory_processed_bytes", None),
         memory_remaining_bytes=getattr(raw, "memory_remaining_bytes", None),

@@ -611,13 +611,15 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
             "status": m.status,
             "created_at": ts(m.created_s),
             "updated_at": ts(m.updated_s),
-            "memory_total_bytes": round(m.total_bytes),
-            "memory_processed_bytes": round(m.sent_bytes),
-            "memory_remaining_bytes": round(m.remaining_bytes),
-            "disk_total_bytes": 0,
-            "disk_processed_bytes": 0,
-            "disk_remaining_bytes": 0,
         }
+        if cloud.params.monitor_interval_s > 0:
+            # As nova: the counters libvirt's monitor last saved, null before its first save.
+            counters: tuple[float, float, float] | None = m.saved
+        else:
+            counters = (m.total_bytes, m.sent_bytes, m.remaining_bytes)
+        for name, value in zip(("total", "processed", "remaining"), counters or (None, None, None), strict=True):
+            view[f"memory_{name}_bytes"] = None if value is None else round(value)
+            view[f"disk_{name}_bytes"] = None if value is None else 0
         if at_least(2, 59):
             view["uuid"] = m.uuid
         if at_least(2, 80):

@@ -401,7 +401,7 @@ _GROUP = ("name", "policy", "members", "id", "project", "rules")
 _RULES = ("max_server_per_host",)
 _MIGRATION = (
     "nic_gbps", "stream_gbps", "touched", "dirty_mb_s", "downtime_ms", "setup_s", "max_concurrent_live_migrations",
-    "instance_sync_s",
+    "instance_sync_s", "monitor_interval_s",
 )
 _API = ("max_microversion", "page_size")
 _AUTH = ("username", "password", "project_name", "token_ttl_s")
@@ -458,6 +458,7 @@ def _parse_migration(source: str, raw: object) -> MigrationParams:
             "max_concurrent_live_migrations", base.max_concurrent_live_migrations, minimum=1
         ),
         instance_sync_s=r.number("instance_sync_s", base.instance_sync_s),
+        monitor_interval_s=r.number("monitor_interval_s", base.monitor_interval_s),
     )
 
 

@@ -186,6 +186,9 @@ class SimMigration:
     fail_reason: str = ""
     force_complete: bool = False
     error: str = ""
+    #: The byte counters as nova last saved them (total, processed, remaining); None before the first save.
+    saved: tuple[float, float, float] | None = None
+    next_save_s: float | None = None
 
     @property
     def remaining_bytes(self) -> float:
@@ -509,6 +512,8 @@ class SimCloud:
                 offer(m.started_s + self.params.setup_s, _Handler(self._start_copy, m))
             elif m.status == "running" and m.copy_started_s is not None:
                 offer(m.copy_started_s + m.timeout_s, _Handler(self._fail, m, "timeout"))
+                if m.next_save_s is not None:
+                    offer(m.next_save_s, _Handler(self._save_stats, m))
                 if m.force_complete:
                     offer(self._t, _Handler(self._complete, m))
                     continue
@@ -561,10 +566,20 @@ class SimCloud:
         m.status = "running"
         m.copy_started_s = m.updated_s = self._t
         m.left_bytes = m.total_bytes
+        if self.params.monitor_interval_s > 0:
+            m.next_save_s = self._t  # libvirt's monitor saves the counters as the copy starts, then periodically
         action = self._action_for(m)
         event = action.event("compute_pre_live_migration") if action else None
         if event is not None:
             event.finish_s, event.result = self._t, "Success"
+
+    def _save_stats(self, m: SimMigration) -> None:
+        """Nova's libvirt monitor saving the migration's byte counters (and so its updated_at)."""
+        if m.status != "running":
+            return
+        m.saved = (m.total_bytes, m.sent_bytes, m.left_bytes)
+        m.updated_s = self._t
+        m.next_save_s = self._t + self.params.monitor_interval_s
 
     def _complete(self, m: SimMigration) -> None:
         if m.status != "running":
