@@ -279,3 +279,29 @@ def test_counters_saved_every_few_seconds_still_give_an_expected_end(start_sim: 
     assert 0 <= lag < 0.5  # the regular 2 s poll alone would be late by a second on average
     gets = [r for r in running.sim.state.requests if r[0] == "GET" and "/migrations" in r[1]]
     assert len(gets) < 2 * migration.finished_s / ExecutorOptions().poll_s
+
+
+def test_detour_whose_second_leg_is_refused_is_reported_stranded(
+    start_sim: Callable[..., Running], tmp_path: Path
+) -> None:
+    """When the final host of a detour is disabled between its legs, the row says the server is stranded on the
+    pivot (not 'not started' on its source), and the cloud shows it there."""
+    data = {
+        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
+        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
+        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
+                    {"name": "b", "flavor": "big", "host": "compute002"}],
+        "migration": {"setup_s": 0.5},
+        # a goes via compute003 (0-8 s), b to compute001 (8-15 s), then a would go on to compute002.
+        "faults": [{"kind": "service_disabled", "host": "compute002", "at_s": 10, "reason": "maintenance"}],
+    }
+    running = start_sim(data)
+    result = _apply(running, tmp_path, {"compute002": ["a"], "compute001": ["b"]})
+    row = next(m for m in result.moves if m.server_name == "a")
+    assert (row.source, row.target, row.outcome) == ("compute001", "compute002", "stranded")
+    assert row.reason.startswith("on pivot compute003: its second leg failed; move it to compute002 when possible")
+    assert "No valid host" in row.reason
+    assert _rows(result)["b"] == ("migrated", "")
+    assert not result.reached
+    state = running.sim.state
+    assert next(s.host for s in state.servers.values() if s.name == "a") == "compute003"

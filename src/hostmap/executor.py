@@ -682,13 +682,20 @@ class Executor:
                 continue
             # The first leg of a detour reached the pivot; the row reports the whole journey, waits included.
             via = f"via {first.target}"
+            outcome = leg.outcome
             if leg.outcome == "skipped":
                 via = f"via {first.target}, then on to {final} by someone else"
+            elif leg.outcome != "migrated" and not leg.unresolved:
+                # Its own outcome: the server is neither on its source nor on its target, but on the pivot.
+                outcome = "stranded"
+                via = (f"on pivot {first.target}: its second leg {leg.outcome.replace('_', ' ')}; "
+                       f"move it to {final} when possible (run hostmap apply again)")
             elif leg.outcome != "migrated":
-                via = f"stranded on pivot {first.target}; move it to {final} when possible"
+                via = f"via {first.target}, second leg unconfirmed"
             started = first.started_s
             rows[leg.server_id] = replace(
                 leg,
+                outcome=outcome,
                 source=first.source,
                 reason=f"{via}; {leg.reason}" if leg.reason else via,
                 seconds=None if leg.finished_s is None or started is None else leg.finished_s - started,

@@ -14,7 +14,7 @@ from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
 
 _STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "red", "declined": "yellow",
-          "not_started": "yellow"}
+          "not_started": "yellow", "stranded": "red"}
 
 
 #: What sets a plan's lower bound (`Plan.lower_bound_by`), in words.

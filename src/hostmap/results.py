@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started"]
+#: "stranded": a detour's first leg reached its pivot host and the second did not happen (the report's rows only;
+#: the journal records each leg with its own outcome).
+Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started", "stranded"]
 #: Outcomes after which the server is where the map wants it.
 GOOD_OUTCOMES: frozenset[Outcome] = frozenset({"migrated", "skipped"})
 
