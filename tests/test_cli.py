@@ -156,6 +156,25 @@ def test_server_not_migratable_exits_2(tmp_path: Path, env_cloud: Callable[..., 
     assert running.sim.state.mutating_request_count() == 0
 
 
+def test_swap_without_a_usable_pivot_exits_3(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """Two full hosts that must swap servers, with the only roomy host down, exit 3 naming the servers, the hosts and
+    the host not used as a pivot, and move nothing."""
+    data = {
+        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
+        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
+        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
+                    {"name": "b", "flavor": "big", "host": "compute002"}],
+    }
+    data["hosts"][2]["up"] = False
+    running = env_cloud(data)
+    path = write_json(tmp_path / "map.json", {"compute002": ["a"], "compute001": ["b"]})
+    result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
+    assert result.code == 3
+    assert "servers a, b must swap between full hosts compute001, compute002" in result.err
+    assert "not used as pivots: compute003 (compute service down)" in result.err
+    assert running.sim.state.mutating_request_count() == 0
+
+
 def test_final_capacity_overflow_exits_3(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
     """A map that overfills a host exits 3 naming host, resource, needed and available, and moves nothing."""
     data = scenario()

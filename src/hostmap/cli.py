@@ -526,6 +526,10 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
             if cycle.pinned:
                 stderr.write(f"  {', '.join(cycle.pinned)}: in affinity groups, which nova lets move only next to "
                              "another member of their group, so they cannot take a detour\n")
+        if error.unusable:
+            hosts = ", ".join(f"{name} ({'compute service down' if why == 'down' else 'disabled'})"
+                              for name, why in error.unusable)
+            stderr.write(f"  not used as pivots: {hosts}\n")
         stderr.write("  free room on one host (or add a pivot host with room and no member of those groups), "
                      "then run again\n")
         return EXIT_INFEASIBLE

@@ -72,6 +72,8 @@ class InfeasiblePlanError(HostmapError):
     """No capacity-safe order exists for these moves (no pivot host with room); nothing moved."""
 
     cycles: Sequence[CycleInfo]
+    #: Hosts never used as pivots, with why: (name, "down" or "disabled").
+    unusable: Sequence[tuple[str, str]] = ()
 
     def __str__(self) -> str:
         return "; ".join(f"{'/'.join(c.servers)} over {'/'.join(c.hosts)}" for c in self.cycles)

@@ -899,7 +899,7 @@ def _plan(
         # search finds; the scheduler checks each start under the safety rule as always.
         order = _sequential_order(hosts, requests, limits.members_at)
         if order is None:
-            raise InfeasiblePlanError(stuck.cycles) from None
+            raise InfeasiblePlanError(stuck.cycles, _unusable(hosts)) from None
         rank = {req.server.id: float(i) for i, req in enumerate(order)}
 
         def rank_key(server: Server, leg: int, src: int, dur: float) -> _Key:
@@ -908,7 +908,7 @@ def _plan(
         try:
             first = _schedule(hosts, requests, {}, replace(limits, parallel=1), rank_key)
         except _Stuck:  # the replay waited for nova to see a member leave and took another move meanwhile
-            raise InfeasiblePlanError(stuck.cycles) from None
+            raise InfeasiblePlanError(stuck.cycles, _unusable(hosts)) from None
     best_steps = _to_steps(first.order, hosts)
     best_time = _simulate(best_steps, max_per_host, parallel, links, group_settle_s)
     best_notes = first.notes
@@ -944,6 +944,11 @@ def _plan(
         notes=notes,
         group_settle_s=group_settle_s,
     )
+
+
+def _unusable(hosts: Sequence[Host]) -> list[tuple[str, str]]:
+    """Hosts no move may go to, pivots included, and why."""
+    return [(h.name, "down" if not h.up else "disabled") for h in hosts if not (h.enabled and h.up)]
 
 
 #: Requests the search for a one-at-a-time order may look at before giving up (about 0.1 s).
