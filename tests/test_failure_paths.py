@@ -155,24 +155,47 @@ def test_server_paused_after_planning_migrates_as_paused(start_sim: Callable[...
     assert _rows(result)["web-0"] == ("migrated", "")
 
 
-class _AbortLeavesError:
-    """The cloud as seen by hostmap, where nova's rollback after an abort leaves the server in ERROR."""
+class _OnAbort:
+    """The cloud as seen by hostmap, where nova answers an abort request with `nova_does` instead of the usual."""
 
-    def __init__(self, running: Running) -> None:
+    def __init__(self, running: Running, nova_does: Callable[[str, MigrationRecord], None]) -> None:
         self._running = running
+        self._nova_does = nova_does
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._running.cloud, name)
 
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
-        self._running.cloud.abort_migration(server_id, migration)
-        _set_vm_state(self._running, "db-0", "error")
+        self._nova_does(server_id, migration)
+
+
+def _abort_then_error(running: Running) -> _OnAbort:
+    """Nova aborts, but its rollback leaves the server in ERROR."""
+
+    def act(server_id: str, migration: MigrationRecord) -> None:
+        running.cloud.abort_migration(server_id, migration)
+        _set_vm_state(running, "db-0", "error")
+
+    return _OnAbort(running, act)
+
+
+def _abort_ignored(running: Running) -> _OnAbort:
+    """Nova accepts the abort, but the migration goes on (and stops converging)."""
+
+    def act(server_id: str, migration: MigrationRecord) -> None:
+        state = running.sim.state
+        with state.view():
+            for m in state.migrations:
+                if m.server_id == server_id and m.status == "running":
+                    m.dirty_bps = 2 * m.rate_bps
+
+    return _OnAbort(running, act)
 
 
 def test_abort_is_confirmed_only_with_the_server_back_as_before(start_sim: Callable[..., Running]) -> None:
     """An aborted migration whose server is left in ERROR on its source is not reported as confirmed."""
     running = start_sim(scenario(faults=[{"kind": "never_converge", "server": "db-0"}]))
-    result = _executor_run(running, {"compute004": ["db-0"]}, lambda: None, cloud=_AbortLeavesError(running),
+    result = _executor_run(running, {"compute004": ["db-0"]}, lambda: None, cloud=_abort_then_error(running),
                            timeout_s=30)
     outcome, reason = _rows(result)["db-0"]
     assert outcome == "timed_out"
@@ -180,29 +203,12 @@ def test_abort_is_confirmed_only_with_the_server_back_as_before(start_sim: Calla
     assert "NOT back as before: server is ERROR on compute002" in reason
 
 
-class _AbortIgnored:
-    """The cloud as seen by hostmap, where nova accepts an abort but the migration goes on (and stops converging)."""
-
-    def __init__(self, running: Running) -> None:
-        self._running = running
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._running.cloud, name)
-
-    def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
-        state = self._running.sim.state
-        with state.view():
-            for m in state.migrations:
-                if m.server_id == server_id and m.status == "running":
-                    m.dirty_bps = 2 * m.rate_bps
-
-
 def test_waiting_for_an_abort_polls_at_the_regular_pace(start_sim: Callable[..., Running]) -> None:
     """While an accepted abort has not taken effect, hostmap polls every few seconds, not continuously, even when
     the migration's expected end has passed."""
     # Live byte counters (no 5 s saves): the expected end is known well before the timeout, then passes.
     running = start_sim(scenario(migration={"setup_s": 0.5, "monitor_interval_s": 0}))
-    result = _executor_run(running, {"compute004": ["db-0"]}, lambda: None, cloud=_AbortIgnored(running),
+    result = _executor_run(running, {"compute004": ["db-0"]}, lambda: None, cloud=_abort_ignored(running),
                            timeout_s=5.5, abort_wait_s=60)
     assert _rows(result)["db-0"][0] == "timed_out"
     gets = [r for r in running.sim.state.requests if r[0] == "GET" and "/compute/" in r[1]]
