@@ -96,10 +96,15 @@ class _Flight:
     abort_sent_at: float = 0.0
     ended_at: float | None = None
     next_progress_at: float = 0.0
+    #: When progress was last read (whatever it showed): a save first seen now happened after that.
+    progress_read_at: float | None = None
     #: Distinct saves of the byte counters seen lately (oldest first, about `rate_window_s` of them): the copy rate
     #: and so the expected end come from the oldest and the newest.
     samples: list[_Sample] = field(default_factory=list)
     expected_end: float | None = None
+    #: When the plan's estimate says the migration ends (clock time): paces the polls until progress gives a
+    #: measured end (nova saves the byte counters only every few seconds, too rarely for a short migration).
+    planned_end: float | None = None
 
     @property
     def server_id(self) -> str:
@@ -147,6 +152,8 @@ class Executor:
         self._options = options or ExecutorOptions()
         self._interrupts = interrupts
         self._start = 0.0
+        #: The smallest (our clock - nova's save time) seen for progress counters: nova's clock against ours.
+        self._offset: float | None = None
         opts = self._options
         #: No flight is watched longer than this from its submission, whatever happens.
         self._flight_limit = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.outage_s + 4 * opts.poll_s
@@ -376,7 +383,9 @@ class Executor:
             state.flights[step.index] = _Flight(step, submission, now, known, original, ambiguous=error.problem,
                                                 answered_at=self._clock.now())
             return
-        state.flights[step.index] = _Flight(step, submission, now, known, original)
+        estimate = step.move.estimate_s
+        state.flights[step.index] = _Flight(step, submission, now, known, original,
+                                            planned_end=now + estimate if estimate > 0 else None)
         self._reporter.started(step, submission)
 
     # -- watching -------------------------------------------------------------------------------------------
@@ -389,16 +398,32 @@ class Executor:
         # the end with a few extra reads rather than one late one.
         # Only for migrations still running as far as hostmap knows (not ended, not being aborted); an end that is
         # already past (the estimate ran late) is looked for a few times per regular round, not continuously.
-        ends = [
-            (f.expected_end - now) / 2 if f.expected_end > now else opts.poll_s / 4
-            for f in state.flights.values()
-            if f.expected_end is not None and f.aborting_since is None and f.ended_at is None
-            and f.record is not None and not f.record.terminal
-        ]
+        # Before progress gives a measured end, the plan's estimate paces the polls, until it is a round late.
+        ends = [end for f in state.flights.values() if (end := self._end_in(f, now)) is not None]
         # A progress read due before the next regular round (the second reading of a new migration) is kept.
         reads = [f.next_progress_at - now for f in state.flights.values()
                  if f.record is not None and f.record.status == "running" and f.next_progress_at > now]
         return max(opts.min_poll_s, min([opts.poll_s, *ends, *reads]))
+
+    def _end_in(self, flight: _Flight, now: float) -> float | None:
+        """How long to wait before looking for the flight's end (None: no sooner than the regular round)."""
+        if flight.aborting_since is not None or flight.ended_at is not None:
+            return None
+        if flight.record is None or flight.record.terminal:
+            return None
+        poll = self._options.poll_s
+        # The sooner of the measured end and the plan's (until the plan's is a round late): a measured end can be
+        # late by the age of nova's last save, and looking a little early costs a read or two.
+        ends = [e for e in (flight.expected_end, flight.planned_end) if e is not None and now < e + poll]
+        if flight.expected_end is not None and not ends:
+            ends = [flight.expected_end]
+        if not ends:
+            return None
+        end = min(ends)
+        if end > now:
+            return (end - now) / 2
+        # Late: look again after as long as it is late already (a close miss is seen at once), at most 4 times a round.
+        return min(poll / 4, now - end)
 
     def _watch_round(self, state: _RunState) -> None:
         try:
@@ -534,11 +559,15 @@ class Executor:
         now = self._clock.now()
         detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
         flight.next_progress_at = now + self._options.progress_every_s
+        read_before, flight.progress_read_at = flight.progress_read_at, now
         if detail is None or detail.memory_remaining_bytes is None:
             return
         self._reporter.progress(flight.step, detail)
         opts = self._options
         sample = _Sample(detail.updated_s, now, detail.memory_processed_bytes or 0, detail.memory_remaining_bytes)
+        if sample.saved_s is not None:  # nova's clock against ours: a save is never seen before it happens
+            seen_after = now - sample.saved_s
+            self._offset = seen_after if self._offset is None else min(self._offset, seen_after)
         samples = flight.samples
         if samples and (samples[-1].processed, samples[-1].remaining) == (sample.processed, sample.remaining):
             return  # nova has not saved the counters again yet
@@ -557,10 +586,14 @@ class Executor:
         # Nova switches over once what is left can be sent within its downtime allowance, not at zero.
         rate = max(0.0, (sample.processed - base.processed) / span)
         left = max(0.0, sample.remaining - rate * opts.switchover_s)
-        flight.expected_end = now + left / shrink if shrink > 0 else None
+        # From when nova saved the counters (on our clock), not from now: they may be a few seconds old.  The save
+        # came after the previous read and no later than nova's stamp says (against the clock offset seen so far).
+        latest = now if sample.saved_s is None or self._offset is None else min(now, sample.saved_s + self._offset)
+        saved_at = latest if read_before is None else (max(read_before, min(latest, now)) + latest) / 2
+        flight.expected_end = saved_at + left / shrink if shrink > 0 else None
         if flight.expected_end is not None and flight.expected_end - now < 2 * opts.progress_every_s:
             # Read progress again halfway to the expected end, to refine the estimate as the end nears.
-            flight.next_progress_at = now + (flight.expected_end - now) / 2
+            flight.next_progress_at = now + max((flight.expected_end - now) / 2, opts.poll_s / 4)
 
     def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
         flight.aborting_since = self._clock.now()
