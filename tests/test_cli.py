@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from conftest import Running, run_cli, scenario, write_json
+from hostmap.cli import Prompter
+from hostmap.model import Inventory, Move, Resources, Step
 from hostmap.sim.scenario import demo_scenario_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -388,3 +391,25 @@ def test_queued_migration_is_aborted_once_nova_allows(tmp_path: Path) -> None:
     assert moves["web-1"]["outcome"] == "timed_out"
     assert "refused the abort while" in moves["web-1"]["reason"]
     assert "confirmed on its source" in moves["web-1"]["reason"]
+
+
+def test_prompter_watches_while_waiting_for_an_answer(tmp_path: Path) -> None:
+    """The prompt reads standard input unbuffered and calls its watcher every few seconds until a line comes; lines
+    typed ahead are answers to the next questions."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "r") as stdin, open(os.devnull, "w") as stderr:
+        prompter = Prompter(Inventory((), ()), stdin, stderr, watch_every_s=0.01)
+        step = Step(0, Move("id-0", "vm-0", "h1", "h2", Resources()))
+        calls: list[int] = []
+
+        def meanwhile() -> None:
+            calls.append(1)
+            if len(calls) == 3:
+                os.write(write_end, b"y\nn\n")
+
+        assert prompter(step, meanwhile) == "yes"
+        assert len(calls) == 3
+        assert prompter(step, meanwhile) == "no"  # typed ahead: no more waiting
+        assert len(calls) == 3
+        os.close(write_end)
+        assert prompter(step, meanwhile) == "quit"  # end of input

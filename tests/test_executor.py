@@ -145,7 +145,7 @@ def test_interrupt_at_the_prompt_starts_nothing(start_sim: Callable[..., Running
     inventory = running.cloud.inventory()
     presses = {"count": 0}
 
-    def confirm(step: Step) -> Answer:
+    def confirm(step: Step, meanwhile: Callable[[], None]) -> Answer:
         presses["count"] = 1
         return "yes"
 

@@ -225,9 +225,9 @@ def test_failure_during_a_prompt_stops_the_next_start(start_sim: Callable[..., R
     assert clock is not None
     asked: list[str] = []
 
-    def confirm(step: Step) -> Answer:
+    def confirm(step: Step, meanwhile: Callable[[], None]) -> Answer:
         asked.append(step.move.server_name)
-        clock.sleep(30)  # the operator reads the question for half a minute
+        clock.sleep(30)  # the operator reads the question for half a minute (and nothing is watched meanwhile)
         return "yes"
 
     inventory = running.cloud.inventory()
@@ -311,3 +311,28 @@ def test_detour_whose_second_leg_is_refused_is_reported_stranded(
     assert not result.reached
     state = running.sim.state
     assert next(s.host for s in state.servers.values() if s.name == "a") == "compute003"
+
+
+def test_migrations_are_watched_while_a_question_is_on_screen(start_sim: Callable[..., Running]) -> None:
+    """A migration that outlives --timeout while the operator is still reading the next question is aborted on time,
+    not once they answer."""
+    running = start_sim(scenario(faults=[{"kind": "never_converge", "server": "db-0"}]))
+    clock = running.clock
+    assert clock is not None
+
+    def confirm(step: Step, meanwhile: Callable[[], None]) -> Answer:
+        if step.move.server_name == "web-0":
+            for _ in range(60):  # two minutes of thinking, watched every two seconds as the Prompter does
+                clock.sleep(2)
+                meanwhile()
+        return "yes"
+
+    inventory = running.cloud.inventory()
+    desired = resolve(parse_host_map({"compute004": ["db-0"], "compute003": ["web-0"]}, "map.json"), inventory)
+    result = Executor(running.cloud, clock, confirm=confirm, options=ExecutorOptions(timeout_s=30)).run(
+        plan(inventory, desired.targets, parallel=2), inventory)
+    (db,) = [m for m in result.moves if m.server_name == "db-0"]
+    assert db.outcome == "timed_out"
+    assert db.finished_s is not None
+    assert db.finished_s < 40  # aborted at the timeout, while web-0's question was still on screen
+    assert _statuses(running)["db-0"] == ["cancelled"]

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import sys
 import time
@@ -204,14 +205,17 @@ class Prompter:
 
     def __init__(self, inventory: Inventory, stdin: IO[str], stderr: IO[str], *,
                  pause: Callable[[], AbstractContextManager[None]] | None = None,
-                 interrupts: _Interrupts | None = None) -> None:
+                 interrupts: _Interrupts | None = None, watch_every_s: float = 2.0) -> None:
         self._servers: dict[str, Server] = {s.id: s for s in inventory.servers}
         self._stdin = stdin
         self._stderr = stderr
         self._pause = pause
         self._interrupts = interrupts
+        self._watch_every_s = watch_every_s
+        #: Bytes read from standard input past the last answer (it is read unbuffered, to wait on it with select).
+        self._pending = b""
 
-    def __call__(self, step: Step) -> Answer:
+    def __call__(self, step: Step, meanwhile: Callable[[], None] = lambda: None) -> Answer:
         move = step.move
         server = self._servers.get(move.server_id)
         size = ""
@@ -225,7 +229,7 @@ class Prompter:
             if self._interrupts is not None:
                 self._interrupts.prompting = True
             try:
-                return self._ask(question)
+                return self._ask(question, meanwhile)
             except KeyboardInterrupt:
                 self._stderr.write("\n(interrupted: quitting)\n")
                 return "quit"
@@ -233,11 +237,11 @@ class Prompter:
                 if self._interrupts is not None:
                     self._interrupts.prompting = False
 
-    def _ask(self, question: str) -> Answer:
+    def _ask(self, question: str, meanwhile: Callable[[], None]) -> Answer:
         for _ in range(_MAX_BAD_ANSWERS):
             self._stderr.write(question)
             self._stderr.flush()
-            line = self._stdin.readline()
+            line = self._readline(meanwhile)
             if not line:
                 self._stderr.write("\n(end of input: quitting)\n")
                 return "quit"
@@ -246,6 +250,25 @@ class Prompter:
                 return answer
             self._stderr.write("please answer y, n, a or q\n")
         return "quit"
+
+    def _readline(self, meanwhile: Callable[[], None]) -> str:
+        """The next line of input ("" at its end); while none has come, `meanwhile` every `watch_every_s`."""
+        try:
+            fd = self._stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return self._stdin.readline()  # not a file (a test's StringIO): the answer is there already
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], self._watch_every_s)
+            if not ready:
+                meanwhile()
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:  # end of input: what is left is the last line
+                line, self._pending = self._pending, b""
+                return line.decode(errors="replace")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode(errors="replace") + "\n"
 
 
 # -- running --------------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, MoveResult, Outcome, RunResult
 
 Answer = Literal["yes", "no", "all", "quit"]
-#: Asks the operator about one step; returns their answer.
-Confirm = Callable[[Step], Answer]
+#: Asks the operator about one step and returns their answer; while it waits for them it calls the second argument
+#: every few seconds, which watches the migrations in flight (their timeouts and failures do not wait for answers).
+Confirm = Callable[[Step, Callable[[], None]], Answer]
 OnTimeout = Literal["abort", "leave"]
 
 _CHECK_BY_HAND = "check it with `openstack server migration list`, or run hostmap apply again to watch it"
@@ -286,7 +287,12 @@ class Executor:
     def _approved(self, step: Step, state: _RunState) -> bool:
         """Ask the operator about `step`; False (the step finished as declined or not started) unless it may go."""
         assert self._confirm is not None
-        answer = self._confirm(step)
+
+        def watch_meanwhile() -> None:
+            if state.flights:
+                self._watch_round(state)
+
+        answer = self._confirm(step, watch_meanwhile)
         if self._interrupts() > 0:  # interrupted while the question was on screen
             self._check_interrupts(state)
             self._finish(state, step, "not_started", "interrupted by the operator at the prompt")
