@@ -229,13 +229,32 @@ class Prompter:
             if self._interrupts is not None:
                 self._interrupts.prompting = True
             try:
-                return self._ask(question, meanwhile)
+                return self._ask(question, self._uninterrupted(meanwhile))
             except KeyboardInterrupt:
                 self._stderr.write("\n(interrupted: quitting)\n")
                 return "quit"
             finally:
                 if self._interrupts is not None:
                     self._interrupts.prompting = False
+
+    def _uninterrupted(self, meanwhile: Callable[[], None]) -> Callable[[], None]:
+        """`meanwhile`, shielded from Ctrl-C (which would cut a watch round short); a Ctrl-C pressed during it
+        still ends the prompt as soon as it returns."""
+        interrupts = self._interrupts
+        if interrupts is None:
+            return meanwhile
+
+        def shielded() -> None:
+            before = interrupts.count
+            interrupts.prompting = False
+            try:
+                meanwhile()
+            finally:
+                interrupts.prompting = True
+            if interrupts.count > before:
+                raise KeyboardInterrupt
+
+        return shielded
 
     def _ask(self, question: str, meanwhile: Callable[[], None]) -> Answer:
         for _ in range(_MAX_BAD_ANSWERS):
