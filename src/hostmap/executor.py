@@ -264,11 +264,7 @@ class Executor:
                 still.append(step)
                 continue
             held = state.held.get(step.move.source, [])
-            if len(held) >= opts.max_per_host:
-                self._finish(state, step, "not_started",
-                             f"the migration of {', '.join(held)} from {step.move.source} may still be running in "
-                             "nova (hostmap stopped watching it), and nova runs one at a time per host "
-                             "(max_concurrent_live_migrations); nothing was sent")
+            if self._held_back(step, state):
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
             if from_source >= opts.max_per_host or (opts.parallel is not None and len(state.flights) >= opts.parallel):
@@ -307,13 +303,26 @@ class Executor:
         if answer == "all":
             state.all_yes = True
         if state.flights:
-            # The operator may have thought a while, and nothing was watched meanwhile: catch up on the migrations
-            # in flight (failures, timeouts) before this one may start.
+            # A last look at the migrations in flight (the answer may come between two watches: a failure, a
+            # timeout) before this one may start.
             self._watch_round(state)
             blocked = self._blocked_by(step, state)
             if blocked is not None or state.stop_reason:
                 self._finish(state, step, "not_started", blocked or state.stop_reason)
                 return False
+            if self._held_back(step, state):
+                return False
+        return True
+
+    def _held_back(self, step: Step, state: _RunState) -> bool:
+        """Finish `step` as not started if migrations hostmap stopped watching may still fill its source's slots."""
+        held = state.held.get(step.move.source, [])
+        if len(held) < self._options.max_per_host:
+            return False
+        self._finish(state, step, "not_started",
+                     f"the migration of {', '.join(held)} from {step.move.source} may still be running in nova "
+                     "(hostmap stopped watching it), and nova runs one at a time per host "
+                     "(max_concurrent_live_migrations); nothing was sent")
         return True
 
     @staticmethod
