@@ -298,8 +298,8 @@ def test_detour_whose_second_leg_is_refused_is_reported_stranded(
         "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
                     {"name": "b", "flavor": "big", "host": "compute002"}],
         "migration": {"setup_s": 0.5},
-        # a goes via compute003 (0-8 s), b to compute001 (8-15 s), then a would go on to compute002.
-        "faults": [{"kind": "service_disabled", "host": "compute002", "at_s": 10, "reason": "maintenance"}],
+        # a goes via compute003 (0-5 s), b to compute001 (5-10 s), then a would go on to compute002.
+        "faults": [{"kind": "service_disabled", "host": "compute002", "at_s": 7, "reason": "maintenance"}],
     }
     running = start_sim(data)
     result = _apply(running, tmp_path, {"compute002": ["a"], "compute001": ["b"]})

@@ -156,3 +156,26 @@ def test_resumed_migration_keeps_its_original_deadline(tmp_path: Path, env_cloud
     assert _posts(running, web) == 1
     statuses = [m.status for m in running.sim.state.migrations if m.server_id == web]
     assert statuses == ["cancelled"]
+
+
+def test_history_says_when_a_server_was_left_on_a_pivot(tmp_path: Path) -> None:
+    """When a detour's second leg never happened, history shows its first leg as the server's place: on the pivot."""
+    data = {
+        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
+        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
+        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
+                    {"name": "b", "flavor": "big", "host": "compute002"}],
+        "migration": {"setup_s": 0.5},
+        "faults": [{"kind": "service_disabled", "host": "compute002", "at_s": 7, "reason": "maintenance"}],
+    }
+    journal = tmp_path / "journal.sqlite"
+    applied = run_cli(["apply", str(write_json(tmp_path / "map.json", {"compute002": ["a"], "compute001": ["b"]})),
+                       "--yes", "--sim-scenario", str(write_json(tmp_path / "scenario.json", data)), "--virtual-time",
+                       "--journal", str(journal), "--log-file", str(tmp_path / "log")])
+    assert applied.code == 1
+    shown = json.loads(run_cli(["history", "1", "--journal", str(journal), "-f", "json"]).out)
+    first = next(m for m in shown["moves"] if m["server"] == "a" and m["target"] == "compute003")
+    assert first["final_target"] == "compute002"
+    assert first["reason"] == "on pivot compute003, not on its final host compute002"
+    table = run_cli(["history", "1", "--journal", str(journal)])
+    assert "on pivot compute003" in table.out

@@ -9,7 +9,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from hostmap.journal import RunDetail, RunSummary
+from hostmap.journal import MoveRecord, RunDetail, RunSummary
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
 
@@ -202,12 +202,35 @@ def print_history(runs: Sequence[RunSummary], out: IO[str], fmt: str) -> None:
     console.print(table)
 
 
+def _detour_finals(plan: Mapping[str, Any]) -> dict[int, str]:
+    """Plan step (from 1) -> final host, for the first legs of detours in a journal run's stored plan."""
+    finals: dict[int, str] = {}
+    for move in plan.get("moves", []) if isinstance(plan, dict) else []:
+        if isinstance(move, dict) and move.get("detour") and move.get("final_target") != move.get("target"):
+            finals[int(move.get("step", 0))] = str(move.get("final_target"))
+    return finals
+
+
+def _leg_note(detail: RunDetail, move: MoveRecord, final: str | None) -> str:
+    """What a detour's first leg means for where its server is."""
+    if final is None:
+        return ""
+    arrived = any(m.server_id == move.server_id and m.target == final and m.outcome == "migrated"
+                  for m in detail.moves)
+    if move.outcome == "migrated" and not arrived:
+        return f"on pivot {move.target}, not on its final host {final}"
+    return f"first leg, via pivot {move.target} to {final}"
+
+
 def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
-    """Show one journal run: its map and every move with its outcome."""
+    """Show one journal run: its map and every move with its outcome (a detour's legs say where the server is)."""
+    finals = _detour_finals(detail.plan)
     moves = [
         {"step": m.step + 1, "server": m.server_name, "id": m.server_id, "source": m.source, "target": m.target,
-         "submitted_at": m.submitted_at, "request_id": m.request_id, "migration_id": m.migration_id,
-         "outcome": m.outcome, "reason": m.reason, "seconds": m.seconds}
+         "final_target": finals.get(m.step + 1, m.target), "submitted_at": m.submitted_at,
+         "request_id": m.request_id, "migration_id": m.migration_id, "outcome": m.outcome,
+         "reason": "; ".join(r for r in (_leg_note(detail, m, finals.get(m.step + 1)), m.reason) if r),
+         "seconds": m.seconds}
         for m in detail.moves
     ]
     if fmt == "json":
@@ -221,8 +244,8 @@ def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
     for column in ("step", "server", "source", "target", "migration", "outcome", "reason", "seconds"):
         table.add_column(column, justify="right" if column in ("step", "migration", "seconds") else "left",
                          overflow="fold")
-    for m in detail.moves:
+    for m, row in zip(detail.moves, moves, strict=True):
         table.add_row(str(m.step + 1), m.server_name, m.source, m.target,
                       "" if m.migration_id is None else str(m.migration_id),
-                      m.outcome or "(unfinished)", m.reason, _seconds(m.seconds))
+                      m.outcome or "(unfinished)", str(row["reason"]), _seconds(m.seconds))
     console.print(table)
