@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import run_cli, scenario, write_json
 
 
@@ -110,3 +112,17 @@ def test_slow_api_answers_do_not_break_the_run(tmp_path: Path) -> None:
     result = _apply(tmp_path, data, {"compute004": ["web-0", "db-0"]})
     assert result.code == 0, result.err
     assert {m["outcome"] for m in result.json()["moves"]} == {"migrated"}
+
+
+@pytest.mark.timeout(120)  # a hang guard: before, keystoneauth's real-time backoff made this take over ten minutes
+def test_outage_on_virtual_time_passes_in_virtual_time(tmp_path: Path) -> None:
+    """A lasting API outage on virtual time is waited out on the virtual clock (hostmap's outage limit) and ends
+    with a report naming the failing request, not with minutes of real retry backoff."""
+    data = scenario(faults=[{"kind": "api_error", "method": "GET", "path_regex": "/os-migrations", "status": 503,
+                             "from_s": 1}])
+    result = _apply(tmp_path, data, {"compute004": ["db-0"]})
+    assert result.code == 1
+    report = result.json()
+    assert "HTTP 503" in report["error"]
+    assert report["moves"][0]["outcome"] == "failed"
+    assert "hostmap stopped watching" in report["moves"][0]["reason"]
