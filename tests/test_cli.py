@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -13,6 +14,8 @@ import pytest
 from conftest import Running, run_cli, scenario, write_json
 from hostmap.cli import Prompter
 from hostmap.model import Inventory, Move, Resources, Step
+from hostmap.report import print_run
+from hostmap.results import MoveResult, RunResult
 from hostmap.sim.scenario import demo_scenario_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -413,3 +416,24 @@ def test_prompter_watches_while_waiting_for_an_answer(tmp_path: Path) -> None:
         assert len(calls) == 3
         os.close(write_end)
         assert prompter(step, meanwhile) == "quit"  # end of input
+
+
+def test_report_on_a_narrow_terminal_never_cuts_a_name() -> None:
+    """On an 80-column terminal, server names that differ only at their end wrap in the report, never cut short."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    names = ["BMASenm01-postgres-0", "BMASenm01-haproxy-0"]
+    reason = "migration failed; nova records no reason: nova-compute's log on compute001 has it"
+    result = RunResult(tuple(MoveResult(str(i), n, "compute001", "compute002", "failed", reason, 3.0)
+                             for i, n in enumerate(names)))
+    out = Terminal()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLUMNS", "80")
+        print_run(result, out, "table")
+    cells = "".join(line.split("│")[1].strip() for line in out.getvalue().splitlines() if line.startswith("│"))
+    for name in names:
+        assert name in cells
+    assert "…" not in out.getvalue()
