@@ -13,7 +13,9 @@ import pytest
 
 from conftest import Running, run_cli, scenario, write_json
 from hostmap.cli import Prompter
-from hostmap.model import Inventory, Move, Resources, Step
+from hostmap.cloud.base import Submission
+from hostmap.display import LiveDisplay
+from hostmap.model import Inventory, Move, Plan, Resources, Step
 from hostmap.report import print_run
 from hostmap.results import MoveResult, RunResult
 from hostmap.sim.scenario import demo_scenario_path
@@ -437,3 +439,19 @@ def test_report_on_a_narrow_terminal_never_cuts_a_name() -> None:
     for name in names:
         assert name in cells
     assert "…" not in out.getvalue()
+
+
+def test_verdicts_wait_while_a_question_is_on_screen() -> None:
+    """A migration that ends while the operator reads a question has its verdict shown after the answer, not
+    printed into the question."""
+    out = io.StringIO()
+    display = LiveDisplay(out)
+    step = Step(0, Move("id-0", "vm-0", "h1", "h2", Resources()))
+    display.planned(Plan((step,)))
+    display.started(step, Submission("id-0", "h2", "req-1", "2.96"))
+    with display.paused():
+        before = out.getvalue()
+        display.failed(step, MoveResult("id-0", "vm-0", "h1", "h2", "failed", "migration failed", 1.0))
+        assert out.getvalue() == before
+    assert "failed vm-0 h1 -> h2: migration failed" in out.getvalue()
+    display.done(RunResult(()))

@@ -125,6 +125,8 @@ class LiveDisplay(Reporter):
         self._tasks: dict[int, TaskID] = {}
         self._overall: TaskID | None = None
         self._running = False
+        #: Verdicts of migrations that ended while a question was on screen: shown once it is answered.
+        self._held: list[str] | None = None
 
     def planned(self, plan: Plan) -> None:
         """Start the display with an overall bar counting finished migrations."""
@@ -158,6 +160,9 @@ class LiveDisplay(Reporter):
             self._progress.remove_task(task)
         if self._overall is not None:
             self._progress.advance(self._overall)
+        if self._held is not None:  # the operator is reading a question: do not print into it
+            self._held.append(text)
+            return
         self._console.print(text, highlight=False)
 
     def finished(self, step: Step, result: MoveResult) -> None:
@@ -183,7 +188,11 @@ class LiveDisplay(Reporter):
             yield
             return
         self._progress.stop()
+        self._held = []
         try:
             yield
         finally:
+            held, self._held = self._held, None
+            for text in held:
+                self._console.print(text, highlight=False)
             self._progress.start()
