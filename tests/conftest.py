@@ -38,6 +38,24 @@ SMALL: dict[str, Any] = {
 }
 
 
+#: The map of `swap_scenario`: a and b trade hosts.
+SWAP_MAP: dict[str, list[str]] = {"compute002": ["a"], "compute001": ["b"]}
+
+
+def swap_scenario(**changes: Any) -> dict[str, Any]:
+    """Three 8 GiB hosts; 6 GiB servers a on compute001 and b on compute002 must swap (`SWAP_MAP`), so one of them
+    detours via compute003: a goes there (0-5 s), b to compute001 (5-10 s), then a on to compute002."""
+    data: dict[str, Any] = {
+        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
+        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
+        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
+                    {"name": "b", "flavor": "big", "host": "compute002"}],
+        "migration": {"setup_s": 0.5},
+    }
+    data.update(changes)
+    return data
+
+
 def scenario(**changes: Any) -> dict[str, Any]:
     """A deep copy of SMALL with top-level keys replaced."""
     data: dict[str, Any] = json.loads(json.dumps(SMALL))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Running, run_cli, scenario, write_json
+from conftest import SWAP_MAP, Running, run_cli, scenario, swap_scenario, write_json
 from hostmap.cli import Prompter
 from hostmap.cloud.base import Submission
 from hostmap.display import LiveDisplay
@@ -167,15 +167,10 @@ def test_server_not_migratable_exits_2(tmp_path: Path, env_cloud: Callable[..., 
 def test_swap_without_a_usable_pivot_exits_3(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
     """Two full hosts that must swap servers, with the only roomy host down, exit 3 naming the servers, the hosts and
     the host not used as a pivot, and move nothing."""
-    data = {
-        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
-        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
-        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
-                    {"name": "b", "flavor": "big", "host": "compute002"}],
-    }
+    data = swap_scenario()
     data["hosts"][2]["up"] = False
     running = env_cloud(data)
-    path = write_json(tmp_path / "map.json", {"compute002": ["a"], "compute001": ["b"]})
+    path = write_json(tmp_path / "map.json", SWAP_MAP)
     result = run_cli(["apply", str(path), "--yes", "--log-file", str(tmp_path / "log")])
     assert result.code == 3
     assert "servers a, b must swap between full hosts compute001, compute002" in result.err

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Running, scenario
+from conftest import SWAP_MAP, Running, scenario, swap_scenario
 from hostmap.apply import ApplySettings, apply_map
 from hostmap.cloud.base import MigrationRecord
 from hostmap.executor import Answer, Executor, ExecutorOptions
@@ -292,17 +292,10 @@ def test_detour_whose_second_leg_is_refused_is_reported_stranded(
 ) -> None:
     """When the final host of a detour is disabled between its legs, the row says the server is stranded on the
     pivot (not 'not started' on its source), and the cloud shows it there."""
-    data = {
-        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
-        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
-        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
-                    {"name": "b", "flavor": "big", "host": "compute002"}],
-        "migration": {"setup_s": 0.5},
-        # a goes via compute003 (0-5 s), b to compute001 (5-10 s), then a would go on to compute002.
-        "faults": [{"kind": "service_disabled", "host": "compute002", "at_s": 7, "reason": "maintenance"}],
-    }
+    # compute002 is disabled between the legs of a's detour.
+    data = swap_scenario(faults=[{"kind": "service_disabled", "host": "compute002", "at_s": 7}])
     running = start_sim(data)
-    result = _apply(running, tmp_path, {"compute002": ["a"], "compute001": ["b"]})
+    result = _apply(running, tmp_path, SWAP_MAP)
     row = next(m for m in result.moves if m.server_name == "a")
     assert (row.source, row.target, row.outcome) == ("compute001", "compute002", "stranded")
     assert row.reason.startswith("on pivot compute003: its second leg failed; move it to compute002 when possible")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Running, run_cli, scenario, write_json
+from conftest import SWAP_MAP, Running, run_cli, scenario, swap_scenario, write_json
 from hostmap.journal import Journal
 from hostmap.runlock import RunLock
 
@@ -160,16 +160,10 @@ def test_resumed_migration_keeps_its_original_deadline(tmp_path: Path, env_cloud
 
 def test_history_says_when_a_server_was_left_on_a_pivot(tmp_path: Path) -> None:
     """When a detour's second leg never happened, history shows its first leg as the server's place: on the pivot."""
-    data = {
-        "hosts": [{"name": f"compute00{i}", "vcpus": 8, "memory_mb": 8192, "disk_gb": 200} for i in range(1, 4)],
-        "flavors": [{"name": "big", "vcpus": 2, "ram": 6144, "disk": 20}],
-        "servers": [{"name": "a", "flavor": "big", "host": "compute001"},
-                    {"name": "b", "flavor": "big", "host": "compute002"}],
-        "migration": {"setup_s": 0.5},
-        "faults": [{"kind": "service_disabled", "host": "compute002", "at_s": 7, "reason": "maintenance"}],
-    }
+    # compute002 is disabled between the legs of a's detour.
+    data = swap_scenario(faults=[{"kind": "service_disabled", "host": "compute002", "at_s": 7}])
     journal = tmp_path / "journal.sqlite"
-    applied = run_cli(["apply", str(write_json(tmp_path / "map.json", {"compute002": ["a"], "compute001": ["b"]})),
+    applied = run_cli(["apply", str(write_json(tmp_path / "map.json", SWAP_MAP)),
                        "--yes", "--sim-scenario", str(write_json(tmp_path / "scenario.json", data)), "--virtual-time",
                        "--journal", str(journal), "--log-file", str(tmp_path / "log")])
     assert applied.code == 1

@@ -429,12 +429,10 @@ class Executor:
         poll = self._options.poll_s
         # The sooner of the measured end and the plan's (until the plan's is a round late): a measured end can be
         # late by the age of nova's last save, and looking a little early costs a read or two.
-        ends = [e for e in (flight.expected_end, flight.planned_end) if e is not None and now < e + poll]
-        if flight.expected_end is not None and not ends:
-            ends = [flight.expected_end]
-        if not ends:
+        fresh = [e for e in (flight.expected_end, flight.planned_end) if e is not None and now < e + poll]
+        end = min(fresh) if fresh else flight.expected_end
+        if end is None:
             return None
-        end = min(ends)
         if end > now:
             return (end - now) / 2
         # Late: look again after as long as it is late already (a close miss is seen at once), at most 4 times a round.
@@ -604,7 +602,7 @@ class Executor:
         # From when nova saved the counters (on our clock), not from now: they may be a few seconds old.  The save
         # came after the previous read and no later than nova's stamp says (against the clock offset seen so far).
         latest = now if sample.saved_s is None or self._offset is None else min(now, sample.saved_s + self._offset)
-        saved_at = latest if read_before is None else (max(read_before, min(latest, now)) + latest) / 2
+        saved_at = latest if read_before is None else (max(read_before, latest) + latest) / 2
         flight.expected_end = saved_at + left / shrink if shrink > 0 else None
         if flight.expected_end is not None and flight.expected_end - now < 2 * opts.progress_every_s:
             # Read progress again halfway to the expected end, to refine the estimate as the end nears.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.journal import Journal, JournalError
@@ -12,6 +13,7 @@ from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class JournalRecorder(Reporter):
@@ -30,14 +32,16 @@ class JournalRecorder(Reporter):
         self._found: set[int] = set()
         self.broken: JournalError | None = None
 
-    def _write(self, write: Callable[[], object]) -> None:
+    def _write(self, write: Callable[[], T]) -> T | None:
+        """`write()`, unless the journal already failed; a failure is kept in `broken` and ends all writing."""
         if self.broken is not None:
-            return
+            return None
         try:
-            write()
+            return write()
         except JournalError as error:
             self.broken = error
             log.error("journal write failed, recording stopped: %s", error)
+            return None
 
     def adopt(self, step: Step, move_id: int) -> None:
         """Continue recording an earlier run's move (found in flight after a crash) under its own id."""
@@ -45,18 +49,15 @@ class JournalRecorder(Reporter):
 
     def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
         """Write the intent durably before the request is sent."""
-        if self.broken is not None:
-            raise self.broken
         m = step.move
-        try:
-            self._moves[step.index] = self._journal.intend(
-                self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
-                source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids),
-            )
-        except JournalError as error:
-            self.broken = error
-            log.error("journal write failed, recording stopped: %s", error)
-            raise
+        move_id = self._write(lambda: self._journal.intend(
+            self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
+            source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids),
+        ))
+        if move_id is None:
+            assert self.broken is not None
+            raise self.broken  # no intent on record: the request must not be sent
+        self._moves[step.index] = move_id
 
     def started(self, step: Step, submission: Submission) -> None:
         """Record that nova accepted the request."""

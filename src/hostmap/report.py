@@ -211,13 +211,11 @@ def _detour_finals(plan: Mapping[str, Any]) -> dict[int, str]:
     return finals
 
 
-def _leg_note(detail: RunDetail, move: MoveRecord, final: str | None) -> str:
-    """What a detour's first leg means for where its server is."""
+def _leg_note(arrived: set[tuple[str, str]], move: MoveRecord, final: str | None) -> str:
+    """What a detour's first leg means for where its server is; `arrived`: (server id, host) it migrated to."""
     if final is None:
         return ""
-    arrived = any(m.server_id == move.server_id and m.target == final and m.outcome == "migrated"
-                  for m in detail.moves)
-    if move.outcome == "migrated" and not arrived:
+    if move.outcome == "migrated" and (move.server_id, final) not in arrived:
         return f"on pivot {move.target}, not on its final host {final}"
     return f"first leg, via pivot {move.target} to {final}"
 
@@ -225,11 +223,12 @@ def _leg_note(detail: RunDetail, move: MoveRecord, final: str | None) -> str:
 def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
     """Show one journal run: its map and every move with its outcome (a detour's legs say where the server is)."""
     finals = _detour_finals(detail.plan)
+    arrived = {(m.server_id, m.target) for m in detail.moves if m.outcome == "migrated"}
     moves = [
         {"step": m.step + 1, "server": m.server_name, "id": m.server_id, "source": m.source, "target": m.target,
          "final_target": finals.get(m.step + 1, m.target), "submitted_at": m.submitted_at,
          "request_id": m.request_id, "migration_id": m.migration_id, "outcome": m.outcome,
-         "reason": "; ".join(r for r in (_leg_note(detail, m, finals.get(m.step + 1)), m.reason) if r),
+         "reason": "; ".join(r for r in (_leg_note(arrived, m, finals.get(m.step + 1)), m.reason) if r),
          "seconds": m.seconds}
         for m in detail.moves
     ]

@@ -66,6 +66,7 @@ def resolve(host_map: HostMap, inventory: Inventory) -> Desired:
     targets: dict[str, str] = {}
     entries: dict[str, Entry] = {}
     known_hosts = ", ".join(sorted(h.name for h in inventory.hosts)) or "none"
+    hosts_by_name = {h.name: h for h in inventory.hosts}
     for key, host_entries in host_map.hosts:
         candidates = resolve_host(key, inventory.hosts)
         if not candidates:
@@ -108,8 +109,7 @@ def resolve(host_map: HostMap, inventory: Inventory) -> Desired:
             targets[server.id] = host.name
             if server.host == host.name:
                 continue
-            origin = next((h for h in inventory.hosts if h.name == server.host), None)
-            errors.extend(_movability(source, entry, server, host, origin))
+            errors.extend(_movability(source, entry, server, host, hosts_by_name.get(server.host or "")))
     if errors:
         raise errors[0] if len(errors) == 1 else InputErrors(errors)
     return Desired(targets, entries)

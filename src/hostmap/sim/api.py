@@ -72,6 +72,13 @@ class _ApiError(Exception):
         self.message = message
 
 
+#: nova.api.validation.parameter_types.boolean: exactly these spellings of a boolean, nothing else.
+_NOVA_BOOLEANS = frozenset(
+    {case(w) for w in ("true", "false", "on", "off", "yes", "no") for case in (str.lower, str.title, str.upper)}
+    | {"1", "0"}
+)
+
+
 def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are closures over `cloud`
     """The WSGI app serving `cloud` under /identity, /compute and /placement."""
     app = Flask("hostmap.sim")
@@ -467,7 +474,10 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
     def truthy(value: str | None) -> bool:
         return value is not None and value.strip().lower() not in ("0", "false", "f", "no", "n", "off")
 
-    def paging(items: list[Any], key: Callable[[Any], str], collection: str, path: str) -> tuple[list[Any], list[JSON]]:
+    def paging(
+        items: list[Any], key: Callable[[Any], str], path: str, missing: str = "marker [{}] not found"
+    ) -> tuple[list[Any], list[JSON]]:
+        """One page of `items` by nova's limit/marker rules; `missing`: nova's 400 message for an unknown marker."""
         page_size = cloud.scenario.api.page_size
         limit_text = request.args.get("limit")
         limit = page_size
@@ -483,7 +493,7 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
         if marker is not None:
             index = next((i for i, item in enumerate(items) if key(item) == marker), None)
             if index is None:
-                raise _ApiError(400, f"marker [{marker}] not found")
+                raise _ApiError(400, missing.format(marker))
             items = items[index + 1 :]
         page = items[:limit]
         links: list[JSON] = []
@@ -525,7 +535,7 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
                     raise _ApiError(400, "Invalid input for query parameters changes-since.")
                 found = [s for s in found if s.updated_s >= since]
             found.sort(key=lambda s: (s.created_s, s.id), reverse=True)
-            page, links = paging(found, lambda s: s.id, "servers", "servers/detail" if detail else "servers")
+            page, links = paging(found, lambda s: s.id, "servers/detail" if detail else "servers")
             body: JSON = {"servers": [server_view(s, detail) for s in page]}
             if links:
                 body["servers_links"] = links
@@ -578,12 +588,8 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
         host = args["host"]
         if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
             raise invalid(f"{host!r} is not valid under any of the given schemas")
-        # nova.api.validation.parameter_types.boolean: exactly these spellings, nothing else.
-        words = ("true", "false", "on", "off", "yes", "no")
-        booleans = {case(w) for w in words for case in (str.lower, str.title, str.upper)} | {"1", "0"}
-
         def is_bool(value: object) -> bool:
-            return isinstance(value, bool) or (isinstance(value, str) and value in booleans)
+            return isinstance(value, bool) or (isinstance(value, str) and value in _NOVA_BOOLEANS)
 
         block = args["block_migration"]
         if not (is_bool(block) or (at_least(2, 25) and block == "auto")):
@@ -730,9 +736,7 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
             found.sort(key=lambda m: (m.created_s, m.id), reverse=True)
             body: JSON = {}
             if at_least(2, 59):
-                if "marker" in args and not any(m.uuid == args["marker"] for m in found):
-                    raise _ApiError(400, f"Marker {args['marker']} could not be found.")
-                found, links = paging(found, lambda m: m.uuid, "migrations", "os-migrations")
+                found, links = paging(found, lambda m: m.uuid, "os-migrations", "Marker {} could not be found.")
                 if links:
                     body["migrations_links"] = links
             body["migrations"] = [migration_view(m) for m in found]
@@ -855,7 +859,6 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
                 found, links = paging(
                     found,
                     lambda h: h.uuid if at_least(2, 53) else str(h.index + 1),
-                    "hypervisors",
                     "os-hypervisors/detail" if detail else "os-hypervisors",
                 )
                 if links:
