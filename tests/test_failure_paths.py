@@ -169,16 +169,6 @@ class _OnAbort:
         self._nova_does(server_id, migration)
 
 
-def _abort_then_error(running: Running) -> _OnAbort:
-    """Nova aborts, but its rollback leaves the server in ERROR."""
-
-    def act(server_id: str, migration: MigrationRecord) -> None:
-        running.cloud.abort_migration(server_id, migration)
-        _set_vm_state(running, "db-0", "error")
-
-    return _OnAbort(running, act)
-
-
 def _abort_ignored(running: Running) -> _OnAbort:
     """Nova accepts the abort, but the migration goes on (and stops converging)."""
 
@@ -194,9 +184,9 @@ def _abort_ignored(running: Running) -> _OnAbort:
 
 def test_abort_is_confirmed_only_with_the_server_back_as_before(start_sim: Callable[..., Running]) -> None:
     """An aborted migration whose server is left in ERROR on its source is not reported as confirmed."""
-    running = start_sim(scenario(faults=[{"kind": "never_converge", "server": "db-0"}]))
-    result = _executor_run(running, {"compute004": ["db-0"]}, lambda: None, cloud=_abort_then_error(running),
-                           timeout_s=30)
+    running = start_sim(scenario(faults=[{"kind": "never_converge", "server": "db-0"},
+                                         {"kind": "abort_leaves_error", "server": "db-0"}]))
+    result = _executor_run(running, {"compute004": ["db-0"]}, lambda: None, timeout_s=30)
     outcome, reason = _rows(result)["db-0"]
     assert outcome == "timed_out"
     assert "confirmed" not in reason

@@ -161,6 +161,13 @@ class NeverConverge:
 
 
 @dataclass(frozen=True)
+class AbortLeavesError:
+    """An abort of `server`'s migration is carried out, but nova's rollback leaves the server in ERROR."""
+
+    server: str
+
+
+@dataclass(frozen=True)
 class ApiError:
     """Matching requests fail with `status`, with probability `rate` (seeded), at most `count` times."""
 
@@ -213,7 +220,10 @@ class CapacityTaken:
     disk_gb: int = 0
 
 
-Fault = PrecheckFail | FailMidway | NeverConverge | ApiError | Slow | ServiceDown | ServiceDisabled | CapacityTaken
+Fault = (
+    PrecheckFail | FailMidway | NeverConverge | AbortLeavesError | ApiError | Slow | ServiceDown | ServiceDisabled
+    | CapacityTaken
+)
 
 
 @dataclass(frozen=True)
@@ -409,6 +419,7 @@ _FAULT_KEYS: Mapping[str, tuple[str, ...]] = {
     "precheck_fail": ("kind", "server", "reason"),
     "fail_midway": ("kind", "server", "at_fraction", "reason"),
     "never_converge": ("kind", "server"),
+    "abort_leaves_error": ("kind", "server"),
     "api_error": ("kind", "method", "path_regex", "status", "rate", "count", "seed", "after", "from_s"),
     "slow": ("kind", "method", "path_regex", "seconds"),
     "service_down": ("kind", "host", "at_s"),
@@ -730,6 +741,8 @@ def _parse_fault(
         return FailMidway(sid, fraction, reason) if reason else FailMidway(sid, fraction)
     if kind == "never_converge":
         return NeverConverge(server_id())
+    if kind == "abort_leaves_error":
+        return AbortLeavesError(server_id())
     if kind == "api_error":
         pattern = regex()
         status = r.integer("status", minimum=400)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from hostmap.clock import Clock
 from hostmap.sim.scenario import (
     SERVER_STATUSES,
+    AbortLeavesError,
     ApiError,
     CapacityTaken,
     FailMidway,
@@ -294,6 +295,7 @@ class SimCloud:
         self.consumers: dict[str, Consumer] = {}
         count = len(scenario.servers)
         self._never_converge = {f.server for f in scenario.faults if isinstance(f, NeverConverge)}
+        self._abort_error = {f.server for f in scenario.faults if isinstance(f, AbortLeavesError)}
         self._precheck = {f.server: f.reason for f in scenario.faults if isinstance(f, PrecheckFail)}
         self._midway = {f.server: f for f in scenario.faults if isinstance(f, FailMidway)}
         for i, sspec in enumerate(scenario.servers):
@@ -882,6 +884,8 @@ class SimCloud:
                 allowed=("running", "queued", "preparing") if allow_queued else ("running",),
             )
             self._rollback(m, "cancelled", "aborted by request")
+            if server_id in self._abort_error:
+                self.servers[server_id].vm_state = "error"
             self._settle()
 
     def force_complete(self, server_id: str, migration_id: str, *, request_id: str) -> None:
