@@ -27,17 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from hostmap.clock import VirtualClock
 from hostmap.cloud.openstack import connect_with
 from hostmap.errors import InfeasiblePlanError
-from hostmap.executor import Executor, ExecutorOptions
+from hostmap.executor import Executor
 from hostmap.hostmap_file import parse_host_map
-from hostmap.model import Server
 from hostmap.planner import plan
 from hostmap.resolve import resolve
 from hostmap.sim.scenario import parse_scenario
 from hostmap.sim.server import SimServer
-from hostmap.timing import MigrationParams, gbps_to_bytes_per_s, nic_links, solo_duration_s
+from hostmap.timing import MigrationParams, duration_model, gbps_to_bytes_per_s, nic_links, solo_duration_s
 
 GIB_MB = 1024
-#: The duration model the CLI gives the planner (hostmap.cli._duration_model): the documented defaults.
+#: The migration timing the CLI gives the planner (`hostmap.timing.duration_model`): the documented defaults.
 CLI_PARAMS = MigrationParams()
 
 Scenario = dict[str, Any]
@@ -235,8 +234,7 @@ class Run:
     wall_s: float = 0.0
 
 
-def _duration(server: Server) -> float:
-    return solo_duration_s(server.demand.memory_mb, CLI_PARAMS)
+_duration = duration_model(CLI_PARAMS)
 
 
 def run(data: Scenario, host_map: HostMapData, *, parallel: int | None, max_per_host: int) -> Run:
@@ -257,8 +255,7 @@ def run(data: Scenario, host_map: HostMapData, *, parallel: int | None, max_per_
                            wall_s=time.perf_counter() - wall)
             first_request = len(sim.state.requests)
             started = clock.now()
-            options = ExecutorOptions(parallel=parallel, max_per_host=max_per_host)
-            result = Executor(cloud, clock, options=options).run(the_plan, inventory)
+            result = Executor(cloud, clock).run(the_plan, inventory)  # within the plan's limits
         finally:
             cloud.close()
         with sim.state.lock:

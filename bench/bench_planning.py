@@ -13,10 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from hostmap import planner
 from hostmap.model import Host, Inventory, Resources, Server
-from hostmap.planner import plan
-from hostmap.timing import MigrationParams, nic_links, solo_duration_s
+from hostmap.planner import passes, plan
+from hostmap.timing import MigrationParams, duration_model, nic_links
 
 FLAVORS = [Resources(1, 2048, 20), Resources(2, 4096, 40), Resources(4, 8192, 80), Resources(8, 16384, 160)]
 CAPACITY = Resources(64, 98304, 1600)
@@ -72,13 +71,10 @@ def build(n_hosts: int, per_host: int, n_moves: int, n_cycles: int, seed: int) -
     return Inventory(hosts=hosts, servers=tuple(servers)), desired
 
 
-#: The CLI's duration model and NIC sharing for the documented defaults (hostmap.cli).
+#: The CLI's duration model and NIC sharing for the documented defaults (hostmap.timing).
 PARAMS = MigrationParams()
 LINKS = nic_links(PARAMS)
-
-
-def _duration(server: Server) -> float:
-    return solo_duration_s(server.demand.memory_mb, PARAMS)
+_duration = duration_model(PARAMS)
 
 
 def measure(n_hosts: int, per_host: int, n_moves: int, n_cycles: int, repeats: int = 9) -> float:
@@ -106,7 +102,7 @@ def main() -> None:
     print(f"S4 {s4:.2f} s, 2x {double:.2f} s, ratio {double / s4:.2f} (target: S4 <= 2 s, ratio <= 2.5)")
     # As shipped, the improvement passes share a budget of scheduled moves, so the 2x plan gets fewer passes.
     # With the same number of passes at both sizes, the ratio shows how one pass scales.
-    planner._PARKING_PASSES, planner._PARKING_BUDGET = 3, 10**9
+    passes.PARKING_PASSES, passes.PARKING_BUDGET = 3, 10**9
     s4 = measure(1000, 10, 3000, 20, repeats=3)
     double = measure(2000, 10, 6000, 40, repeats=3)
     print(f"with 3 improvement passes at both sizes: S4 {s4:.2f} s, 2x {double:.2f} s, ratio {double / s4:.2f}")

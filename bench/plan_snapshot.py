@@ -22,18 +22,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from bench_makespan import s2_rebalance
-from planner_cases import SCENARIO_DIR, load_case
 
 from hostmap import cli
 from hostmap.errors import HostmapError
 from hostmap.planner import plan
 from hostmap.report import plan_json
+from planner_cases import SCENARIO_DIR, load_case
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _planner_cases() -> dict[str, Any]:

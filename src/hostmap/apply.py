@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hostmap.clock import Clock
@@ -15,7 +15,7 @@ from hostmap.executor import Confirm, Executor, ExecutorOptions
 from hostmap.flow import Links
 from hostmap.hostmap_file import HostMap
 from hostmap.journal import Journal
-from hostmap.model import Inventory, Move, Plan, Resources, Server, Step
+from hostmap.model import Inventory, Limits, Move, Plan, Resources, Server, Step
 from hostmap.planner import plan as make_plan
 from hostmap.recording import JournalRecorder
 from hostmap.report import plan_json
@@ -27,21 +27,22 @@ from hostmap.runlock import RunLock
 
 @dataclass(frozen=True)
 class ApplySettings:
-    """What an apply needs besides the cloud: limits, the journal's place, and the duration model."""
+    """What an apply needs besides the cloud: timings, the journal's place, the duration model and the limits."""
 
     options: ExecutorOptions
     journal_path: Path | None
     duration: Callable[[Server], float] | None = None
     links: Links | None = None
     group_settle_s: float = 0.0
+    limits: Limits = field(default=Limits())
 
 
-def plan_map(host_map: HostMap, inventory: Inventory, options: ExecutorOptions, *,
+def plan_map(host_map: HostMap, inventory: Inventory, limits: Limits, *,
              duration: Callable[[Server], float] | None, links: Links | None = None,
              group_settle_s: float = 0.0) -> Plan:
-    """Resolve the map against the inventory and plan it with the run's limits."""
+    """Resolve the map against the inventory and plan it with the run's limits (the plan carries them)."""
     desired = resolve(host_map, inventory)
-    return make_plan(inventory, desired.targets, max_per_host=options.max_per_host, parallel=options.parallel,
+    return make_plan(inventory, desired.targets, max_per_host=limits.max_per_host, parallel=limits.parallel,
                      duration=duration, links=links, group_settle_s=group_settle_s)
 
 
@@ -72,7 +73,7 @@ def apply_map(
             if resumed.interrupted:
                 return resumed
         inventory = cloud.inventory()
-        the_plan = plan_map(host_map, inventory, settings.options, duration=settings.duration, links=settings.links,
+        the_plan = plan_map(host_map, inventory, settings.limits, duration=settings.duration, links=settings.links,
                             group_settle_s=settings.group_settle_s)
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
@@ -134,7 +135,8 @@ def _resume(
     executor = Executor(cloud, clock, reporter=Reporters([recorder, *reporters]), options=settings.options,
                         interrupts=interrupts)
     result = _with_journal_problem(
-        executor.run(Plan(tuple(steps)), inventory, adopted=adopted, adopted_age=ages), recorder
+        executor.run(Plan(tuple(steps), limits=settings.limits), inventory, adopted=adopted, adopted_age=ages),
+        recorder,
     )
     note = "resumed: an interrupted run had started this migration; watched it to its end"
     return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted)

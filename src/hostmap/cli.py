@@ -33,16 +33,15 @@ from hostmap.errors import (
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, UnknownRun, default_state_dir
-from hostmap.model import Inventory, Plan, Server, Step
+from hostmap.model import Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
 from hostmap.timing import (
     MigrationParams,
-    completion_timeout_s,
     dirty_bytes_per_s,
+    duration_model,
     gbps_to_bytes_per_s,
     nic_links,
-    solo_duration_s,
 )
 
 EXIT_OK = 0
@@ -368,21 +367,12 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
             cloud.close()
 
 
-def _duration_model(params: MigrationParams) -> Callable[[Server], float]:
-    def duration(server: Server) -> float:
-        # A migration that never converges ends when nova gives up on it (its completion timeout).
-        ram = server.demand.memory_mb
-        return min(solo_duration_s(ram, params), params.setup_s + completion_timeout_s(ram))
-
-    return duration
-
-
 def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory) -> Plan:
     from hostmap.apply import plan_map
     from hostmap.hostmap_file import load_host_map
 
-    options = ExecutorOptions(parallel=args.parallel, max_per_host=args.max_per_host)
-    return plan_map(load_host_map(args.host_map), inventory, options, duration=_duration_model(session.params),
+    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
+    return plan_map(load_host_map(args.host_map), inventory, limits, duration=duration_model(session.params),
                     links=nic_links(session.params), group_settle_s=args.group_settle)
 
 
@@ -442,8 +432,8 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
     reporters = [LogReporter()] + ([live] if live is not None else [])
-    options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout, parallel=parallel,
-                              max_per_host=max_per_host, stop_on_failure=args.stop_on_failure)
+    options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
+                              stop_on_failure=args.stop_on_failure)
     journal = Path(args.journal) if args.journal else None
 
     def confirm_for(inventory: Inventory) -> Prompter | None:
@@ -451,8 +441,9 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                                               interrupts=interrupts)
 
     with _session(args) as session:
-        settings = ApplySettings(options, journal, _duration_model(session.params), nic_links(session.params),
-                                 getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S))
+        settings = ApplySettings(options, journal, duration_model(session.params), nic_links(session.params),
+                                 getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S),
+                                 Limits(max_per_host=max_per_host, parallel=parallel))
         previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
         try:
             result = apply_map(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 from hostmap.clock import Clock
 from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, MigrationRefused, Submission
 from hostmap.errors import CloudError, HostmapError
-from hostmap.model import MIGRATABLE_STATUSES, Inventory, Plan, Server, Step
+from hostmap.model import MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, MoveResult, Outcome, RunResult
+from hostmap.start_rule import Verdict, ready_at, verdict
 
 Answer = Literal["yes", "no", "all", "quit"]
 #: Asks the operator about one step and returns their answer; while it waits for them it calls the second argument
@@ -24,12 +27,10 @@ _CHECK_BY_HAND = "check it with `openstack server migration list`, or run hostma
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """Limits and timings of a run; every wait below is bounded by one of these."""
+    """Timings of a run (its limits come with the plan: `Plan.limits`); every wait below is bounded by one of these."""
 
     timeout_s: float = 600.0
     on_timeout: OnTimeout = "abort"
-    parallel: int | None = None
-    max_per_host: int = 1
     stop_on_failure: bool = False
     #: Longest pause between two watch rounds, and the shortest (used when a migration is about to finish).
     poll_s: float = 2.0
@@ -153,6 +154,7 @@ class Executor:
         self._options = options or ExecutorOptions()
         self._interrupts = interrupts
         self._start = 0.0
+        self._limits = Limits()
         #: The smallest (our clock - nova's save time) seen for progress counters: nova's clock against ours.
         self._offset: float | None = None
         opts = self._options
@@ -174,6 +176,7 @@ class Executor:
         """
         self._start = self._clock.now()
         self._settle_s = plan.group_settle_s
+        self._limits = plan.limits
         state = _RunState(all_yes=self._confirm is None)
         servers = {s.id: s for s in inventory.servers}
         adopted = adopted or {}
@@ -238,7 +241,6 @@ class Executor:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
     def _start_ready(self, pending: list[Step], state: _RunState) -> list[Step]:
-        opts = self._options
         still: list[Step] = []
         #: Per source host, the first step of the plan still waiting for its dependencies (its next move).
         heads: dict[str, Step] = {}
@@ -267,13 +269,12 @@ class Executor:
             if self._held_back(step, state):
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
-            if from_source >= opts.max_per_host or (opts.parallel is not None and len(state.flights) >= opts.parallel):
-                still.append(step)
-                continue
             head = heads.get(step.move.source)
-            last_slot = from_source + 1 >= opts.max_per_host
-            if head is not None and last_slot and not self._ends_before(step, head, state):
-                still.append(step)  # it would hold the source when the plan's next move from it can start
+            if verdict(self._limits, running=len(state.flights), from_source=from_source,
+                       ends_at=self._clock.now() + step.move.estimate_s,
+                       head_ready_at=None if head is None else partial(self._ready_at, head, state),
+                       ) is not Verdict.START:
+                still.append(step)  # no slot, or it would hold the source when the plan's next move can start
                 continue
             if not state.all_yes and self._confirm is not None and not self._approved(step, state):
                 continue
@@ -317,7 +318,7 @@ class Executor:
     def _held_back(self, step: Step, state: _RunState) -> bool:
         """Finish `step` as not started if migrations hostmap stopped watching may still fill its source's slots."""
         held = state.held.get(step.move.source, [])
-        if len(held) < self._options.max_per_host:
+        if len(held) < self._limits.max_per_host:
             return False
         self._finish(state, step, "not_started",
                      f"the migration of {', '.join(held)} from {step.move.source} may still be running in nova "
@@ -339,22 +340,21 @@ class Executor:
         ends = [state.results[dep].finished_s for dep in step.settle_after]
         return max((self._start + end + self._settle_s for end in ends if end is not None), default=0.0)
 
-    def _ends_before(self, step: Step, head: Step, state: _RunState) -> bool:
-        """Whether `step` is expected to end before `head` (an earlier step from the same source, still waiting
-        for its dependencies) can start; so a ready migration fills a gap but never delays the plan's order.
-        Not when one of those dependencies has not started yet: it may start any moment."""
-        ready_at = self._settled_at(head, state)
+    def _ready_at(self, head: Step, state: _RunState) -> float:
+        """When `head` (a step still waiting for its dependencies) is expected to be able to start (clock time);
+        inf when one of those dependencies has not started yet: it may start any moment."""
+        ends: list[tuple[float, bool]] = [(self._settled_at(head, state), False)]
         for dep in head.after:
             if dep in state.results:
                 continue
             flight = state.flights.get(dep)
             if flight is None:
-                return False  # a dependency waits to start: it may start any moment, keep the plan's order
+                return math.inf
             end = flight.expected_end
             if end is None:
                 end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
-            ready_at = max(ready_at, end + (self._settle_s if dep in head.settle_after else 0.0))
-        return self._clock.now() + step.move.estimate_s <= ready_at
+            ends.append((end, dep in head.settle_after))
+        return ready_at(ends, self._settle_s)
 
     def _submit(self, step: Step, state: _RunState) -> None:
         move = step.move

@@ -144,6 +144,21 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How many migrations may run at once: per source host (nova's max_concurrent_live_migrations) and in total."""
+
+    max_per_host: int = 1
+    #: None: as many as the hosts allow.
+    parallel: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_per_host < 1:
+            raise ValueError("max_per_host must be at least 1")
+        if self.parallel is not None and self.parallel < 1:
+            raise ValueError("parallel must be at least 1 or None")
+
+
+@dataclass(frozen=True)
 class Plan:
     """An ordered, capacity-safe schedule of moves plus the servers already in place."""
 
@@ -156,8 +171,18 @@ class Plan:
     #: `max_per_host` at a time), "parallel" (all the work at `parallel` at a time) or "room:<resource>" (the
     #: cloud's free amount of that resource, held twice by every server in flight); "" without moves.
     lower_bound_by: str = ""
-    max_per_host: int = 1
-    parallel: int | None = None
+    #: The limits the plan was made for; the executor runs it within them.
+    limits: Limits = field(default=Limits())
     notes: tuple[str, ...] = field(default=())
     #: Seconds a step waits after each of its `settle_after` steps ended.
     group_settle_s: float = 0.0
+
+    @property
+    def max_per_host(self) -> int:
+        """At most this many migrations from one source host at a time."""
+        return self.limits.max_per_host
+
+    @property
+    def parallel(self) -> int | None:
+        """At most this many migrations at a time in all (None: no cap)."""
+        return self.limits.parallel

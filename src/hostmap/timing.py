@@ -8,9 +8,11 @@ can be sent within `downtime_ms` at the current rate. See docs/simulated-cloud.m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hostmap.flow import Links
+from hostmap.model import Server
 
 #: Bytes per GiB (flavor RAM is given in MiB, i.e. 2**20 bytes).
 GIB = 2**30
@@ -92,3 +94,14 @@ def solo_duration_s(ram_mb: int, params: MigrationParams, rate_gbps: float | Non
         params.downtime_ms,
     )
     return params.setup_s + copy
+
+
+def duration_model(params: MigrationParams) -> Callable[[Server], float]:
+    """The planner's estimate of a server's migration under `params`: its solo duration, or, for one that never
+    converges, the time nova gives it before giving up (setup plus its completion timeout)."""
+
+    def duration(server: Server) -> float:
+        ram = server.demand.memory_mb
+        return min(solo_duration_s(ram, params), params.setup_s + completion_timeout_s(ram))
+
+    return duration

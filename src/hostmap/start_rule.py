@@ -1,0 +1,61 @@
+"""The start rule: whether a ready migration may start now (pure; the executor and the planner's replay apply it).
+
+A ready step starts when its source host has a free slot (`Limits.max_per_host`) and fewer than
+`Limits.parallel` migrations run in all.  It takes its source's last slot ahead of the plan's earlier step from
+that source (the head, still waiting for what it depends on) only if it is expected to end before the head can
+start: a ready migration fills a gap but never delays the plan's order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from enum import Enum
+
+from hostmap.model import Limits
+
+
+class Verdict(Enum):
+    """What the start rule says about a ready step."""
+
+    START = "start"
+    #: Its source host runs `max_per_host` migrations already.
+    SOURCE_FULL = "source full"
+    #: `parallel` migrations run already.
+    TOTAL_FULL = "total full"
+    #: It would hold its source's last slot when the source's earlier step (the head) can start.
+    HOLD_FOR_HEAD = "hold for head"
+
+
+def verdict(
+    limits: Limits,
+    *,
+    running: int,
+    from_source: int,
+    ends_at: float,
+    head_ready_at: Callable[[], float] | None,
+) -> Verdict:
+    """The start rule for a ready step.
+
+    `running`: migrations in flight; `from_source`: those of them (and any other slot holders) from the step's
+    source; `ends_at`: when the step would end if it started now; `head_ready_at`: None when no earlier step of
+    the plan from that source waits, else when that step can start (inf if it waits for one not yet started),
+    asked only when it matters.
+    """
+    if from_source >= limits.max_per_host:
+        return Verdict.SOURCE_FULL
+    if limits.parallel is not None and running >= limits.parallel:
+        return Verdict.TOTAL_FULL
+    last_slot = from_source + 1 >= limits.max_per_host
+    if head_ready_at is not None and last_slot and not ends_at <= head_ready_at() < math.inf:
+        return Verdict.HOLD_FOR_HEAD
+    return Verdict.START
+
+
+def ready_at(ends: Iterable[tuple[float, bool]], settle_s: float) -> float:
+    """When a step may start given (expected end, must settle) of the dependencies that bound it: the latest end,
+    `settle_s` later for a departure of an anti-affine member; inf when one has not started (its end is inf)."""
+    at = 0.0
+    for end, settles in ends:
+        at = max(at, end + (settle_s if settles else 0.0))
+    return at
