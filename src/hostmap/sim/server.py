@@ -10,7 +10,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from hostmap.clock import Clock, WallClock
+from hostmap.clock import Clock, VirtualClock, WallClock
 from hostmap.sim.api import create_app
 from hostmap.sim.scenario import Scenario
 from hostmap.sim.state import SimCloud
@@ -135,8 +135,17 @@ class SimServer:
         }
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `openstack.connect(**kwargs)`."""
+        """Keyword arguments for `openstack.connect(**kwargs)`.
+
+        On a virtual clock keystoneauth's retry backoff (real sleeps) would make an injected outage last minutes
+        of wall time: its retries come at once instead, and the waits that matter run on the virtual clock.
+        """
+        instant = (
+            {"connect_retry_delay": 0.001, "status_code_retry_delay": 0.001}
+            if isinstance(self.clock, VirtualClock) else {}
+        )
         return {
+            **instant,
             "auth": {
                 "auth_url": self.auth_url,
                 "username": self.state.username,
