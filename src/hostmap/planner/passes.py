@@ -119,8 +119,7 @@ def _plan(
     in_place, requests = requests_of(inventory, hosts, desired, duration or default_duration, exclusive)
     final_check(hosts, requests)
     check_policies(inventory, desired)
-    inputs = pass_inputs(inventory, hosts, exclusive, max_per_host=limits.max_per_host, parallel=limits.parallel,
-                         links=links, settle_s=group_settle_s)
+    inputs = pass_inputs(inventory, hosts, exclusive, limits=limits, links=links, settle_s=group_settle_s)
     first_key = priorities.busiest_source_first(priorities.work_per_source(len(hosts), requests))
     first = _first_pass(hosts, requests, inputs, first_key)
     steps = to_steps(first.order, hosts)
@@ -149,7 +148,7 @@ def _plan(
 
 
 def _time(steps: Sequence[Step], inputs: PassInputs) -> float:
-    return simulate(steps, Limits(inputs.max_per_host, inputs.parallel), inputs.links, inputs.settle_s)
+    return simulate(steps, inputs.limits, inputs.links, inputs.settle_s)
 
 
 def _first_pass(hosts: Sequence[Host], requests: Sequence[Request], inputs: PassInputs, first_key: KeyOf) -> Built:
@@ -165,7 +164,7 @@ def _first_pass(hosts: Sequence[Host], requests: Sequence[Request], inputs: Pass
             raise InfeasiblePlanError(stuck.cycles, unusable(hosts)) from None
         rank_key = priorities.by_rank({req.server.id: float(i) for i, req in enumerate(order)})
         try:
-            return schedule(hosts, requests, {}, replace(inputs, parallel=1), rank_key)
+            return schedule(hosts, requests, {}, replace(inputs, limits=replace(inputs.limits, parallel=1)), rank_key)
         except Stuck:  # the replay waited for nova to see a member leave and took another move meanwhile
             raise InfeasiblePlanError(stuck.cycles, unusable(hosts)) from None
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from hostmap.errors import CapacityError, CapacityShortfall
 from hostmap.flow import Links
-from hostmap.model import Host, Inventory, Resources, Server
+from hostmap.model import Host, Inventory, Limits, Resources, Server
 from hostmap.planner.moves import Request, Tokens, Vec, add_into, sub_into
 from hostmap.policy import exclusive_group_names, pinned_servers
 
@@ -17,8 +17,7 @@ from hostmap.policy import exclusive_group_names, pinned_servers
 class PassInputs:
     """What every pass shares: the run's limits, NIC sharing, and where anti-affinity members are."""
 
-    max_per_host: int
-    parallel: int | None
+    limits: Limits
     links: Links | None
     #: Per host (index): group number -> members on it now, for hard anti-affinity groups.
     members_at: tuple[dict[int, int], ...]
@@ -35,13 +34,12 @@ def pass_inputs(
     hosts: Sequence[Host],
     exclusive: Mapping[str, Tokens],
     *,
-    max_per_host: int,
-    parallel: int | None,
+    limits: Limits,
     links: Links | None,
     settle_s: float,
 ) -> PassInputs:
     """The inputs every pass shares, for `inventory` on `hosts` (sorted by name)."""
-    return PassInputs(max_per_host, parallel, links, members_at(inventory, hosts, exclusive),
+    return PassInputs(limits, links, members_at(inventory, hosts, exclusive),
                       frozenset(pinned_servers(inventory)), tuple(exclusive_group_names(inventory)), settle_s)
 
 

@@ -30,8 +30,8 @@ class Scheduler:
         self.ledger = Ledger(hosts, inputs.members_at, inputs.settle_s)
         self.pinned_ids = inputs.pinned
         self.group_names: Sequence[str] = inputs.group_names
-        self.max_per_host = inputs.max_per_host
-        self.parallel = inputs.parallel
+        self.max_per_host = inputs.limits.max_per_host
+        self.parallel = inputs.limits.parallel
         self.key_of = key_of
         self.usable = [h.enabled and h.up for h in hosts]
         #: Every move by uid; the started ones in start order; the ready ones by priority.
