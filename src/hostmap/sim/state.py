@@ -270,7 +270,9 @@ class SimCloud:
         self.lock = threading.RLock()
         self._t0 = clock.now()
         self._t = 0.0
-        self.epoch = (epoch or datetime.now(timezone.utc)).replace(tzinfo=None)
+        # On a whole second: nova stamps its records in whole seconds, so the stamps of a run depend only on its
+        # offsets, and the same run on virtual time reads the same stamps every time.
+        self.epoch = (epoch or datetime.now(timezone.utc).replace(microsecond=0)).replace(tzinfo=None)
         auth = scenario.auth
         self.username = auth.username
         self.password = password or auth.password or secrets.token_urlsafe(18)
