@@ -12,6 +12,7 @@ from hostmap.clock import Clock
 from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, MigrationRefused, Submission
 from hostmap.errors import CloudError, HostmapError
 from hostmap.model import MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
+from hostmap.progress import Progress, Sample, expected_end, save_time
 from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, MoveResult, Outcome, RunResult
 from hostmap.start_rule import Verdict, ready_at, verdict
@@ -57,20 +58,21 @@ class ExecutorOptions:
     outage_s: float = 300.0
 
 
-@dataclass(frozen=True)
-class _Sample:
-    """One save of a migration's byte counters: when nova saved it (its clock, if it said) and when hostmap saw it."""
+@dataclass
+class _Abort:
+    """An abort hostmap asked nova for, and how nova has taken it so far."""
 
-    saved_s: float | None
-    seen_s: float
-    processed: int
-    remaining: int
-
-    def since(self, older: _Sample) -> float:
-        """Seconds between two saves: by nova's stamps when both have them, else by when hostmap saw them."""
-        if self.saved_s is not None and older.saved_s is not None and self.saved_s > older.saved_s:
-            return self.saved_s - older.saved_s
-        return self.seen_s - older.seen_s
+    since: float
+    #: Why hostmap aborts, and the outcome the move gets once the server is back.
+    problem: str
+    outcome: Outcome
+    #: What went wrong with the abort requests themselves: (HTTP status or None, text), the first of each kind.
+    trouble: list[tuple[int | None, str]] = field(default_factory=list)
+    #: The migration status in which nova last refused the abort ("" when it was accepted).
+    refused_in: str = ""
+    #: When the abort was last sent: a refused or failed one is sent again once the state moves on, or after
+    #: `abort_retry_s` (an API error may have eaten it).
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -86,27 +88,10 @@ class _Flight:
     #: Set when the request failed without a clear answer: the problem seen, and when the answer came back.
     ambiguous: str = ""
     answered_at: float = 0.0
-    aborting_since: float | None = None
-    abort_problem: str = ""
-    #: What went wrong with the abort requests themselves: (HTTP status or None, text), the first of each kind.
-    abort_trouble: list[tuple[int | None, str]] = field(default_factory=list)
-    abort_outcome: Outcome = "timed_out"
-    #: The migration status in which nova last refused our abort ("" when it was accepted).
-    abort_refused_in: str = ""
-    #: When the abort was last sent: a refused or failed one is sent again once the state moves on, or after
-    #: `abort_retry_s` (an API error may have eaten it).
-    abort_sent_at: float = 0.0
+    #: Set once hostmap asked nova to abort the migration.
+    abort: _Abort | None = None
     ended_at: float | None = None
-    next_progress_at: float = 0.0
-    #: When progress was last read (whatever it showed): a save first seen now happened after that.
-    progress_read_at: float | None = None
-    #: Distinct saves of the byte counters seen lately (oldest first, about `rate_window_s` of them): the copy rate
-    #: and so the expected end come from the oldest and the newest.
-    samples: list[_Sample] = field(default_factory=list)
-    expected_end: float | None = None
-    #: When the plan's estimate says the migration ends (clock time): paces the polls until progress gives a
-    #: measured end (nova saves the byte counters only every few seconds, too rarely for a short migration).
-    planned_end: float | None = None
+    progress: Progress = field(default_factory=Progress)
 
     @property
     def server_id(self) -> str:
@@ -237,7 +222,7 @@ class Executor:
             state.stop_reason = "interrupted by the operator before it started"
         if count >= 2:
             for flight in state.flights.values():
-                if flight.aborting_since is None and flight.record is not None and not flight.record.terminal:
+                if flight.abort is None and flight.record is not None and not flight.record.terminal:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
     def _start_ready(self, pending: list[Step], state: _RunState) -> list[Step]:
@@ -350,7 +335,7 @@ class Executor:
             flight = state.flights.get(dep)
             if flight is None:
                 return math.inf
-            end = flight.expected_end
+            end = flight.progress.expected_end
             if end is None:
                 end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
             ends.append((end, dep in head.settle_after))
@@ -400,7 +385,7 @@ class Executor:
             return
         estimate = step.move.estimate_s
         state.flights[step.index] = _Flight(step, submission, now, known, original,
-                                            planned_end=now + estimate if estimate > 0 else None)
+                                            progress=Progress(planned_end=now + estimate if estimate > 0 else None))
         self._reporter.started(step, submission)
 
     # -- watching -------------------------------------------------------------------------------------------
@@ -416,21 +401,22 @@ class Executor:
         # Before progress gives a measured end, the plan's estimate paces the polls, until it is a round late.
         ends = [end for f in state.flights.values() if (end := self._end_in(f, now)) is not None]
         # A progress read due before the next regular round (the second reading of a new migration) is kept.
-        reads = [f.next_progress_at - now for f in state.flights.values()
-                 if f.record is not None and f.record.status == "running" and f.next_progress_at > now]
+        reads = [f.progress.next_read_at - now for f in state.flights.values()
+                 if f.record is not None and f.record.status == "running" and f.progress.next_read_at > now]
         return max(opts.min_poll_s, min([opts.poll_s, *ends, *reads]))
 
     def _end_in(self, flight: _Flight, now: float) -> float | None:
         """How long to wait before looking for the flight's end (None: no sooner than the regular round)."""
-        if flight.aborting_since is not None or flight.ended_at is not None:
+        if flight.abort is not None or flight.ended_at is not None:
             return None
         if flight.record is None or flight.record.terminal:
             return None
         poll = self._options.poll_s
         # The sooner of the measured end and the plan's (until the plan's is a round late): a measured end can be
         # late by the age of nova's last save, and looking a little early costs a read or two.
-        fresh = [e for e in (flight.expected_end, flight.planned_end) if e is not None and now < e + poll]
-        end = min(fresh) if fresh else flight.expected_end
+        progress = flight.progress
+        fresh = [e for e in (progress.expected_end, progress.planned_end) if e is not None and now < e + poll]
+        end = min(fresh) if fresh else progress.expected_end
         if end is None:
             return None
         if end > now:
@@ -497,8 +483,8 @@ class Executor:
             self._judge_unrecorded(flight, state)
         elif record.terminal:
             self._settle(flight, record, state)
-        elif flight.aborting_since is not None:
-            self._judge_aborting(flight, record, state)
+        elif flight.abort is not None:
+            self._judge_aborting(flight, flight.abort, record, state)
         else:
             self._judge_running(flight, record, state)
 
@@ -530,19 +516,17 @@ class Executor:
                          reason or f"nova accepted the request but started no migration "
                                    f"(server {server.status} on {server.host})", flight=flight)
 
-    def _judge_aborting(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+    def _judge_aborting(self, flight: _Flight, abort: _Abort, record: MigrationRecord, state: _RunState) -> None:
         self._reporter.progress(flight.step, record)
-        if flight.abort_refused_in and (
-            flight.abort_refused_in != record.status
-            or self._clock.now() - flight.abort_sent_at >= self._options.abort_retry_s
+        if abort.refused_in and (
+            abort.refused_in != record.status or self._clock.now() - abort.sent_at >= self._options.abort_retry_s
         ):
             # Nova refuses to abort in some states (queued below 2.65), and an API error may eat the request:
             # try again once the state moved on, or after a while.
-            self._send_abort(flight)
-        assert flight.aborting_since is not None
-        if self._clock.now() - flight.aborting_since > self._options.abort_wait_s:
-            self._finish(state, flight.step, flight.abort_outcome,
-                         f"{'; '.join([flight.abort_problem, *(t for _, t in flight.abort_trouble)])}; "
+            self._send_abort(flight, abort)
+        if self._clock.now() - abort.since > self._options.abort_wait_s:
+            self._finish(state, flight.step, abort.outcome,
+                         f"{'; '.join([abort.problem, *(t for _, t in abort.trouble)])}; "
                          f"abort requested, but the migration is still {record.status} after "
                          f"{self._options.abort_wait_s:.0f} s; {_CHECK_BY_HAND}", flight=flight, unresolved=True)
 
@@ -565,68 +549,56 @@ class Executor:
             else:
                 self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
             return
-        if record.status == "running" and now >= flight.next_progress_at:
+        if record.status == "running" and now >= flight.progress.next_read_at:
             self._read_progress(flight)
 
     def _read_progress(self, flight: _Flight) -> None:
         now = self._clock.now()
+        opts = self._options
         detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
-        flight.next_progress_at = now + self._options.progress_every_s
-        read_before, flight.progress_read_at = flight.progress_read_at, now
+        progress = flight.progress
+        progress.next_read_at = now + opts.progress_every_s
+        read_before, progress.read_at = progress.read_at, now
         if detail is None or detail.memory_remaining_bytes is None:
             return
         self._reporter.progress(flight.step, detail)
-        opts = self._options
-        sample = _Sample(detail.updated_s, now, detail.memory_processed_bytes or 0, detail.memory_remaining_bytes)
+        sample = Sample(detail.updated_s, now, detail.memory_processed_bytes or 0, detail.memory_remaining_bytes)
         if sample.saved_s is not None:  # nova's clock against ours: a save is never seen before it happens
             seen_after = now - sample.saved_s
             self._offset = seen_after if self._offset is None else min(self._offset, seen_after)
-        samples = flight.samples
-        if samples and (samples[-1].processed, samples[-1].remaining) == (sample.processed, sample.remaining):
+        if not progress.add(sample, opts.rate_window_s):
             return  # nova has not saved the counters again yet
-        samples.append(sample)
-        if len(samples) == 1:
+        if len(progress.samples) == 1:
             # One save gives no rate: look again soon, so short migrations get an expected end too.
-            flight.next_progress_at = now + min(opts.progress_every_s, 0.5)
+            progress.next_read_at = now + min(opts.progress_every_s, 0.5)
             return
-        while len(samples) > 2 and sample.since(samples[1]) >= opts.rate_window_s:
-            samples.pop(0)  # keep the newest save that is a whole window old (or the oldest there is)
-        base = samples[0]
-        span = sample.since(base)
-        if span <= 0:
+        base = progress.samples[0]
+        if sample.since(base) <= 0:
             return
-        shrink = (base.remaining - sample.remaining) / span
-        # Nova switches over once what is left can be sent within its downtime allowance, not at zero.
-        rate = max(0.0, (sample.processed - base.processed) / span)
-        left = max(0.0, sample.remaining - rate * opts.switchover_s)
-        # From when nova saved the counters (on our clock), not from now: they may be a few seconds old.  The save
-        # came after the previous read and no later than nova's stamp says (against the clock offset seen so far).
-        latest = now if sample.saved_s is None or self._offset is None else min(now, sample.saved_s + self._offset)
-        saved_at = latest if read_before is None else (max(read_before, latest) + latest) / 2
-        flight.expected_end = saved_at + left / shrink if shrink > 0 else None
-        if flight.expected_end is not None and flight.expected_end - now < 2 * opts.progress_every_s:
+        # From when nova saved the counters (on our clock), not from now: they may be a few seconds old.
+        saved_at = save_time(now, sample.saved_s, self._offset, read_before)
+        end = progress.expected_end = expected_end(base, sample, saved_at, opts.switchover_s)
+        if end is not None and end - now < 2 * opts.progress_every_s:
             # Read progress again halfway to the expected end, to refine the estimate as the end nears.
-            flight.next_progress_at = now + max((flight.expected_end - now) / 2, opts.poll_s / 4)
+            progress.next_read_at = now + max((end - now) / 2, opts.poll_s / 4)
 
     def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
-        flight.aborting_since = self._clock.now()
-        flight.abort_problem = why
-        flight.abort_outcome = outcome
-        self._send_abort(flight)
+        flight.abort = _Abort(self._clock.now(), why, outcome)
+        self._send_abort(flight, flight.abort)
 
-    def _send_abort(self, flight: _Flight) -> None:
+    def _send_abort(self, flight: _Flight, abort: _Abort) -> None:
         assert flight.record is not None
-        flight.abort_sent_at = self._clock.now()
+        abort.sent_at = self._clock.now()
         try:
             self._cloud.abort_migration(flight.server_id, flight.record)
         except CloudError as error:
-            flight.abort_refused_in = flight.record.status
+            abort.refused_in = flight.record.status
             refused = error.status is not None and error.status < 500
-            if not any(status == error.status for status, _ in flight.abort_trouble):
+            if not any(status == error.status for status, _ in abort.trouble):
                 said = "nova refused the abort" if refused else "the abort request failed"
-                flight.abort_trouble.append((error.status, f"{said} while {flight.record.status} ({error.problem})"))
+                abort.trouble.append((error.status, f"{said} while {flight.record.status} ({error.problem})"))
         else:
-            flight.abort_refused_in = ""
+            abort.refused_in = ""
 
     def _reason(self, flight: _Flight, record: MigrationRecord | None) -> str | None:
         """Nova's recorded reason for a failure; best effort, since the outcome does not depend on it."""
@@ -660,14 +632,15 @@ class Executor:
         assert record.status in UNSUCCESSFUL_STATUSES
         expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
         back_as_before = server.host == move.source and server.status in expected and settled
-        if flight.aborting_since is not None:
+        if flight.abort is not None:
+            abort = flight.abort
             back = f"confirmed on its source, {server.status}" if back_as_before else f"NOT back as before: {where}"
             # A 409 (the server no longer migrating) before nova reports the migration cancelled answered a resent
             # DELETE whose first answer was lost: the abort did its job, so it is not reported as refused.
             answered = record.status == "cancelled"
-            trouble = [text for status, text in flight.abort_trouble if not (status == 409 and answered)]
-            problem = "; ".join([flight.abort_problem, *trouble])
-            self._finish(state, flight.step, flight.abort_outcome,
+            trouble = [text for status, text in abort.trouble if not (status == 409 and answered)]
+            problem = "; ".join([abort.problem, *trouble])
+            self._finish(state, flight.step, abort.outcome,
                          f"{problem}; aborted (migration {record.status}), server {back}", flight=flight)
             return
         reason = self._reason(flight, record)
