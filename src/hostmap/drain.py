@@ -261,13 +261,22 @@ def drain_map(
     exclusive = exclusive_groups(inventory)
     soft = _group_numbers(inventory, "soft-anti-affinity")
     soft_aff = _group_numbers(inventory, "soft-affinity")
-    board = _Board(targets, [(a, b, c) for a, b, c in limits], inventory, exclusive=exclusive, soft=soft,
-                   soft_aff=soft_aff)
     units = _units(inventory, leaving, targets, drained_names, exclusive=exclusive, soft=soft, soft_aff=soft_aff,
                    move_affinity_groups=move_affinity_groups)
-
-    unfit = _place(board, units)
-    unfit = _repair(board, units, unfit)
+    # Spread, largest memory first; when that leaves servers over, pack tightly (which fits more) and let the local
+    # search spread them; then both again, the largest share of the targets' scarcest resource first.
+    total = [sum(limit[r] for limit in limits) for r in range(3)]
+    by_share = sorted(range(len(units)), key=lambda u: (units[u].aff_ok is None, -max(
+        (need / room if room > 0 else math.inf) if need else 0.0 for need, room in zip(units[u].demand, total,
+                                                                                         strict=True)), u))
+    tried: list[tuple[_Board, list[int]]] = []
+    for order, pack in ((range(len(units)), False), (range(len(units)), True), (by_share, True), (by_share, False)):
+        board = _Board(targets, [(a, b, c) for a, b, c in limits], inventory, exclusive=exclusive, soft=soft,
+                       soft_aff=soft_aff)
+        tried.append((board, _repair(board, units, _place(board, units, order, pack=pack))))
+        if not tried[-1][1]:
+            break
+    board, unfit = min(tried, key=lambda t: len(t[1]))
     if unfit:
         raise _does_not_fit(board, units, unfit, exclusive_group_names(inventory), headroom_pct)
     _improve(board, units)
@@ -391,26 +400,33 @@ def _counts(numbers: Iterable[int]) -> tuple[tuple[int, int], ...]:
     return tuple(sorted(found.items()))
 
 
-def _best(board: _Board, u: int, unit: _Unit, peak: float, skip: int | None = None) -> int | None:
-    """The feasible host for the unit with the lowest resulting peak, then soft policy, own use, arrivals."""
+def _best(board: _Board, unit: _Unit, peak: float, *, skip: int | None = None, pack: bool = False) -> int | None:
+    """The feasible host for the unit with the lowest resulting peak, then soft policy, own use, arrivals.
+
+    With `pack`, the feasible host it fills the most (best fit), then soft policy.
+    """
     best: tuple[float, int, float, int, str] | None = None
     chosen: int | None = None
     for h in range(len(board.targets)):
         if h == skip or not board.fits(unit, h):
             continue
         after = board.fraction_with(unit, h)
-        key = (max(peak, after), board.soft_penalty(unit, h), after, len(board.on[h]), board.targets[h].name)
+        if pack:
+            key = (-after, board.soft_penalty(unit, h), 0.0, len(board.on[h]), board.targets[h].name)
+        else:
+            key = (max(peak, after), board.soft_penalty(unit, h), after, len(board.on[h]), board.targets[h].name)
         if best is None or key < best:
             best, chosen = key, h
     return chosen
 
 
-def _place(board: _Board, units: Sequence[_Unit]) -> list[int]:
-    """Place every unit greedily in order; the units that fit nowhere."""
+def _place(board: _Board, units: Sequence[_Unit], order: Iterable[int], *, pack: bool) -> list[int]:
+    """Place every unit greedily in `order` (spread, or with `pack` best fit); the units that fit nowhere."""
     peak = board.peak()
     unfit: list[int] = []
-    for u, unit in enumerate(units):
-        h = _best(board, u, unit, peak)
+    for u in order:
+        unit = units[u]
+        h = _best(board, unit, peak, pack=pack)
         if h is None:
             unfit.append(u)
             continue
@@ -436,7 +452,7 @@ def _repair(board: _Board, units: Sequence[_Unit], unfit: Sequence[int]) -> list
                 board.remove(x, units[x])
                 if board.fits(unit, h):
                     board.add(u, unit, h)
-                    elsewhere = _best(board, x, units[x], board.peak(), skip=h)
+                    elsewhere = _best(board, units[x], board.peak(), skip=h)
                     if elsewhere is not None:
                         board.add(x, units[x], elsewhere)
                         placed = True
