@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from hostmap.model import Resources
 
 
 class HostmapError(Exception):
@@ -122,3 +124,48 @@ class CloudError(HostmapError):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.problem}"
+
+
+@dataclass
+class UnknownHostError(HostmapError):
+    """A host named to drain is no compute host of this cloud, or matches several."""
+
+    host: str
+    #: The service hosts it matches when it matches several; empty when it matches none.
+    matches: Sequence[str] = ()
+    #: Every service host of the cloud.
+    known: Sequence[str] = ()
+
+    def __str__(self) -> str:
+        return f"{self.host}: matches {'/'.join(self.matches)}" if self.matches else f"{self.host}: no such host"
+
+
+@dataclass
+class UnfitServer:
+    """A server on a host to drain that no target host can take."""
+
+    server: str
+    name: str
+    #: The drained host it is on.
+    host: str
+    demand: Resources
+    #: The hard server group that keeps it off hosts with room ("" when none), and that group's policy.
+    group: str = ""
+    policy: str = ""
+    #: Its pinned availability zone, when that keeps it off hosts with room.
+    zone: str | None = None
+
+
+@dataclass
+class DrainDoesNotFit(HostmapError):
+    """The hosts cannot be emptied onto the others within capacity, headroom, groups and zones; nothing moved."""
+
+    unfit: Sequence[UnfitServer]
+    #: Room left per target host (under the headroom) once the servers that fit are placed.
+    room: Mapping[str, Resources]
+    #: Per resource, the most room any target host has left.
+    most_room: Resources
+    headroom_pct: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{len(self.unfit)} server(s) do not fit: " + ", ".join(u.name for u in self.unfit)

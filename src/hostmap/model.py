@@ -62,6 +62,8 @@ class Host:
     #: What placement counts as allocated on this host now (in-flight migrations count on both ends).
     used: Resources
     disabled_reason: str | None = None
+    #: The availability zone the host is in, when known.
+    zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class Server:
     flavor: str
     demand: Resources
     project_id: str = ""
+    #: The availability zone the server must stay in (requested at boot or pinned), None when it may go anywhere.
+    pinned_zone: str | None = None
+
     #: RAM in MiB, the figure migration time is proportional to (same as demand.memory_mb).
     @property
     def ram_mb(self) -> int:
