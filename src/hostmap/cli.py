@@ -25,11 +25,14 @@ from hostmap.errors import (
     CapacityError,
     CloudConfigError,
     CloudError,
+    DrainDoesNotFit,
     HostmapError,
     InfeasiblePlanError,
     InputError,
     InputErrors,
+    NotLiveMigratable,
     PolicyError,
+    UnknownHostError,
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, UnknownRun, default_state_dir
@@ -96,6 +99,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 up to (not including) 100, got {text!r}")
+    return value
+
+
 def _cloud_options() -> _Parser:
     common = _Parser(add_help=False)
     group = common.add_argument_group("cloud")
@@ -146,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
     plan.add_argument("-f", "--format", choices=("table", "json"), default="table")
     _schedule_options(plan)
+
+    drain = sub.add_parser("drain", parents=[common],
+                           help="write a host map that empties HOSTs onto the others, spreading the load")
+    drain.add_argument("hosts", nargs="+", metavar="HOST", help="compute host (service host or hypervisor hostname)")
+    drain.add_argument("-o", "--output", metavar="FILE", default=None,
+                       help="write the host map to FILE (the summary then goes to stdout; else to stderr)")
+    drain.add_argument("-f", "--format", choices=("table", "json"), default="table", help="the summary's format")
+    drain.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
+                       help="keep PCT %% of each resource free on every host that receives servers (default 0)")
+    _schedule_options(drain)
 
     apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
     apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
@@ -396,6 +419,45 @@ def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_drain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.apply import plan_map
+    from hostmap.drain import drain_map
+    from hostmap.drain_report import map_document, print_drain
+    from hostmap.hostmap_file import parse_host_map
+
+    with _session(args) as session:
+        inventory = session.cloud.inventory()
+        drain = drain_map(inventory, args.hosts, args.headroom)
+        if drain.cold:
+            raise NotLiveMigratable(tuple(_name(inventory, i) for i in drain.cold),
+                                    tuple(_status(inventory, i) for i in drain.cold))
+        document = map_document(drain, inventory)
+        # Planned as `plan` would plan the map: the same checks (busy servers, down sources, policies), and the
+        # duration for the summary.
+        limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
+        the_plan = plan_map(parse_host_map(document, "drain map"), inventory, limits,
+                            duration=duration_model(session.params), links=nic_links(session.params),
+                            group_settle_s=args.group_settle)
+    text = json.dumps(document, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print_drain(drain, inventory, the_plan, stdout, args.format)
+    else:
+        stdout.write(text)
+        print_drain(drain, inventory, the_plan, stderr, args.format)
+    return EXIT_OK
+
+
+def _name(inventory: Inventory, server_id: str) -> str:
+    server = inventory.server(server_id)
+    return server.name if server else server_id
+
+
+def _status(inventory: Inventory, server_id: str) -> str:
+    server = inventory.server(server_id)
+    return server.status if server else "?"
+
+
 class _Interrupts:
     """Counts Ctrl-C presses during a run instead of dying on the first one; the third one exits at once."""
 
@@ -512,6 +574,49 @@ def _input_line(error: InputError) -> str:
     return f"{error.source}: {error.entry}: {error.problem}{hint}"
 
 
+#: Lists in error messages stop after this many items (a drain of thousands of servers stays readable).
+_LIST_AT_MOST = 10
+
+
+def _some_hosts(known: Sequence[str]) -> str:
+    shown = ", ".join(known[:_LIST_AT_MOST])
+    return f"compute hosts: {shown}" + (f" and {len(known) - _LIST_AT_MOST} more" if len(known) > _LIST_AT_MOST else "")
+
+
+def _report_drain_error(error: HostmapError, say: Callable[[str], None], stderr: IO[str]) -> int | None:
+    """Word the errors a drain raises; None for any other error."""
+    if isinstance(error, UnknownHostError):
+        if error.matches:
+            say(f"host {error.host!r} matches several compute hosts ({', '.join(error.matches)}); nothing was migrated")
+            stderr.write("  name it by its service host, as `openstack compute service list` shows it\n")
+        else:
+            say(f"no compute host {error.host!r} in this cloud; nothing was migrated")
+            stderr.write(f"  {_some_hosts(error.known)}\n")
+        return EXIT_USAGE
+    if isinstance(error, DrainDoesNotFit):
+        headroom = f" keeping {error.headroom_pct:g} % free" if error.headroom_pct else ""
+        say(f"the hosts cannot be emptied{headroom}: {len(error.unfit)} server(s) fit nowhere; nothing was migrated")
+        for u in error.unfit[:_LIST_AT_MOST]:
+            need = ", ".join(f"{name} {amount}" for name, amount in u.demand.items())
+            why = f"; group {u.group} ({u.policy})" if u.group else ""
+            why += f"; pinned to zone {u.zone}" if u.zone else ""
+            stderr.write(f"  {u.name} on {u.host}: needs {need}{why}\n")
+        if len(error.unfit) > _LIST_AT_MOST:
+            stderr.write(f"  ... and {len(error.unfit) - _LIST_AT_MOST} more\n")
+        most = ", ".join(f"{name} {amount}" for name, amount in error.most_room.items())
+        stderr.write(f"  the most room left on any one host, per resource: {most}\n")
+        stderr.write("  drain fewer hosts at once, lower --headroom, or free room elsewhere first\n")
+        return EXIT_INFEASIBLE
+    if isinstance(error, NotLiveMigratable):
+        listed = ", ".join(f"{n} ({s})" for n, s in zip(error.servers[:_LIST_AT_MOST], error.statuses, strict=False))
+        more = f" and {len(error.servers) - _LIST_AT_MOST} more" if len(error.servers) > _LIST_AT_MOST else ""
+        say(f"live migration cannot move {listed}{more}; nothing was migrated")
+        stderr.write("  start them, or move them with `openstack server migrate`, then drain again "
+                     "(hostmap cannot cold-migrate yet)\n")
+        return EXIT_INFEASIBLE
+    return None
+
+
 def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     def say(text: str) -> None:
         stderr.write(f"{prog}: error: {text}\n")
@@ -567,6 +672,8 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         stderr.write("  free room on one host (or add a pivot host with room and no member of those groups), "
                      "then run again\n")
         return EXIT_INFEASIBLE
+    if (drain_code := _report_drain_error(error, say, stderr)) is not None:
+        return drain_code
     if isinstance(error, CloudConfigError):
         say(f"{error.problem}")
         stderr.write("  configure a cloud: `source` a keystone rc file (OS_AUTH_URL, OS_USERNAME, ...), or pass "
@@ -605,6 +712,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_export(args, stdout)
         if args.command == "plan":
             return _cmd_plan(args, stdout)
+        if args.command == "drain":
+            return _cmd_drain(args, stdout, stderr)
         if args.command == "history":
             return _cmd_history(args, stdout)
         if args.command == "apply":

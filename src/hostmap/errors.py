@@ -169,3 +169,15 @@ class DrainDoesNotFit(HostmapError):
 
     def __str__(self) -> str:
         return f"{len(self.unfit)} server(s) do not fit: " + ", ".join(u.name for u in self.unfit)
+
+
+@dataclass
+class NotLiveMigratable(HostmapError):
+    """Servers a drain must move that nova cannot live-migrate (SHUTOFF, SUSPENDED, ...); nothing moved."""
+
+    servers: Sequence[str]
+    #: Each server's status, in the same order.
+    statuses: Sequence[str] = ()
+
+    def __str__(self) -> str:
+        return "not live-migratable: " + ", ".join(self.servers)
