@@ -23,8 +23,8 @@ from hostmap.sim.state import (
     SimCloud,
     SimError,
     SimHost,
+    SimInstance,
     SimMigration,
-    SimServer,
     host_id,
     new_request_id,
 )
@@ -382,7 +382,7 @@ def create_app(cloud: SimCloud) -> Flask:  # noqa: PLR0915 - the routes are clos
     # ------------------------------------------------------------------------------------------
     # Nova: servers
 
-    def server_view(server: SimServer, detail: bool) -> JSON:
+    def server_view(server: SimInstance, detail: bool) -> JSON:
         links = [
             {"rel": "self", "href": f"{base()}/compute/v2.1/servers/{server.id}"},
             {"rel": "bookmark", "href": f"{base()}/compute/servers/{server.id}"},
