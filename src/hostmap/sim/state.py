@@ -17,10 +17,11 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from hostmap.clock import Clock
 from hostmap.sim.scenario import (
@@ -58,6 +59,10 @@ RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
 EPSILON_S = 1e-9
 
 Triple = tuple[int, int, int]
+#: A fault applied at its scheduled time rather than on a request.
+TimedFault = ServiceDown | ServiceDisabled | CapacityTaken
+#: A deferred state transition, run when the world reaches its event time.
+EventHandler = Callable[[], None]
 
 log = logging.getLogger("hostmap.sim")
 
@@ -114,8 +119,8 @@ class SimHost:
 
 
 @dataclass
-class SimServer:
-    """Live state of one server."""
+class SimInstance:
+    """Live state of one server (a nova instance)."""
 
     id: str
     name: str
@@ -293,7 +298,7 @@ class SimCloud:
             )
         self.flavors: dict[str, FlavorSpec] = {f.id: f for f in scenario.flavors}
         self._flavor_int_ids = {f.id: i + 1 for i, f in enumerate(scenario.flavors)}
-        self.servers: dict[str, SimServer] = {}
+        self.servers: dict[str, SimInstance] = {}
         self.consumers: dict[str, Consumer] = {}
         count = len(scenario.servers)
         self._never_converge = {f.server for f in scenario.faults if isinstance(f, NeverConverge)}
@@ -305,7 +310,7 @@ class SimCloud:
             flavor = self.flavors[sspec.flavor]
             project_id = self.project_id(sspec.project)
             created = -60.0 * (count - i) - 86400.0
-            server = SimServer(
+            server = SimInstance(
                 id=sspec.id, name=sspec.name, index=i, flavor=flavor, host=sspec.host,
                 node=self.hosts[sspec.host].hypervisor_hostname, vm_state=vm_state, power_state=power,
                 task_state=None, project_id=project_id, user_id=self.user_id, created_s=created,
@@ -320,10 +325,10 @@ class SimCloud:
         self.migrations: list[SimMigration] = []
         self.actions: dict[str, list[SimAction]] = {s: [] for s in self.servers}
         self.tokens: dict[str, Token] = {}
-        self._timeline: list[tuple[float, int, object]] = sorted(
+        self._timeline: list[tuple[float, int, TimedFault]] = sorted(
             (f.at_s, i, f)
             for i, f in enumerate(scenario.faults)
-            if isinstance(f, ServiceDown | ServiceDisabled | CapacityTaken)
+            if isinstance(f, TimedFault)
         )
         self._api_faults = [
             (f, random.Random(f.seed), [0]) for f in scenario.faults if isinstance(f, ApiError)
@@ -496,12 +501,12 @@ class SimCloud:
             else:
                 m.rate_bps = 0.0
 
-    def _next_events(self) -> tuple[float, list[_Handler]]:
+    def _next_events(self) -> tuple[float, list[EventHandler]]:
         self._rates()
         best = math.inf
-        handlers: list[_Handler] = []
+        handlers: list[EventHandler] = []
 
-        def offer(at: float, handler: _Handler) -> None:
+        def offer(at: float, handler: EventHandler) -> None:
             nonlocal best, handlers
             if at < best - EPSILON_S:
                 best, handlers = at, [handler]
@@ -509,25 +514,25 @@ class SimCloud:
                 handlers.append(handler)
 
         for at_s, _, fault in self._timeline:
-            offer(max(at_s, self._t), _Handler(self._apply_fault, fault))
+            offer(max(at_s, self._t), partial(self._apply_fault, fault))
             break
         for m in self.migrations:
             if m.status == "preparing" and m.started_s is not None:
-                offer(m.started_s + self.params.setup_s, _Handler(self._start_copy, m))
+                offer(m.started_s + self.params.setup_s, partial(self._start_copy, m))
             elif m.status == "running" and m.copy_started_s is not None:
-                offer(m.copy_started_s + m.timeout_s, _Handler(self._fail, m, "timeout"))
+                offer(m.copy_started_s + m.timeout_s, partial(self._fail, m, "timeout"))
                 if m.next_save_s is not None:
-                    offer(m.next_save_s, _Handler(self._save_stats, m))
+                    offer(m.next_save_s, partial(self._save_stats, m))
                 if m.force_complete:
-                    offer(self._t, _Handler(self._complete, m))
+                    offer(self._t, partial(self._complete, m))
                     continue
                 offer(
                     self._t + copy_time_s(m.left_bytes, m.rate_bps, m.dirty_bps, self.params.downtime_ms),
-                    _Handler(self._complete, m),
+                    partial(self._complete, m),
                 )
                 if m.fail_fraction is not None and m.rate_bps > 0:
                     goal = m.fail_fraction * m.total_bytes
-                    offer(self._t + max(goal - m.sent_bytes, 0.0) / m.rate_bps, _Handler(self._fail, m, "midway"))
+                    offer(self._t + max(goal - m.sent_bytes, 0.0) / m.rate_bps, partial(self._fail, m, "midway"))
         return best, handlers
 
     def _progress(self, dt: float) -> None:
@@ -549,7 +554,7 @@ class SimCloud:
                 if action is not None:
                     action.events.append(SimEvent("compute_pre_live_migration", self._t, m.dest))
 
-    def _apply_fault(self, fault: object) -> None:
+    def _apply_fault(self, fault: TimedFault) -> None:
         self._timeline.pop(0)
         if isinstance(fault, ServiceDown):
             host = self.hosts[fault.host]
@@ -724,7 +729,7 @@ class SimCloud:
             return m
 
     def _precheck_live(
-        self, server: SimServer, target: SimHost | None, force: bool
+        self, server: SimInstance, target: SimHost | None, force: bool
     ) -> tuple[str | None, SimHost | None]:
         """The conductor/scheduler checks: (problem or None, host chosen by the scheduler)."""
         source = self.hosts[server.host]
@@ -770,7 +775,7 @@ class SimCloud:
         free = {h.name: self.capacity(h)[1] - self.usage(h.name)[1] for h in fitting}
         return None, max(fitting, key=lambda h: (free[h.name], -h.index))
 
-    def _filter(self, server: SimServer, host: SimHost, short: str | None) -> str | None:
+    def _filter(self, server: SimInstance, host: SimHost, short: str | None) -> str | None:
         """Why the scheduler refuses `host` for `server` (None if it passes); `short`: placement's shortfall."""
         if not host.up:
             return f"compute service of {host.name} is down"
@@ -816,7 +821,7 @@ class SimCloud:
         hosts.update(m.dest for m in self.migrations if m.server_id == server_id and m.status in IN_PROGRESS)
         return hosts
 
-    def _new_migration(self, server: SimServer, source: SimHost, dest: SimHost, request_id: str) -> SimMigration:
+    def _new_migration(self, server: SimInstance, source: SimHost, dest: SimHost, request_id: str) -> SimMigration:
         ram_bytes = float(server.flavor.ram) * 2**20
         stream = gbps_to_bytes_per_s(self.params.stream_gbps)
         dirty = server.dirty_bps
@@ -836,7 +841,7 @@ class SimCloud:
         self.migrations.append(m)
         return m
 
-    def get_server(self, server_id: str) -> SimServer:
+    def get_server(self, server_id: str) -> SimInstance:
         """A server by id; SimError 404 as nova words it."""
         server = self.servers.get(server_id)
         if server is None:
@@ -901,23 +906,6 @@ class SimCloud:
             )
             m.force_complete = True
         self.advance()
-
-
-@dataclass
-class _Handler:
-    """A deferred state transition at an event time."""
-
-    func: object
-    arg: object
-    extra: str | None = None
-
-    def __call__(self) -> None:
-        func = self.func
-        assert callable(func)
-        if self.extra is None:
-            func(self.arg)
-        else:
-            func(self.arg, self.extra)
 
 
 def _traceback(kind: str, message: str) -> str:

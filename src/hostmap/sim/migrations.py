@@ -1,0 +1,222 @@
+"""Nova's migration routes of the simulated cloud: server migrations, os-migrations and instance actions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from hostmap.sim.state import IN_PROGRESS, SimAction, SimError, SimMigration, host_id
+from hostmap.sim.views import (
+    JSON,
+    at_least,
+    base,
+    body_json,
+    current_cloud,
+    dest_ip,
+    json_response,
+    mv,
+    need,
+    paging,
+    ts,
+)
+
+bp = Blueprint("migrations", __name__)
+
+
+def migration_view(m: SimMigration, progress: bool) -> JSON:
+    """A migration as GET /servers/{id}/migrations (`progress`) or GET /os-migrations shows it."""
+    view: JSON = {
+        "id": m.id,
+        "server_uuid" if progress else "instance_uuid": m.server_id,
+        "source_compute": m.source,
+        "source_node": m.source_node,
+        "dest_compute": m.dest,
+        "dest_node": m.dest_node,
+        "dest_host": dest_ip(m.dest),
+        "status": m.status,
+    }
+    if not progress:
+        view["old_instance_type_id"] = m.flavor_int_id
+        view["new_instance_type_id"] = m.flavor_int_id
+    view["created_at"] = ts(m.created_s)
+    view["updated_at"] = ts(m.updated_s)
+    view.update(_progress_fields(m) if progress else _listing_fields(m))
+    if at_least(2, 59):
+        view["uuid"] = m.uuid
+    if at_least(2, 80):
+        view["user_id"] = m.user_id
+        view["project_id"] = m.project_id
+    return view
+
+
+def _progress_fields(m: SimMigration) -> JSON:
+    if current_cloud().params.monitor_interval_s > 0:
+        # As nova: the counters libvirt's monitor last saved, null before its first save.
+        counters: tuple[float, float, float] | None = m.saved
+    else:
+        counters = (m.total_bytes, m.sent_bytes, m.remaining_bytes)
+    fields: JSON = {}
+    for name, value in zip(("total", "processed", "remaining"), counters or (None, None, None), strict=True):
+        fields[f"memory_{name}_bytes"] = None if value is None else round(value)
+        fields[f"disk_{name}_bytes"] = None if value is None else 0
+    return fields
+
+
+def _listing_fields(m: SimMigration) -> JSON:
+    fields: JSON = {}
+    if at_least(2, 23):
+        fields["migration_type"] = "live-migration"
+        if m.status in IN_PROGRESS:
+            fields["links"] = [
+                {"rel": "self", "href": f"{base()}/compute/v2.1/servers/{m.server_id}/migrations/{m.id}"},
+                {"rel": "bookmark", "href": f"{base()}/compute/servers/{m.server_id}/migrations/{m.id}"},
+            ]
+    return fields
+
+
+@bp.get("/compute/v2.1/servers/<server_id>/migrations")
+def server_migrations(server_id: str) -> Response:
+    """GET /compute/v2.1/servers/{id}/migrations: the server's in-progress live migrations."""
+    need(2, 23)
+    cloud = current_cloud()
+    with cloud.view():
+        cloud.get_server(server_id)
+        found = [m for m in cloud.migrations if m.server_id == server_id and m.status in IN_PROGRESS]
+        return json_response({"migrations": [migration_view(m, True) for m in found]})
+
+
+@bp.get("/compute/v2.1/servers/<server_id>/migrations/<migration_id>")
+def server_migration(server_id: str, migration_id: str) -> Response:
+    """GET /compute/v2.1/servers/{id}/migrations/{id}: one in-progress live migration."""
+    need(2, 23)
+    cloud = current_cloud()
+    with cloud.view():
+        cloud.get_server(server_id)
+        try:
+            m: SimMigration | None = cloud.server_migration(server_id, migration_id)
+        except SimError:
+            m = None
+        if m is None or m.status not in IN_PROGRESS:
+            raise SimError(404, f"In-progress live migration {migration_id} is not found for server {server_id}.")
+        return json_response({"migration": migration_view(m, True)})
+
+
+@bp.delete("/compute/v2.1/servers/<server_id>/migrations/<migration_id>")
+def abort_migration(server_id: str, migration_id: str) -> Response:
+    """DELETE /compute/v2.1/servers/{id}/migrations/{id}: abort a live migration."""
+    need(2, 24)
+    current_cloud().abort(server_id, migration_id, allow_queued=at_least(2, 65), request_id=g.request_id)
+    return Response(status=202)
+
+
+@bp.post("/compute/v2.1/servers/<server_id>/migrations/<migration_id>/action")
+def migration_action(server_id: str, migration_id: str) -> Response:
+    """POST /compute/v2.1/servers/{id}/migrations/{id}/action: force_complete, the one migration action."""
+    need(2, 22)
+    data = body_json()
+    if not isinstance(data, dict) or list(data) != ["force_complete"] or data["force_complete"] is not None:
+        raise SimError(400, "Invalid input for field/attribute force_complete.")
+    current_cloud().force_complete(server_id, migration_id, request_id=g.request_id)
+    return Response(status=202)
+
+
+def _migrations_found() -> list[SimMigration]:
+    cloud = current_cloud()
+    args = request.args
+    found = list(cloud.migrations)
+    if "instance_uuid" in args:
+        found = [m for m in found if m.server_id == args["instance_uuid"]]
+    if "migration_type" in args:
+        found = [m for m in found if args["migration_type"] == "live-migration"]
+    if "status" in args:
+        found = [m for m in found if m.status == args["status"]]
+    if "host" in args:
+        found = [m for m in found if args["host"] in (m.source, m.dest)]
+    if "source_compute" in args:
+        found = [m for m in found if m.source == args["source_compute"]]
+    for name, minimum, sign in (("changes-since", (2, 59), 1.0), ("changes-before", (2, 66), -1.0)):
+        if name in args and mv() >= minimum:
+            when = cloud.parse_timestamp(args[name])
+            if when is None:
+                raise SimError(400, f"Invalid input for query parameters {name}.")
+            found = [m for m in found if sign * (m.updated_s - when) >= 0]
+    if at_least(2, 80):
+        if "user_id" in args:
+            found = [m for m in found if m.user_id == args["user_id"]]
+        if "project_id" in args:
+            found = [m for m in found if m.project_id == args["project_id"]]
+    return found
+
+
+@bp.get("/compute/v2.1/os-migrations")
+def os_migrations() -> Response:
+    """GET /compute/v2.1/os-migrations, filtered, newest first and (from 2.59) paged."""
+    with current_cloud().view():
+        found = _migrations_found()
+        found.sort(key=lambda m: (m.created_s, m.id), reverse=True)
+        body: JSON = {}
+        if at_least(2, 59):
+            found, links = paging(found, lambda m: m.uuid, "os-migrations", "Marker {} could not be found.")
+            if links:
+                body["migrations_links"] = links
+        body["migrations"] = [migration_view(m, False) for m in found]
+        return json_response(body)
+
+
+# ------------------------------------------------------------------------------------------
+# Instance actions
+
+
+def action_view(action: SimAction, with_events: bool) -> JSON:
+    """An instance action as nova shows it, with its events (newest first) when `with_events`."""
+    view: JSON = {
+        "action": action.action,
+        "instance_uuid": action.server_id,
+        "message": action.message,
+        "project_id": action.project_id,
+        "request_id": action.request_id,
+        "start_time": ts(action.start_s),
+        "user_id": action.user_id,
+    }
+    if at_least(2, 58):
+        view["updated_at"] = ts(action.updated_s)
+    if with_events:
+        events = []
+        # Newest first, as nova's DB API orders them (created_at, then id, descending).
+        for event in reversed(action.events):
+            item: JSON = {
+                "event": event.event,
+                "start_time": ts(event.start_s),
+                "finish_time": ts(event.finish_s),
+                "result": event.result,
+                "traceback": event.traceback,
+            }
+            if at_least(2, 62):
+                item["host"] = event.host
+                item["hostId"] = host_id(action.project_id, event.host)
+            if at_least(2, 84):
+                item["details"] = event.details
+            events.append(item)
+        view["events"] = events
+    return view
+
+
+@bp.get("/compute/v2.1/servers/<server_id>/os-instance-actions")
+def instance_actions(server_id: str) -> Response:
+    """GET /compute/v2.1/servers/{id}/os-instance-actions, newest first."""
+    cloud = current_cloud()
+    with cloud.view():
+        cloud.get_server(server_id)
+        actions = sorted(cloud.actions[server_id], key=lambda a: a.start_s, reverse=True)
+        return json_response({"instanceActions": [action_view(a, False) for a in actions]})
+
+
+@bp.get("/compute/v2.1/servers/<server_id>/os-instance-actions/<request_id>")
+def instance_action(server_id: str, request_id: str) -> Response:
+    """GET /compute/v2.1/servers/{id}/os-instance-actions/{request id}, with its events."""
+    cloud = current_cloud()
+    with cloud.view():
+        cloud.get_server(server_id)
+        action = next((a for a in cloud.actions[server_id] if a.request_id == request_id), None)
+        if action is None:
+            raise SimError(404, f"Action for request_id {request_id} on instance {server_id} not found")
+        return json_response({"instanceAction": action_view(action, True)})
