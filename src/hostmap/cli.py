@@ -422,9 +422,10 @@ class _Interrupts:
 def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
                parallel: int | None, max_per_host: int) -> int:
     from hostmap.apply import ApplySettings, apply_map
-    from hostmap.display import LiveDisplay, LogReporter
+    from hostmap.display import LiveDisplay
     from hostmap.hostmap_file import read_host_map
     from hostmap.report import print_run
+    from hostmap.reporter import LogReporter
 
     host_map, map_text = read_host_map(args.host_map)
     interrupts = _Interrupts(stderr)
