@@ -17,11 +17,11 @@ from hostmap.journal import Journal
 from hostmap.model import Inventory, Limits, Move, Plan, Resources, Server, Step
 from hostmap.planner import plan as make_plan
 from hostmap.recording import JournalRecorder
-from hostmap.report import plan_json
 from hostmap.reporter import Reporter, Reporters
 from hostmap.resolve import resolve
 from hostmap.results import MoveResult, RunResult
 from hostmap.runlock import RunLock
+from hostmap.serialise import plan_json
 
 
 @dataclass(frozen=True)

@@ -375,7 +375,7 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
-    from hostmap.report import export_map
+    from hostmap.serialise import export_map
 
     with _session(args) as session:
         document = json.dumps(export_map(session.cloud.inventory()), indent=2) + "\n"
