@@ -32,10 +32,11 @@ from hostmap.errors import (
     PolicyError,
 )
 from hostmap.executor import Answer, ExecutorOptions
-from hostmap.journal import JournalError, UnknownRun, default_state_dir
+from hostmap.journal import JournalError, UnknownRun
 from hostmap.model import Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
+from hostmap.state_dir import default_state_dir
 from hostmap.timing import (
     MigrationParams,
     dirty_bytes_per_s,

@@ -29,6 +29,7 @@ from typing import Any, Literal, cast, get_args
 
 from hostmap.errors import HostmapError
 from hostmap.results import Outcome
+from hostmap.state_dir import default_state_dir
 
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
@@ -168,12 +169,6 @@ class RunDetail:
     map_text: str
     plan: dict[str, Any]
     moves: tuple[MoveRecord, ...]
-
-
-def default_state_dir() -> Path:
-    """hostmap's state directory: ``$XDG_STATE_HOME/hostmap``, with XDG_STATE_HOME defaulting to ~/.local/state."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hostmap"
 
 
 def default_journal_path() -> Path:
