@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, NoReturn
+from typing import IO, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
+from hostmap.cloud.base import Cloud
 from hostmap.errors import (
     CapacityError,
     CloudConfigError,
@@ -295,7 +296,7 @@ class Prompter:
 
 @dataclass
 class _Session:
-    cloud: Any
+    cloud: Cloud
     clock: Clock
     #: The migration timing the planner estimates with: the scenario's in the simulator, the defaults elsewhere.
     params: MigrationParams
