@@ -31,7 +31,7 @@ from bench_makespan import s2_rebalance
 from hostmap import cli
 from hostmap.errors import HostmapError
 from hostmap.planner import plan
-from hostmap.report import plan_json
+from hostmap.serialise import plan_json
 from planner_cases import SCENARIO_DIR, load_case
 
 ROOT = Path(__file__).resolve().parent.parent

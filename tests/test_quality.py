@@ -31,3 +31,13 @@ def test_mypy_strict_is_clean() -> None:
     """mypy --strict (configured in pyproject.toml) finds nothing in src/hostmap."""
     result = _run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_apply_does_not_import_rich() -> None:
+    """The apply path (lock, journal, planner, executor, reporters, plan JSON) is free of rich, which only renders."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, hostmap.apply, hostmap.serialise; print('rich' in sys.modules)"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False", "hostmap.apply imports rich (directly or through another module)"

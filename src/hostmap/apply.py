@@ -9,7 +9,6 @@ from pathlib import Path
 
 from hostmap.clock import Clock
 from hostmap.cloud.base import Cloud, MigrationRecord
-from hostmap.display import Reporters
 from hostmap.errors import CloudError
 from hostmap.executor import Confirm, Executor, ExecutorOptions
 from hostmap.flow import Links
@@ -18,11 +17,11 @@ from hostmap.journal import Journal
 from hostmap.model import Inventory, Limits, Move, Plan, Resources, Server, Step
 from hostmap.planner import plan as make_plan
 from hostmap.recording import JournalRecorder
-from hostmap.report import plan_json
-from hostmap.reporter import Reporter
+from hostmap.reporter import Reporter, Reporters
 from hostmap.resolve import resolve
 from hostmap.results import MoveResult, RunResult
 from hostmap.runlock import RunLock
+from hostmap.serialise import plan_json
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, NoReturn
+from typing import IO, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
+from hostmap.cloud.base import Cloud
 from hostmap.errors import (
     CapacityError,
     CloudConfigError,
@@ -35,10 +36,11 @@ from hostmap.errors import (
     UnknownHostError,
 )
 from hostmap.executor import Answer, ExecutorOptions
-from hostmap.journal import JournalError, UnknownRun, default_state_dir
+from hostmap.journal import JournalError, UnknownRun
 from hostmap.model import Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
+from hostmap.state_dir import default_state_dir
 from hostmap.timing import (
     MigrationParams,
     dirty_bytes_per_s,
@@ -317,7 +319,7 @@ class Prompter:
 
 @dataclass
 class _Session:
-    cloud: Any
+    cloud: Cloud
     clock: Clock
     #: The migration timing the planner estimates with: the scenario's in the simulator, the defaults elsewhere.
     params: MigrationParams
@@ -398,7 +400,7 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
-    from hostmap.report import export_map
+    from hostmap.serialise import export_map
 
     with _session(args) as session:
         document = json.dumps(export_map(session.cloud.inventory()), indent=2) + "\n"
@@ -484,9 +486,10 @@ class _Interrupts:
 def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
                parallel: int | None, max_per_host: int) -> int:
     from hostmap.apply import ApplySettings, apply_map
-    from hostmap.display import LiveDisplay, LogReporter
+    from hostmap.display import LiveDisplay
     from hostmap.hostmap_file import read_host_map
     from hostmap.report import print_run
+    from hostmap.reporter import LogReporter
 
     host_map, map_text = read_host_map(args.host_map)
     interrupts = _Interrupts(stderr)

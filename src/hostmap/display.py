@@ -1,9 +1,8 @@
-"""Live progress on a terminal (rich) and a reporter that writes every event to the log."""
+"""Live progress on a terminal (rich)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
@@ -25,71 +24,6 @@ from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
-
-log = logging.getLogger("hostmap.run")
-
-
-class LogReporter(Reporter):
-    """Writes each event of the run to the `hostmap.run` logger."""
-
-    def planned(self, plan: Plan) -> None:
-        """Log the plan's size."""
-        log.info("plan: %d migrations, %d servers already in place", len(plan.steps), len(plan.in_place))
-
-    def started(self, step: Step, submission: Submission) -> None:
-        """Log an accepted migration."""
-        m = step.move
-        log.info("started: %s (%s) %s -> %s", m.server_name, m.server_id, m.source, m.target)
-
-    def finished(self, step: Step, result: MoveResult) -> None:
-        """Log a completed migration."""
-        log.info("migrated: %s to %s in %.1f s", result.server_name, result.target, result.seconds or 0.0)
-
-    def failed(self, step: Step, result: MoveResult) -> None:
-        """Log any other outcome with its reason."""
-        log.warning("%s: %s -> %s: %s", result.outcome, result.server_name, result.target, result.reason)
-
-
-class Reporters(Reporter):
-    """Fans every event out to several reporters."""
-
-    def __init__(self, reporters: Sequence[Reporter]) -> None:
-        self._reporters = tuple(reporters)
-
-    def planned(self, plan: Plan) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.planned(plan)
-
-    def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.submitting(step, known_migration_ids)
-
-    def started(self, step: Step, submission: Submission) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.started(step, submission)
-
-    def progress(self, step: Step, record: MigrationRecord) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.progress(step, record)
-
-    def finished(self, step: Step, result: MoveResult) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.finished(step, result)
-
-    def failed(self, step: Step, result: MoveResult) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.failed(step, result)
-
-    def done(self, result: RunResult) -> None:
-        """Forward."""
-        for r in self._reporters:
-            r.done(result)
 
 
 class _BytesOnly(ProgressColumn):

@@ -29,6 +29,7 @@ from typing import Any, Literal, cast, get_args
 
 from hostmap.errors import HostmapError
 from hostmap.results import Outcome
+from hostmap.state_dir import default_state_dir
 
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
@@ -83,14 +84,18 @@ CREATE TABLE moves (
     "CREATE INDEX moves_open ON moves (outcome, run_id)",
 )
 
+# The columns a `RunSummary` and a `MoveRecord` are read from, each named (rows are read by name, not position).
 _RUN_COLUMNS = """
-    r.id, r.cloud, r.map_source, r.started_at, r.finished_at, r.status,
-    (SELECT COUNT(*) FROM moves m WHERE m.run_id = r.id),
-    (SELECT COUNT(*) FROM moves m WHERE m.run_id = r.id AND m.outcome = 'migrated')
+    r.id AS id, r.cloud AS cloud, r.map_source AS map_source, r.started_at AS started_at,
+    r.finished_at AS finished_at, r.status AS status,
+    (SELECT COUNT(*) FROM moves m WHERE m.run_id = r.id) AS moves,
+    (SELECT COUNT(*) FROM moves m WHERE m.run_id = r.id AND m.outcome = 'migrated') AS migrated
 """
 _MOVE_COLUMNS = """
-    m.id, m.run_id, m.step, m.server_id, m.server_name, m.source, m.target,
-    m.submitted_at, m.request_id, m.migration_id, m.outcome, m.reason, m.seconds, m.intended_at
+    m.id AS id, m.run_id AS run_id, m.step AS step, m.server_id AS server_id, m.server_name AS server_name,
+    m.source AS source, m.target AS target, m.submitted_at AS submitted_at, m.request_id AS request_id,
+    m.migration_id AS migration_id, m.outcome AS outcome, m.reason AS reason, m.seconds AS seconds,
+    m.intended_at AS intended_at
 """
 
 
@@ -168,12 +173,6 @@ class RunDetail:
     map_text: str
     plan: dict[str, Any]
     moves: tuple[MoveRecord, ...]
-
-
-def default_state_dir() -> Path:
-    """hostmap's state directory: ``$XDG_STATE_HOME/hostmap``, with XDG_STATE_HOME defaulting to ~/.local/state."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hostmap"
 
 
 def default_journal_path() -> Path:
@@ -366,10 +365,9 @@ class Journal:
         status, is what keeps two runs apart.
         """
         with self._write() as conn:
-            rows = conn.execute(
-                "SELECT id, pid FROM runs WHERE cloud = ? AND status = 'running' ORDER BY id", (cloud,)
-            ).fetchall()
-            dead = [int(run_id) for run_id, pid in rows if not alive(int(pid))]
+            rows = _named(conn, "SELECT id, pid FROM runs WHERE cloud = ? AND status = 'running' ORDER BY id",
+                          (cloud,)).fetchall()
+            dead = [int(row["id"]) for row in rows if not alive(int(row["pid"]))]
             conn.executemany("UPDATE runs SET status = 'crashed' WHERE id = ?", [(run_id,) for run_id in dead])
         return dead
 
@@ -386,25 +384,25 @@ class Journal:
         where = "WHERE r.cloud = ?" if cloud is not None else ""
         params: tuple[object, ...] = (cloud, limit) if cloud is not None else (limit,)
         with self._guard() as conn:
-            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs r {where} ORDER BY r.id DESC LIMIT ?", params)
+            rows = _named(conn, f"SELECT {_RUN_COLUMNS} FROM runs r {where} ORDER BY r.id DESC LIMIT ?", params)
             return [self._summary(row) for row in rows.fetchall()]
 
     def run(self, run_id: int) -> RunDetail:
         """One run in full; raises UnknownRun."""
         with self._guard() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS}, r.map_text, r.plan_json FROM runs r WHERE r.id = ?",
-                               (run_id,)).fetchone()
+            row = _named(conn, f"SELECT {_RUN_COLUMNS}, r.map_text AS map_text, r.plan_json AS plan_json"
+                               " FROM runs r WHERE r.id = ?", (run_id,)).fetchone()
             if row is None:
                 raise UnknownRun(run_id)
-            moves = conn.execute(f"SELECT {_MOVE_COLUMNS} FROM moves m WHERE m.run_id = ? ORDER BY m.id",
-                                 (run_id,)).fetchall()
+            moves = _named(conn, f"SELECT {_MOVE_COLUMNS} FROM moves m WHERE m.run_id = ? ORDER BY m.id",
+                           (run_id,)).fetchall()
         try:
-            plan = json.loads(row[9])
+            plan = json.loads(row["plan_json"])
         except ValueError as exc:
             raise JournalError(str(self.path), f"run {run_id} has an unreadable plan: {exc}") from exc
         if not isinstance(plan, dict):
             raise JournalError(str(self.path), f"run {run_id} has a plan that is not a JSON object")
-        return RunDetail(self._summary(row[:8]), str(row[8]), plan, tuple(self._move(m) for m in moves))
+        return RunDetail(self._summary(row), str(row["map_text"]), plan, tuple(self._move(m) for m in moves))
 
     def unfinished(self, cloud: str) -> list[MoveRecord]:
         """Moves of this cloud that were intended but have no outcome, oldest first (to resume after a crash).
@@ -412,7 +410,8 @@ class Journal:
         This includes the in-flight moves of a run still going; call it before starting a run.
         """
         with self._guard() as conn:
-            rows = conn.execute(
+            rows = _named(
+                conn,
                 f"SELECT {_MOVE_COLUMNS} FROM moves m JOIN runs r ON r.id = m.run_id"
                 " WHERE r.cloud = ? AND m.outcome IS NULL ORDER BY m.id",
                 (cloud,),
@@ -437,29 +436,41 @@ class Journal:
     def known_migration_ids(self, move_id: int) -> frozenset[int]:
         """The server's migration ids that nova listed before this move's request (as given to `intend`)."""
         with self._guard() as conn:
-            row = conn.execute("SELECT known_migration_ids FROM moves WHERE id = ?", (move_id,)).fetchone()
+            row = _named(conn, "SELECT known_migration_ids FROM moves WHERE id = ?", (move_id,)).fetchone()
         if row is None:
             raise UnknownMove(move_id)
         try:
-            ids = json.loads(row[0])
+            ids = json.loads(row["known_migration_ids"])
             return frozenset(int(i) for i in ids)
         except (ValueError, TypeError) as exc:
             raise JournalError(str(self.path), f"move {move_id} has unreadable migration ids: {exc}") from exc
 
-    def _summary(self, row: Sequence[Any]) -> RunSummary:
+    def _summary(self, row: sqlite3.Row) -> RunSummary:
+        """A run summary from a row holding the `_RUN_COLUMNS`."""
         return RunSummary(
-            id=int(row[0]), cloud=str(row[1]), map_source=str(row[2]), started_at=str(row[3]),
-            finished_at=None if row[4] is None else str(row[4]), status=_status(row[5], str(self.path)),
-            moves=int(row[6]), migrated=int(row[7]),
+            id=int(row["id"]), cloud=str(row["cloud"]), map_source=str(row["map_source"]),
+            started_at=str(row["started_at"]),
+            finished_at=None if row["finished_at"] is None else str(row["finished_at"]),
+            status=_status(row["status"], str(self.path)), moves=int(row["moves"]), migrated=int(row["migrated"]),
         )
 
-    def _move(self, row: Sequence[Any]) -> MoveRecord:
+    def _move(self, row: sqlite3.Row) -> MoveRecord:
+        """A move record from a row holding the `_MOVE_COLUMNS`."""
         return MoveRecord(
-            id=int(row[0]), run_id=int(row[1]), step=int(row[2]), server_id=str(row[3]), server_name=str(row[4]),
-            source=str(row[5]), target=str(row[6]), submitted_at=row[7], request_id=row[8],
-            migration_id=None if row[9] is None else int(row[9]), outcome=_outcome(row[10], str(self.path)),
-            reason=str(row[11]), seconds=None if row[12] is None else float(row[12]), intended_at=str(row[13]),
+            id=int(row["id"]), run_id=int(row["run_id"]), step=int(row["step"]), server_id=str(row["server_id"]),
+            server_name=str(row["server_name"]), source=str(row["source"]), target=str(row["target"]),
+            submitted_at=row["submitted_at"], request_id=row["request_id"],
+            migration_id=None if row["migration_id"] is None else int(row["migration_id"]),
+            outcome=_outcome(row["outcome"], str(self.path)), reason=str(row["reason"]),
+            seconds=None if row["seconds"] is None else float(row["seconds"]), intended_at=str(row["intended_at"]),
         )
+
+
+def _named(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+    """Run a query whose rows are read by column name (`sqlite3.Row`); the connection's other queries are untouched."""
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row
+    return cursor.execute(sql, params)
 
 
 def _rowid(cursor: sqlite3.Cursor) -> int:
@@ -491,8 +502,8 @@ def _prepare(conn: sqlite3.Connection, where: str) -> None:
     """Check that the file is empty or a hostmap journal, then set it up: WAL, FULL sync, foreign keys, schema."""
     # Look first, change nothing: another program's database must not be switched to WAL or written to.
     _check_identity(conn, where, allow_empty=True)
-    row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-    mode = "unknown" if row is None else str(row[0]).lower()
+    row = _named(conn, "PRAGMA journal_mode = WAL").fetchone()
+    mode = "unknown" if row is None else str(row["journal_mode"]).lower()
     if mode != "wal":
         raise JournalError(where, f"SQLite cannot use write-ahead logging on this file system (journal mode {mode})")
     conn.execute("PRAGMA synchronous = FULL")
@@ -512,7 +523,7 @@ def _prepare(conn: sqlite3.Connection, where: str) -> None:
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+    return {str(r["name"]) for r in _named(conn, "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
 
 
 def _check_identity(conn: sqlite3.Connection, where: str, *, allow_empty: bool) -> None:
@@ -520,11 +531,11 @@ def _check_identity(conn: sqlite3.Connection, where: str, *, allow_empty: bool) 
     # while another process is creating the schema.
     conn.execute("BEGIN")
     try:
-        app_row = conn.execute("PRAGMA application_id").fetchone()
+        app_row = _named(conn, "PRAGMA application_id").fetchone()
         tables = _tables(conn)
     finally:
         _rollback(conn)
-    app_id = int(app_row[0]) if app_row is not None else 0
+    app_id = int(app_row["application_id"]) if app_row is not None else 0
     if not tables and app_id == 0 and allow_empty:
         return
     if app_id != APPLICATION_ID:
@@ -532,8 +543,8 @@ def _check_identity(conn: sqlite3.Connection, where: str, *, allow_empty: bool) 
                                   " choose another journal path")
     if "schema_version" not in tables:
         raise JournalError(where, "the journal has no schema version table; it is damaged")
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    version = None if row is None or row[0] is None else int(row[0])
+    row = _named(conn, "SELECT MAX(version) AS version FROM schema_version").fetchone()
+    version = None if row is None or row["version"] is None else int(row["version"])
     if version is None:
         raise JournalError(where, "the journal records no schema version; it is damaged")
     if version > SCHEMA_VERSION:

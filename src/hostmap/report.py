@@ -1,4 +1,4 @@
-"""Final report and plan rendering: rich tables for people, JSON for programs."""
+"""Final report and plan rendering: rich tables for people; the JSON for programs is built in `serialise.py`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from hostmap.journal import MoveRecord, RunDetail, RunSummary
+from hostmap.journal import RunDetail, RunSummary
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
+from hostmap.serialise import history_run_json, plan_json, run_json, summary_json
 
 _STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "red", "declined": "yellow",
           "not_started": "yellow", "stranded": "red"}
@@ -39,31 +40,6 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def run_json(result: RunResult) -> dict[str, Any]:
-    """The report as the JSON document `-f json` prints."""
-    return {
-        "reached": result.reached,
-        "interrupted": result.interrupted,
-        "error": result.error or None,
-        "makespan_s": None if result.makespan_s is None else round(result.makespan_s, 3),
-        "moves": [
-            {
-                "server": m.server_name,
-                "id": m.server_id,
-                "source": m.source,
-                "target": m.target,
-                "outcome": m.outcome,
-                "reason": m.reason,
-                "seconds": None if m.seconds is None else round(m.seconds, 3),
-                "started_s": None if m.started_s is None else round(m.started_s, 3),
-                "finished_s": None if m.finished_s is None else round(m.finished_s, 3),
-                "unresolved": m.unresolved,
-            }
-            for m in result.moves
-        ],
-    }
-
-
 def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
     """Print the final report, one row per server."""
     if fmt == "json":
@@ -88,37 +64,6 @@ def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
     if any(m.unresolved for m in result.moves):
         console.print("Some migrations could not be confirmed; run `hostmap apply` with the same map again to "
                       "watch them to their end.", highlight=False)
-
-
-def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
-    """The plan as the JSON document `plan -f json` prints."""
-    names = {s.id: s for s in inventory.servers}
-    return {
-        "moves": [
-            {
-                "step": step.index + 1,
-                "server": step.move.server_name,
-                "id": step.move.server_id,
-                "flavor": names[step.move.server_id].flavor if step.move.server_id in names else "",
-                "source": step.move.source,
-                "target": step.move.target,
-                "final_target": step.move.final_target or step.move.target,
-                "detour": step.move.is_detour,
-                "after": [i + 1 for i in step.after],
-                "settle_after": [i + 1 for i in step.settle_after],
-                "estimate_s": round(step.move.estimate_s, 3),
-            }
-            for step in plan.steps
-        ],
-        "in_place": [{"server": s.name, "id": s.id, "host": s.host} for s in plan.in_place],
-        "estimated_s": round(plan.estimated_s, 3),
-        "lower_bound_s": round(plan.lower_bound_s, 3),
-        "lower_bound_by": plan.lower_bound_by,
-        "max_per_host": plan.max_per_host,
-        "parallel": plan.parallel,
-        "group_settle_s": plan.group_settle_s,
-        "notes": list(plan.notes),
-    }
 
 
 def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None:
@@ -166,28 +111,10 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
         console.print("nothing to migrate: the cloud already matches the host map.", highlight=False)
 
 
-def export_map(inventory: Inventory) -> dict[str, list[str]]:
-    """The current placement as a host map; a name shared by several servers is written as the UUID."""
-    counts: dict[str, int] = {}
-    for server in inventory.servers:
-        counts[server.name] = counts.get(server.name, 0) + 1
-    placement: dict[str, list[str]] = {host.name: [] for host in inventory.hosts}
-    for server in sorted(inventory.servers, key=lambda s: (s.name, s.id)):
-        if server.host is None or server.host not in placement:
-            continue
-        placement[server.host].append(server.name if counts[server.name] == 1 else server.id)
-    return placement
-
-
-def _summary_json(run: RunSummary) -> dict[str, Any]:
-    return {"run": run.id, "cloud": run.cloud, "map": run.map_source, "started_at": run.started_at,
-            "finished_at": run.finished_at, "status": run.status, "moves": run.moves, "migrated": run.migrated}
-
-
 def print_history(runs: Sequence[RunSummary], out: IO[str], fmt: str) -> None:
     """List journal runs, newest first."""
     if fmt == "json":
-        out.write(json.dumps([_summary_json(r) for r in runs], indent=2) + "\n")
+        out.write(json.dumps([summary_json(r) for r in runs], indent=2) + "\n")
         return
     console = _console(out)
     if not runs:
@@ -202,39 +129,13 @@ def print_history(runs: Sequence[RunSummary], out: IO[str], fmt: str) -> None:
     console.print(table)
 
 
-def _detour_finals(plan: Mapping[str, Any]) -> dict[int, str]:
-    """Plan step (from 1) -> final host, for the first legs of detours in a journal run's stored plan."""
-    finals: dict[int, str] = {}
-    for move in plan.get("moves", []) if isinstance(plan, dict) else []:
-        if isinstance(move, dict) and move.get("detour") and move.get("final_target") != move.get("target"):
-            finals[int(move.get("step", 0))] = str(move.get("final_target"))
-    return finals
-
-
-def _leg_note(arrived: set[tuple[str, str]], move: MoveRecord, final: str | None) -> str:
-    """What a detour's first leg means for where its server is; `arrived`: (server id, host) it migrated to."""
-    if final is None:
-        return ""
-    if move.outcome == "migrated" and (move.server_id, final) not in arrived:
-        return f"on pivot {move.target}, not on its final host {final}"
-    return f"first leg, via pivot {move.target} to {final}"
-
-
 def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
     """Show one journal run: its map and every move with its outcome (a detour's legs say where the server is)."""
-    finals = _detour_finals(detail.plan)
-    arrived = {(m.server_id, m.target) for m in detail.moves if m.outcome == "migrated"}
-    moves = [
-        {"step": m.step + 1, "server": m.server_name, "id": m.server_id, "source": m.source, "target": m.target,
-         "final_target": finals.get(m.step + 1, m.target), "submitted_at": m.submitted_at,
-         "request_id": m.request_id, "migration_id": m.migration_id, "outcome": m.outcome,
-         "reason": "; ".join(r for r in (_leg_note(arrived, m, finals.get(m.step + 1)), m.reason) if r),
-         "seconds": m.seconds}
-        for m in detail.moves
-    ]
+    document = history_run_json(detail)
     if fmt == "json":
-        out.write(json.dumps({**_summary_json(detail.summary), "plan": detail.plan, "moves": moves}, indent=2) + "\n")
+        out.write(json.dumps(document, indent=2) + "\n")
         return
+    moves = document["moves"]
     console = _console(out)
     s = detail.summary
     console.print(f"run {s.id}: {s.status}; map {s.map_source}; started {s.started_at}"

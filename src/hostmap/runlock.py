@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hostmap.errors import HostmapError
-from hostmap.journal import default_state_dir
+from hostmap.state_dir import default_state_dir
 
 #: How long a refused contender waits for the holder to finish writing its details (it has just locked).
 _READ_PATIENCE_S = 0.5

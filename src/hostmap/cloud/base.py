@@ -70,7 +70,16 @@ class MigrationRefused(HostmapError):
 
 
 class Cloud(Protocol):
-    """What the executor and planner need from a cloud; implemented over openstacksdk."""
+    """What the executor, `apply` and the CLI need from a cloud; implemented over openstacksdk."""
+
+    @property
+    def identity(self) -> str:
+        """Which cloud this is, for the run lock and the journal (auth URL, project, region): never a secret."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; the cloud is not used afterwards."""
+        ...
 
     def inventory(self) -> Inventory:
         """Read hosts (with placement capacity and usage), servers and server groups."""

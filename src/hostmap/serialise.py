@@ -1,0 +1,125 @@
+"""The JSON documents hostmap writes for programs (and the journal stores), apart from any rendering: no rich here.
+
+`apply` stores `plan_json` in the journal, so this module must stay importable without rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hostmap.journal import MoveRecord, RunDetail, RunSummary
+from hostmap.model import Inventory, Plan
+from hostmap.results import RunResult
+
+
+def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
+    """The plan as the JSON document `plan -f json` prints."""
+    names = {s.id: s for s in inventory.servers}
+    return {
+        "moves": [
+            {
+                "step": step.index + 1,
+                "server": step.move.server_name,
+                "id": step.move.server_id,
+                "flavor": names[step.move.server_id].flavor if step.move.server_id in names else "",
+                "source": step.move.source,
+                "target": step.move.target,
+                "final_target": step.move.final_target or step.move.target,
+                "detour": step.move.is_detour,
+                "after": [i + 1 for i in step.after],
+                "settle_after": [i + 1 for i in step.settle_after],
+                "estimate_s": round(step.move.estimate_s, 3),
+            }
+            for step in plan.steps
+        ],
+        "in_place": [{"server": s.name, "id": s.id, "host": s.host} for s in plan.in_place],
+        "estimated_s": round(plan.estimated_s, 3),
+        "lower_bound_s": round(plan.lower_bound_s, 3),
+        "lower_bound_by": plan.lower_bound_by,
+        "max_per_host": plan.max_per_host,
+        "parallel": plan.parallel,
+        "group_settle_s": plan.group_settle_s,
+        "notes": list(plan.notes),
+    }
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    """The report as the JSON document `-f json` prints."""
+    return {
+        "reached": result.reached,
+        "interrupted": result.interrupted,
+        "error": result.error or None,
+        "makespan_s": None if result.makespan_s is None else round(result.makespan_s, 3),
+        "moves": [
+            {
+                "server": m.server_name,
+                "id": m.server_id,
+                "source": m.source,
+                "target": m.target,
+                "outcome": m.outcome,
+                "reason": m.reason,
+                "seconds": None if m.seconds is None else round(m.seconds, 3),
+                "started_s": None if m.started_s is None else round(m.started_s, 3),
+                "finished_s": None if m.finished_s is None else round(m.finished_s, 3),
+                "unresolved": m.unresolved,
+            }
+            for m in result.moves
+        ],
+    }
+
+
+def export_map(inventory: Inventory) -> dict[str, list[str]]:
+    """The current placement as a host map; a name shared by several servers is written as the UUID."""
+    counts: dict[str, int] = {}
+    for server in inventory.servers:
+        counts[server.name] = counts.get(server.name, 0) + 1
+    placement: dict[str, list[str]] = {host.name: [] for host in inventory.hosts}
+    for server in sorted(inventory.servers, key=lambda s: (s.name, s.id)):
+        if server.host is None or server.host not in placement:
+            continue
+        placement[server.host].append(server.name if counts[server.name] == 1 else server.id)
+    return placement
+
+
+def summary_json(run: RunSummary) -> dict[str, Any]:
+    """A journal run's summary as `history -f json` lists it."""
+    return {"run": run.id, "cloud": run.cloud, "map": run.map_source, "started_at": run.started_at,
+            "finished_at": run.finished_at, "status": run.status, "moves": run.moves, "migrated": run.migrated}
+
+
+def _detour_finals(plan: Mapping[str, Any]) -> dict[int, str]:
+    """Plan step (from 1) -> final host, for the first legs of detours in a journal run's stored plan."""
+    finals: dict[int, str] = {}
+    for move in plan.get("moves", []) if isinstance(plan, dict) else []:
+        if isinstance(move, dict) and move.get("detour") and move.get("final_target") != move.get("target"):
+            finals[int(move.get("step", 0))] = str(move.get("final_target"))
+    return finals
+
+
+def _leg_note(arrived: set[tuple[str, str]], move: MoveRecord, final: str | None) -> str:
+    """What a detour's first leg means for where its server is; `arrived`: (server id, host) it migrated to."""
+    if final is None:
+        return ""
+    if move.outcome == "migrated" and (move.server_id, final) not in arrived:
+        return f"on pivot {move.target}, not on its final host {final}"
+    return f"first leg, via pivot {move.target} to {final}"
+
+
+def history_run_moves(detail: RunDetail) -> list[dict[str, Any]]:
+    """A journal run's moves as `history RUN` shows them (a detour's legs say where the server is)."""
+    finals = _detour_finals(detail.plan)
+    arrived = {(m.server_id, m.target) for m in detail.moves if m.outcome == "migrated"}
+    return [
+        {"step": m.step + 1, "server": m.server_name, "id": m.server_id, "source": m.source, "target": m.target,
+         "final_target": finals.get(m.step + 1, m.target), "submitted_at": m.submitted_at,
+         "request_id": m.request_id, "migration_id": m.migration_id, "outcome": m.outcome,
+         "reason": "; ".join(r for r in (_leg_note(arrived, m, finals.get(m.step + 1)), m.reason) if r),
+         "seconds": m.seconds}
+        for m in detail.moves
+    ]
+
+
+def history_run_json(detail: RunDetail) -> dict[str, Any]:
+    """One journal run as the JSON document `history RUN -f json` prints: its summary, stored plan and moves."""
+    return {**summary_json(detail.summary), "plan": detail.plan, "moves": history_run_moves(detail)}
