@@ -424,8 +424,9 @@ def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
 def _cmd_drain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from hostmap.apply import plan_map
     from hostmap.drain import drain_map
-    from hostmap.drain_report import map_document, print_drain
+    from hostmap.drain_report import print_drain
     from hostmap.hostmap_file import parse_host_map
+    from hostmap.serialise import export_map
 
     with _session(args) as session:
         inventory = session.cloud.inventory()
@@ -433,7 +434,7 @@ def _cmd_drain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
         if drain.cold:
             raise NotLiveMigratable(tuple(_name(inventory, i) for i in drain.cold),
                                     tuple(_status(inventory, i) for i in drain.cold))
-        document = map_document(drain, inventory)
+        document = export_map(inventory, drain.moves)
         # Planned as `plan` would plan the map: the same checks (busy servers, down sources, policies), and the
         # duration for the summary.
         limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)

@@ -1,58 +1,16 @@
-"""A drain's map document and its summary: per target host the servers arriving and its use before and after."""
+"""A drain's summary for people: per target host the servers arriving and its use before and after."""
 
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
 
-from hostmap.drain import Drain, TargetUse
-from hostmap.model import Inventory, Plan, Resources
-
-
-def map_document(drain: Drain, inventory: Inventory) -> dict[str, list[str]]:
-    """The drain's placement as a host map for `hostmap apply`: names, or the UUID where a name is shared."""
-    counts: dict[str, int] = {}
-    for server in inventory.servers:
-        counts[server.name] = counts.get(server.name, 0) + 1
-    names = {s.id: s.name for s in inventory.servers}
-    return {
-        host: [names[i] if counts[names[i]] == 1 else i for i in sorted(ids, key=lambda i: (names[i], i))]
-        for host, ids in drain.placement.items()
-    }
-
-
-def _amounts(resources: Resources) -> dict[str, int]:
-    return dict(resources.items())
-
-
-def _target_json(target: TargetUse, names: dict[str, str]) -> dict[str, Any]:
-    return {
-        "host": target.host,
-        "arriving": sorted(names.get(i, i) for i in target.arriving),
-        "capacity": _amounts(target.capacity),
-        "before": _amounts(target.before),
-        "after": _amounts(target.after),
-        "peak_before": round(target.peak_before, 4),
-        "peak_after": round(target.peak_after, 4),
-    }
-
-
-def drain_json(drain: Drain, inventory: Inventory, plan: Plan) -> dict[str, Any]:
-    """The summary `drain -f json` prints: the hosts drained, each target's use, and the plan's size and duration."""
-    names = {s.id: s.name for s in inventory.servers}
-    return {
-        "drained": list(drain.hosts),
-        "headroom_pct": drain.headroom_pct,
-        "servers": len(drain.moves),
-        "peak_after": round(drain.peak, 4),
-        "targets": [_target_json(t, names) for t in drain.targets],
-        "migrations": len(plan.steps),
-        "detours": sum(1 for s in plan.steps if s.move.is_detour),
-        "estimated_s": round(plan.estimated_s, 3),
-    }
+from hostmap.drain import Drain
+from hostmap.model import Inventory, Plan
+from hostmap.serialise import drain_json
 
 
 def _count(n: int, noun: str) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hostmap.drain import Drain
 from hostmap.journal import MoveRecord, RunDetail, RunSummary
-from hostmap.model import Inventory, Plan
+from hostmap.model import Inventory, Plan, Resources
 from hostmap.results import RunResult
 
 
@@ -69,17 +70,52 @@ def run_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def export_map(inventory: Inventory) -> dict[str, list[str]]:
-    """The current placement as a host map; a name shared by several servers is written as the UUID."""
+def export_map(inventory: Inventory, placement: Mapping[str, str | None] | None = None) -> dict[str, list[str]]:
+    """A placement as a host map (every host, each with its servers); a name shared by several servers is a UUID.
+
+    `placement` maps server ids to hosts; without it, the servers' current hosts.
+    """
     counts: dict[str, int] = {}
     for server in inventory.servers:
         counts[server.name] = counts.get(server.name, 0) + 1
-    placement: dict[str, list[str]] = {host.name: [] for host in inventory.hosts}
+    where = placement if placement is not None else {s.id: s.host for s in inventory.servers}
+    document: dict[str, list[str]] = {host.name: [] for host in inventory.hosts}
     for server in sorted(inventory.servers, key=lambda s: (s.name, s.id)):
-        if server.host is None or server.host not in placement:
+        host = where.get(server.id, server.host)
+        if host is None or host not in document:
             continue
-        placement[server.host].append(server.name if counts[server.name] == 1 else server.id)
-    return placement
+        document[host].append(server.name if counts[server.name] == 1 else server.id)
+    return document
+
+
+def _amounts(resources: Resources) -> dict[str, int]:
+    return dict(resources.items())
+
+
+def drain_json(drain: Drain, inventory: Inventory, plan: Plan) -> dict[str, Any]:
+    """The summary `drain -f json` prints: the hosts drained, each target's use, and the plan's size and duration."""
+    names = {s.id: s.name for s in inventory.servers}
+    return {
+        "drained": list(drain.hosts),
+        "headroom_pct": drain.headroom_pct,
+        "servers": len(drain.moves),
+        "peak_after": round(drain.peak, 4),
+        "targets": [
+            {
+                "host": t.host,
+                "arriving": sorted(names.get(i, i) for i in t.arriving),
+                "capacity": _amounts(t.capacity),
+                "before": _amounts(t.before),
+                "after": _amounts(t.after),
+                "peak_before": round(t.peak_before, 4),
+                "peak_after": round(t.peak_after, 4),
+            }
+            for t in drain.targets
+        ],
+        "migrations": len(plan.steps),
+        "detours": sum(1 for s in plan.steps if s.move.is_detour),
+        "estimated_s": round(plan.estimated_s, 3),
+    }
 
 
 def summary_json(run: RunSummary) -> dict[str, Any]:
