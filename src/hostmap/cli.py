@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep PCT %% of each resource free on every host that receives servers (default 0)")
     _schedule_options(drain)
 
+    restore = sub.add_parser("restore", parents=[common],
+                             help="write the host map that puts the servers run RUN moved back where they were")
+    restore.add_argument("run", metavar="RUN", type=_positive_int, help="the run's id, as `hostmap history` lists it")
+    restore.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
+    restore.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
+
     apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
     apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
     apply.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
@@ -451,6 +457,45 @@ def _cmd_drain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
     return EXIT_OK
 
 
+def _cmd_restore(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.journal import Journal
+    from hostmap.restore import restore_placement
+    from hostmap.serialise import export_map
+
+    journal_path = _existing_journal(args.journal)
+    with Journal.open(journal_path) as journal:
+        detail = journal.run(args.run)
+    with _session(args) as session:
+        if detail.summary.cloud != session.cloud.identity:
+            raise InputError("RUN", str(args.run), f"run {args.run} was against another cloud ({detail.summary.cloud})",
+                             "connect to that cloud (--os-cloud, OS_*), or pick one of its runs in `hostmap history`")
+        inventory = session.cloud.inventory()
+    back = restore_placement(detail, inventory)
+    document = export_map(inventory, back.placement, only=back.placement.keys())
+    text = json.dumps({host: names for host, names in document.items() if names}, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        stdout.write(text)
+    moving = len(back.placement) - len(back.in_place)
+    stderr.write(f"hostmap: run {args.run} moved {len(back.placement) + len(back.deleted)} server(s); "
+                 f"the map puts {moving} back" + (f", {len(back.in_place)} already are" if back.in_place else "")
+                 + "\n")
+    if back.deleted:
+        stderr.write(f"hostmap: left out, deleted since: {', '.join(back.deleted[:_LIST_AT_MOST])}"
+                     + (f" and {len(back.deleted) - _LIST_AT_MOST} more" if len(back.deleted) > _LIST_AT_MOST else "")
+                     + "\n")
+    return EXIT_OK
+
+
+def _existing_journal(path: str | None) -> Path | None:
+    """The journal a read-only command reads; one that does not exist is an error (it is never created)."""
+    if path and not Path(path).exists():
+        raise InputError("--journal", "(option)", f"no journal at {path}",
+                         "give the --journal that `hostmap apply` used, or omit it for the default journal")
+    return Path(path) if path else None
+
+
 def _name(inventory: Inventory, server_id: str) -> str:
     server = inventory.server(server_id)
     return server.name if server else server_id
@@ -537,10 +582,7 @@ def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
     from hostmap.journal import Journal
     from hostmap.report import print_history, print_history_run
 
-    if args.journal and not Path(args.journal).exists():  # a read-only command never creates a journal
-        raise InputError("--journal", "(option)", f"no journal at {args.journal}",
-                         "give the --journal that `hostmap apply` used, or omit it for the default journal")
-    with Journal.open(Path(args.journal) if args.journal else None) as journal:
+    with Journal.open(_existing_journal(args.journal)) as journal:
         if args.run is None:
             print_history(journal.runs(limit=args.limit), stdout, args.format)
         else:
@@ -718,6 +760,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_plan(args, stdout)
         if args.command == "drain":
             return _cmd_drain(args, stdout, stderr)
+        if args.command == "restore":
+            return _cmd_restore(args, stdout, stderr)
         if args.command == "history":
             return _cmd_history(args, stdout)
         if args.command == "apply":

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from hostmap.drain import Drain
@@ -70,10 +70,12 @@ def run_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def export_map(inventory: Inventory, placement: Mapping[str, str | None] | None = None) -> dict[str, list[str]]:
+def export_map(inventory: Inventory, placement: Mapping[str, str | None] | None = None, *,
+               only: Collection[str] | None = None) -> dict[str, list[str]]:
     """A placement as a host map (every host, each with its servers); a name shared by several servers is a UUID.
 
-    `placement` maps server ids to hosts; without it, the servers' current hosts.
+    `placement` maps server ids to hosts; without it, the servers' current hosts.  With `only`, just those servers
+    are listed (a partial map: the others stay where they are).
     """
     counts: dict[str, int] = {}
     for server in inventory.servers:
@@ -81,6 +83,8 @@ def export_map(inventory: Inventory, placement: Mapping[str, str | None] | None 
     where = placement if placement is not None else {s.id: s.host for s in inventory.servers}
     document: dict[str, list[str]] = {host.name: [] for host in inventory.hosts}
     for server in sorted(inventory.servers, key=lambda s: (s.name, s.id)):
+        if only is not None and server.id not in only:
+            continue
         host = where.get(server.id, server.host)
         if host is None or host not in document:
             continue
