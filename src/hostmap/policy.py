@@ -80,4 +80,5 @@ def check_policies(inventory: Inventory, desired: Mapping[str, str]) -> None:
                     servers=sorted(servers[m].name for m in members if moving.get(m) == host), group_hosts=now,
                 ))
     if violations:
-        raise PolicyError(violations)
+        # By group, then host: one order however the groups' policies mix.
+        raise PolicyError(sorted(violations, key=lambda v: (v.group, v.host)))
