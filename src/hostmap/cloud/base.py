@@ -116,3 +116,10 @@ class Cloud(Protocol):
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
         """Abort an in-progress live migration (DELETE the server's migration)."""
         ...
+
+    def set_service(self, host: str, *, enabled: bool, reason: str | None = None) -> None:
+        """Enable or disable (with `reason`) the nova-compute service of `host` (PUT os-services/{id}, 2.53+).
+
+        A disabled service gets no new servers from the scheduler; those on it stay and may still be migrated away.
+        """
+        ...

@@ -25,6 +25,8 @@ log = logging.getLogger("hostmap.api")
 CLIENT_MAX_MICROVERSION = (2, 96)
 #: The lowest microversion at which `host` may be given without `force` (so the scheduler checks it).
 MIN_MICROVERSION = (2, 30)
+#: From this microversion compute services are addressed by UUID (PUT os-services/{id}).
+SERVICE_MICROVERSION = (2, 53)
 #: From this microversion os-migrations takes changes-since, so one request watches every migration.
 WATCH_MICROVERSION = (2, 59)
 
@@ -358,6 +360,30 @@ class OpenStackCloud:
         """DELETE the server's in-progress migration (2.24; 2.65 for a queued one)."""
         log.info("DELETE migration %s of server %s (status %s)", migration.id, server_id, migration.status)
         self._conn.compute.abort_server_migration(migration.id, server_id)
+
+
+    @_edge("enable or disable a compute service")
+    def set_service(self, host: str, *, enabled: bool, reason: str | None = None) -> None:
+        """PUT os-services/{id} with status (and disabled_reason) at the negotiated microversion (2.53 or later)."""
+        if self.microversion < SERVICE_MICROVERSION:
+            raise CloudError(
+                f"{'enable' if enabled else 'disable'} the compute service of {host}",
+                f"the cloud supports compute microversion {self.microversion_text}; hostmap changes services by id, "
+                "which needs 2.53",
+            )
+        found = list(self._conn.compute.services(host=host, binary="nova-compute"))
+        if len(found) != 1:
+            raise CloudError(f"{'enable' if enabled else 'disable'} the compute service of {host}",
+                             f"nova lists {len(found)} nova-compute services on {host}, expected one")
+        body: dict[str, str] = {"status": "enabled" if enabled else "disabled"}
+        if not enabled and reason:
+            body["disabled_reason"] = reason[:255]
+        log.info("PUT os-services/%s (%s): %s", found[0].id, host, body["status"])
+        response = self._conn.compute.put(f"/os-services/{found[0].id}", json=body,
+                                          microversion=self.microversion_text, raise_exc=False)
+        if response.status_code != 200:
+            raise CloudError(f"{'enable' if enabled else 'disable'} the compute service of {host}",
+                             f"HTTP {response.status_code}: {_error_message(response)}", response.status_code)
 
 
 def _timestamp(text: str | None) -> datetime:

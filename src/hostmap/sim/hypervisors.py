@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from flask import Blueprint, Response, request
 
 from hostmap.sim.state import SimError, SimHost
-from hostmap.sim.views import JSON, at_least, current_cloud, dest_ip, json_response, paging, ts
+from hostmap.sim.views import (
+    JSON,
+    at_least,
+    body_json,
+    current_cloud,
+    dest_ip,
+    is_nova_boolean,
+    json_response,
+    paging,
+    truthy,
+    ts,
+)
 
 bp = Blueprint("hypervisors", __name__)
 
@@ -24,7 +36,7 @@ def hypervisor_view(host: SimHost, detail: bool) -> JSON:
     view: JSON = {
         "id": hypervisor_id(host),
         "hypervisor_hostname": host.hypervisor_hostname,
-        "state": "up" if host.up else "down",
+        "state": "up" if host.alive else "down",
         "status": "enabled" if host.enabled else "disabled",
     }
     if not detail:
@@ -101,6 +113,68 @@ def hypervisor(hypervisor_ident: str) -> Response:
         return json_response({"hypervisor": hypervisor_view(host, True)})
 
 
+def service_view(host: SimHost) -> JSON:
+    """A host's nova-compute service as `os-services` shows it at this microversion."""
+    cloud = current_cloud()
+    view: JSON = {
+        "id": hypervisor_id(host, service=True),
+        "binary": "nova-compute",
+        "host": host.name,
+        "zone": "nova",
+        "status": "enabled" if host.enabled else "disabled",
+        "state": "up" if host.alive else "down",
+        # The last heartbeat: a service forced down still reports in.
+        "updated_at": ts(cloud.now_s() if host.up else host.changed_s),
+        "disabled_reason": host.disabled_reason,
+    }
+    if at_least(2, 11):
+        view["forced_down"] = host.forced_down
+    return view
+
+
+_SERVICE_FIELDS = ("status", "disabled_reason", "forced_down")
+
+
+@bp.put("/compute/v2.1/os-services/<service_id>")
+def update_service(service_id: str) -> Response:
+    """PUT /compute/v2.1/os-services/{id} (2.53+): enable, disable (with a reason) or force down a compute service."""
+    if not at_least(2, 53):
+        # Below 2.53 the id is an action (enable, disable, ...) with host and binary in the body: not simulated.
+        raise SimError(404, "Unknown action")
+    if not _uuid_like(service_id):
+        raise SimError(400, f"Invalid uuid {service_id}")
+    body = body_json()
+    if not isinstance(body, dict):
+        raise SimError(400, f"Invalid input for field/attribute service. Value: {body}. Not of type 'object'")
+    extra = sorted(set(body) - set(_SERVICE_FIELDS))
+    if extra:
+        raise SimError(400, "Invalid input for field/attribute service. Additional properties are not allowed "
+                            f"({', '.join(repr(k) for k in extra)} {'was' if len(extra) == 1 else 'were'} unexpected)")
+    if "status" in body and body["status"] not in ("enabled", "disabled"):
+        raise SimError(400, f"Invalid input for field/attribute status. Value: {body['status']}. "
+                            f"{body['status']!r} is not one of ['enabled', 'disabled']")
+    reason = body.get("disabled_reason")
+    if "disabled_reason" in body and not (isinstance(reason, str) and 1 <= len(reason) <= 255):
+        raise SimError(400, f"Invalid input for field/attribute disabled_reason. Value: {reason}.")
+    changes: dict[str, object] = {k: body[k] for k in _SERVICE_FIELDS if k in body}
+    if "forced_down" in body:
+        if not is_nova_boolean(body["forced_down"]):
+            raise SimError(400, f"Invalid input for field/attribute forced_down. Value: {body['forced_down']}.")
+        changes["forced_down"] = truthy(str(body["forced_down"]))
+    cloud = current_cloud()
+    host = cloud.update_service(service_id, changes)
+    with cloud.view():
+        return json_response({"service": service_view(host)})
+
+
+def _uuid_like(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 @bp.get("/compute/v2.1/os-services")
 def services() -> Response:
     """GET /compute/v2.1/os-services: one nova-compute service per host, filtered by binary and host."""
@@ -112,19 +186,5 @@ def services() -> Response:
             found = []
         if "host" in args:
             found = [h for h in found if h.name == args["host"]]
-        views = []
-        for host in found:
-            view: JSON = {
-                "id": hypervisor_id(host, service=True),
-                "binary": "nova-compute",
-                "host": host.name,
-                "zone": "nova",
-                "status": "enabled" if host.enabled else "disabled",
-                "state": "up" if host.up else "down",
-                "updated_at": ts(cloud.now_s() if host.up else host.changed_s),
-                "disabled_reason": host.disabled_reason,
-            }
-            if at_least(2, 11):
-                view["forced_down"] = False
-            views.append(view)
+        views = [service_view(host) for host in found]
         return json_response({"services": views})

@@ -186,7 +186,7 @@ def _add_later_fields(view: JSON, server: SimInstance) -> None:
     if at_least(2, 9):
         view["locked"] = False
     if at_least(2, 16):
-        view["host_status"] = "UP" if cloud.hosts[server.host].up else "DOWN"
+        view["host_status"] = "UP" if cloud.hosts[server.host].alive else "DOWN"
     if at_least(2, 19):
         view["description"] = None
     if at_least(2, 26):

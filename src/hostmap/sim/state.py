@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -91,6 +91,13 @@ class SimHost:
     nic_bps: float
     max_concurrent: int
     generation: int = 1
+    #: Set by `PUT /os-services/{id}` (2.53+): nova then counts the service down whatever its heartbeat says.
+    forced_down: bool = False
+
+    @property
+    def alive(self) -> bool:
+        """Whether nova counts the compute service up: it reports in, and no one forced it down."""
+        return self.up and not self.forced_down
 
     @property
     def name(self) -> str:
@@ -554,6 +561,30 @@ class SimCloud:
                 if action is not None:
                     action.events.append(SimEvent("compute_pre_live_migration", self._t, m.dest))
 
+    def update_service(self, service_uuid: str, changes: Mapping[str, object]) -> SimHost:
+        """Apply a validated `PUT /os-services/{id}` body (status, disabled_reason, forced_down) to that host.
+
+        Raises SimError as nova does: 404 for an unknown service, 400 for a reason given while enabling or for a body
+        that changes nothing.
+        """
+        with self.view():
+            host = next((h for h in self.hosts.values() if h.service_uuid == service_uuid), None)
+            if host is None:
+                raise SimError(404, f"Service {service_uuid} could not be found.")
+            if "status" not in changes and "forced_down" not in changes:
+                raise SimError(400, "No updates were requested. Fields 'status' or 'forced_down' should be specified.")
+            if changes.get("status") == "enabled":
+                if changes.get("disabled_reason"):
+                    raise SimError(400, "Specifying 'disabled_reason' with status 'enabled' is invalid.")
+                host.enabled, host.disabled_reason = True, None
+            elif changes.get("status") == "disabled":
+                reason = changes.get("disabled_reason")
+                host.enabled, host.disabled_reason = False, reason if isinstance(reason, str) else None
+            if "forced_down" in changes:
+                host.forced_down = bool(changes["forced_down"])
+            host.changed_s = self._t
+            return host
+
     def _apply_fault(self, fault: TimedFault) -> None:
         self._timeline.pop(0)
         if isinstance(fault, ServiceDown):
@@ -733,7 +764,7 @@ class SimCloud:
     ) -> tuple[str | None, SimHost | None]:
         """The conductor/scheduler checks: (problem or None, host chosen by the scheduler)."""
         source = self.hosts[server.host]
-        if not source.up:  # the conductor checks the source first, forced or not
+        if not source.alive:  # the conductor checks the source first, forced or not
             return f"Compute service of {source.name} is unavailable at this time.", None
         if target is not None and target.name == server.host:
             if force:
@@ -742,7 +773,7 @@ class SimCloud:
             short = self.shortfall(target, server.resources)
             return (NO_VALID_HOST if short is not None else NO_VALID_HOST_FILTERED), None
         if target is not None and force:
-            if not target.up:
+            if not target.alive:
                 return f"Compute service of {target.name} is unavailable at this time.", None
             short = self.shortfall(target, server.resources)
             if short is not None:
@@ -777,7 +808,7 @@ class SimCloud:
 
     def _filter(self, server: SimInstance, host: SimHost, short: str | None) -> str | None:
         """Why the scheduler refuses `host` for `server` (None if it passes); `short`: placement's shortfall."""
-        if not host.up:
+        if not host.alive:
             return f"compute service of {host.name} is down"
         if not host.enabled:
             return f"compute service of {host.name} is disabled"
