@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hostmap.journal import (
+    SCHEMA_VERSION,
     Journal,
     JournalError,
     UnknownMove,
@@ -97,7 +98,7 @@ def test_connection_uses_wal_full_sync_and_foreign_keys(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_records_a_run_and_its_moves(tmp_path: Path) -> None:
@@ -334,3 +335,20 @@ def test_simultaneous_first_opens_create_one_schema(tmp_path: Path) -> None:
     with Journal.open(path) as journal:
         assert len(journal.runs()) == 4
         assert journal._conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+
+
+def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: Path) -> None:
+    """A journal written before services were recorded opens, gains the services table, and keeps its runs."""
+    path = tmp_path / "journal.sqlite"
+    with Journal.open(path) as journal:
+        run_id = journal.start_run(cloud="prod", map_source="m", map_text="", plan={}, pid=os.getpid())
+        journal._conn.execute("DROP TABLE services")
+        journal._conn.execute("DELETE FROM schema_version")
+        journal._conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 'then')")
+    with Journal.open(path) as journal:
+        assert [r.id for r in journal.runs()] == [run_id]
+        journal.service_changed(run_id, "compute001", "disabled", "hostmap run 1 (drain)")
+        assert [(c.host, c.action, c.reason) for c in journal.service_changes(run_id)] == [
+            ("compute001", "disabled", "hostmap run 1 (drain)")]
+        versions = journal._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert versions == [(1,), (2,)]

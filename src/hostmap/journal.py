@@ -34,7 +34,7 @@ from hostmap.state_dir import default_state_dir
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
 #: Version of the tables below; a journal written by a newer hostmap is refused, not guessed at.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Written to the SQLite header (``PRAGMA application_id``) so another program's database is recognised.
 APPLICATION_ID = 0x686D6170  # "hmap"
 #: How long a write waits for another hostmap process (e.g. `history` reading) to let go of the file.
@@ -83,6 +83,22 @@ CREATE TABLE moves (
     "CREATE INDEX moves_run ON moves (run_id)",
     "CREATE INDEX moves_open ON moves (outcome, run_id)",
 )
+
+#: What each schema version adds to the one before; a journal of an older version is brought up to date on open.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        """
+CREATE TABLE services (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    host    TEXT NOT NULL,
+    action  TEXT NOT NULL CHECK (action IN ('disabled', 'enabled')),
+    reason  TEXT NOT NULL DEFAULT '',
+    at      TEXT NOT NULL
+)""",
+        "CREATE INDEX services_run ON services (run_id)",
+    ),
+}
 
 # The columns a `RunSummary` and a `MoveRecord` are read from, each named (rows are read by name, not position).
 _RUN_COLUMNS = """
@@ -163,6 +179,20 @@ class MoveRecord:
     seconds: float | None
     #: When the intent was written, just before the request was sent (UTC, ISO 8601).
     intended_at: str = ""
+
+
+ServiceAction = Literal["disabled", "enabled"]
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    """A compute service a run disabled or enabled, and the reason it gave."""
+
+    run_id: int
+    host: str
+    action: ServiceAction
+    reason: str
+    at: str
 
 
 @dataclass(frozen=True)
@@ -350,6 +380,20 @@ class Journal:
             raise ValueError(f"unknown outcome {outcome!r}")
         self._update_move(move_id, "outcome = ?, reason = ?, seconds = ?", (outcome, reason, seconds))
 
+    def service_changed(self, run_id: int, host: str, action: ServiceAction, reason: str) -> None:
+        """Record that run `run_id` disabled (with `reason`) or enabled the compute service of `host`."""
+        with self._write() as conn:
+            conn.execute("INSERT INTO services (run_id, host, action, reason, at) VALUES (?, ?, ?, ?, ?)",
+                         (run_id, host, action, reason, _now()))
+
+    def service_changes(self, run_id: int) -> list[ServiceChange]:
+        """The compute services run `run_id` disabled or enabled, in the order it did."""
+        with self._guard() as conn:
+            rows = _named(conn, "SELECT run_id, host, action, reason, at FROM services WHERE run_id = ? ORDER BY id",
+                          (run_id,)).fetchall()
+        return [ServiceChange(int(r["run_id"]), str(r["host"]), r["action"], str(r["reason"]), str(r["at"]))
+                for r in rows]
+
     def finish_run(self, run_id: int, *, reached: bool, interrupted: bool) -> None:
         """Record that the run ended: "interrupted", else "reached" or "incomplete"."""
         status: RunStatus = "interrupted" if interrupted else "reached" if reached else "incomplete"
@@ -512,9 +556,15 @@ def _prepare(conn: sqlite3.Connection, where: str) -> None:
     try:
         if not _tables(conn):  # another process may have created the schema while we looked
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            for statement in _SCHEMA:
+            for statement in (*_SCHEMA, *(s for v in sorted(_UPGRADES) for s in _UPGRADES[v])):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, _now()))
+        row = _named(conn, "SELECT MAX(version) AS version FROM schema_version").fetchone()
+        version = int(row["version"]) if row is not None and row["version"] is not None else SCHEMA_VERSION
+        for upgrade in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _UPGRADES[upgrade]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (upgrade, _now()))
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
