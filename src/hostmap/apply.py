@@ -13,7 +13,7 @@ from hostmap.errors import CloudError
 from hostmap.executor import Confirm, Executor, ExecutorOptions
 from hostmap.flow import Links
 from hostmap.hostmap_file import HostMap
-from hostmap.journal import Journal
+from hostmap.journal import Journal, ServiceChange
 from hostmap.model import Inventory, Limits, Move, Plan, Resources, Server, Step
 from hostmap.planner import plan as make_plan
 from hostmap.recording import JournalRecorder
@@ -22,6 +22,7 @@ from hostmap.resolve import resolve
 from hostmap.results import MoveResult, RunResult
 from hostmap.runlock import RunLock
 from hostmap.serialise import plan_json
+from hostmap.services import disabled_reason, with_enabled
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,20 @@ class ApplySettings:
     links: Links | None = None
     group_settle_s: float = 0.0
     limits: Limits = field(default=Limits())
+
+
+@dataclass(frozen=True)
+class ServiceChanges:
+    """Compute services a run switches, each journaled under the run.
+
+    `enable` (restore): planned as if enabled, switched on once the plan is valid.  `disable` (drain): switched off
+    once the plan is valid, before any migration, with a reason naming the run and `purpose`; a service already
+    disabled is left as it is (and not recorded: it is not the run's to enable later).
+    """
+
+    disable: tuple[str, ...] = ()
+    enable: tuple[str, ...] = ()
+    purpose: str = "drain"
 
 
 def plan_map(host_map: HostMap, inventory: Inventory, limits: Limits, *,
@@ -58,8 +73,14 @@ def apply_map(
     interrupts: Callable[[], int],
     on_plan: Callable[[Plan], None] = lambda plan: None,
     on_resumed: Callable[[RunResult], None] = lambda result: None,
+    services: ServiceChanges = ServiceChanges(),
+    on_service: Callable[[ServiceChange], None] = lambda change: None,
 ) -> RunResult:
-    """Carry the host map out; raises input, capacity and infeasibility errors before anything moves."""
+    """Carry the host map out; raises input, capacity and infeasibility errors before anything moves.
+
+    With `services`, compute services are switched after the plan is valid and before the first migration; when
+    nova refuses one, the run ends there with nothing moved and the `CloudError` is raised.
+    """
     # One lock directory per machine, whichever journal a run writes to.
     with RunLock(cloud_key), Journal.open(settings.journal_path) as journal:
         # Under the lock, any other run of this cloud still marked running has died.
@@ -71,18 +92,37 @@ def apply_map(
             on_resumed(resumed)
             if resumed.interrupted:
                 return resumed
-        inventory = cloud.inventory()
+        inventory = with_enabled(cloud.inventory(), services.enable)
         the_plan = plan_map(host_map, inventory, settings.limits, duration=settings.duration, links=settings.links,
                             group_settle_s=settings.group_settle_s)
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())
+        try:
+            _switch_services(cloud, journal, run_id, inventory=inventory, services=services, on_service=on_service)
+        except CloudError:
+            journal.finish_run(run_id, reached=False, interrupted=False)
+            raise
         recorder = JournalRecorder(journal, run_id)
         # The recorder goes first: it may veto a request (when the journal cannot be written) before it shows.
         executor = Executor(cloud, clock, reporter=Reporters([recorder, *reporters]), confirm=confirm_for(inventory),
                             options=settings.options, interrupts=interrupts)
         result = _with_journal_problem(executor.run(the_plan, inventory), recorder)
     return _combine(resumed, result)
+
+
+def _switch_services(cloud: Cloud, journal: Journal, run_id: int, *, inventory: Inventory,
+                     services: ServiceChanges, on_service: Callable[[ServiceChange], None]) -> None:
+    """Switch the run's compute services, journaling each; a `CloudError` stops at the first that fails."""
+    enabled = {h.name: h.enabled for h in inventory.hosts}
+    reason = disabled_reason(run_id, services.purpose)
+    for host in services.enable:
+        cloud.set_service(host, enabled=True)
+        on_service(journal.service_changed(run_id, host, "enabled", ""))
+    for host in services.disable:
+        if enabled.get(host, True):
+            cloud.set_service(host, enabled=False, reason=reason)
+            on_service(journal.service_changed(run_id, host, "disabled", reason))
 
 
 def _with_journal_problem(result: RunResult, recorder: JournalRecorder) -> RunResult:

@@ -11,13 +11,13 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
@@ -36,7 +36,7 @@ from hostmap.errors import (
     UnknownHostError,
 )
 from hostmap.executor import Answer, ExecutorOptions
-from hostmap.journal import JournalError, UnknownRun
+from hostmap.journal import JournalError, ServiceChange, UnknownRun
 from hostmap.model import Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
@@ -48,6 +48,11 @@ from hostmap.timing import (
     gbps_to_bytes_per_s,
     nic_links,
 )
+
+if TYPE_CHECKING:
+    from hostmap.apply import ServiceChanges
+    from hostmap.hostmap_file import HostMap
+    from hostmap.restore import Restore
 
 EXIT_OK = 0
 #: Seconds between an anti-affine member leaving a host and another arriving: nova's scheduler_instance_sync_interval
@@ -147,6 +152,19 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                             "cloud)")
 
 
+def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = None) -> None:
+    """The options of a run that migrates: `apply`, and `drain`/`restore` with --apply."""
+    parser.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
+    parser.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S",
+                        help="seconds each migration may take from its submission (default 600)")
+    parser.add_argument("--on-timeout", choices=("abort", "leave"), default="abort",
+                        help="abort a migration that times out (default) or leave it running")
+    parser.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
+    parser.add_argument("--journal", metavar="FILE", default=None,
+                        help=journal_help or "SQLite journal of runs (default: journal.sqlite in the user's state "
+                                             "directory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `hostmap` argument parser."""
     common = _cloud_options()
@@ -170,25 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("-f", "--format", choices=("table", "json"), default="table", help="the summary's format")
     drain.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
                        help="keep PCT %% of each resource free on every host that receives servers (default 0)")
+    drain.add_argument("--apply", action="store_true",
+                       help="disable the HOSTs' compute services, then carry the map out as `apply` does")
+    _run_options(drain, journal_help=None)
     _schedule_options(drain)
 
     restore = sub.add_parser("restore", parents=[common],
                              help="write the host map that puts the servers run RUN moved back where they were")
     restore.add_argument("run", metavar="RUN", type=_positive_int, help="the run's id, as `hostmap history` lists it")
     restore.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
-    restore.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
+    restore.add_argument("-f", "--format", choices=("table", "json"), default="table",
+                         help="the report's format, with --apply")
+    restore.add_argument("--apply", action="store_true",
+                         help="re-enable the compute services RUN disabled, then carry the map out as `apply` does")
+    _run_options(restore, journal_help="the journal to read RUN from (and, with --apply, to write to)")
+    _schedule_options(restore)
 
     apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
     apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
-    apply.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
-    apply.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S",
-                       help="seconds each migration may take from its submission (default 600)")
-    apply.add_argument("--on-timeout", choices=("abort", "leave"), default="abort",
-                       help="abort a migration that times out (default) or leave it running")
-    apply.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
     apply.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    apply.add_argument("--journal", metavar="FILE", default=None,
-                       help="SQLite journal of runs (default: journal.sqlite in the user's state directory)")
+    _run_options(apply)
     _schedule_options(apply)
 
     history = sub.add_parser("history", help="list past runs from the journal, or show one run's moves")
@@ -427,12 +446,13 @@ def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _cmd_drain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    from hostmap.apply import plan_map
+def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.apply import ServiceChanges, plan_map
     from hostmap.drain import drain_map
-    from hostmap.drain_report import print_drain
+    from hostmap.drain_report import print_drain, print_drained
     from hostmap.hostmap_file import parse_host_map
-    from hostmap.serialise import export_map
+    from hostmap.serialise import drained_json, export_map
+    from hostmap.services import drained_state
 
     with _session(args) as session:
         inventory = session.cloud.inventory()
@@ -441,51 +461,88 @@ def _cmd_drain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
             raise NotLiveMigratable(tuple(_name(inventory, i) for i in drain.cold),
                                     tuple(_status(inventory, i) for i in drain.cold))
         document = export_map(inventory, drain.moves)
+        host_map = parse_host_map(document, "drain map")
         # Planned as `plan` would plan the map: the same checks (busy servers, down sources, policies), and the
         # duration for the summary.
         limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
-        the_plan = plan_map(parse_host_map(document, "drain map"), inventory, limits,
-                            duration=duration_model(session.params), links=nic_links(session.params),
-                            group_settle_s=args.group_settle)
-    text = json.dumps(document, indent=2) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print_drain(drain, inventory, the_plan, stdout, args.format)
-    else:
-        stdout.write(text)
-        print_drain(drain, inventory, the_plan, stderr, args.format)
-    return EXIT_OK
+        the_plan = plan_map(host_map, inventory, limits, duration=duration_model(session.params),
+                            links=nic_links(session.params), group_settle_s=args.group_settle)
+        text = json.dumps(document, indent=2) + "\n"
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        if not args.apply:
+            if args.output:
+                print_drain(drain, inventory, the_plan, stdout, args.format)
+            else:
+                stdout.write(text)
+                print_drain(drain, inventory, the_plan, stderr, args.format)
+            return EXIT_OK
+        if args.format == "table":
+            print_drain(drain, inventory, the_plan, stdout, args.format)
+        ran = _run_map(args, session, host_map, map_text=text, stdin=stdin, stdout=stdout, stderr=stderr,
+                       limits=limits,
+                       services=ServiceChanges(disable=drain.hosts, purpose="drain"))
+        states = drained_state(session.cloud.inventory(), drain.hosts, ran.result.moves)
+    _print_result(args, ran.result, stdout, stderr, {"drained": drained_json(states)})
+    if args.format == "table":
+        print_drained(states, stdout)
+    if ran.exit_code == EXIT_OK and not all(state.empty for state in states):
+        return EXIT_INCOMPLETE  # the map was reached, yet something (created meanwhile) is still on a drained host
+    return ran.exit_code
 
 
-def _cmd_restore(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.apply import ServiceChanges
+    from hostmap.hostmap_file import parse_host_map
     from hostmap.journal import Journal
     from hostmap.restore import restore_placement
     from hostmap.serialise import export_map
+    from hostmap.services import disabled_by
 
     journal_path = _existing_journal(args.journal)
     with Journal.open(journal_path) as journal:
         detail = journal.run(args.run)
+        disabled = [c.host for c in journal.service_changes(args.run) if c.action == "disabled"]
     with _session(args) as session:
         if detail.summary.cloud != session.cloud.identity:
             raise InputError("RUN", str(args.run), f"run {args.run} was against another cloud ({detail.summary.cloud})",
                              "connect to that cloud (--os-cloud, OS_*), or pick one of its runs in `hostmap history`")
         inventory = session.cloud.inventory()
-    back = restore_placement(detail, inventory)
-    document = export_map(inventory, back.placement, only=back.placement.keys())
-    text = json.dumps({host: names for host, names in document.items() if names}, indent=2) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        stdout.write(text)
+        back = restore_placement(detail, inventory)
+        document = {host: names for host, names in
+                    export_map(inventory, back.placement, only=back.placement.keys()).items() if names}
+        text = json.dumps(document, indent=2) + "\n"
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        elif not args.apply:
+            stdout.write(text)
+        _restore_summary(args.run, back, stderr)
+        if not args.apply:
+            return EXIT_OK
+        hosts = {h.name: h for h in inventory.hosts}
+        # Only services this run disabled and that still carry its reason: never one someone else disabled since.
+        ours = tuple(dict.fromkeys(h for h in disabled if h in hosts and disabled_by(hosts[h], args.run)))
+        for host in dict.fromkeys(disabled):
+            if host not in ours:
+                stderr.write(f"hostmap: leaving the compute service of {host} as it is: run {args.run} disabled it, "
+                             "but it is now enabled or disabled for another reason\n")
+        ran = _run_map(args, session, parse_host_map(document, f"restore of run {args.run}"), map_text=text,
+                       stdin=stdin, stdout=stdout, stderr=stderr,
+                       limits=Limits(max_per_host=args.max_per_host, parallel=args.parallel),
+                       services=ServiceChanges(enable=ours, purpose="restore"))
+    _print_result(args, ran.result, stdout, stderr, {"enabled": list(ours)})
+    return ran.exit_code
+
+
+def _restore_summary(run: int, back: Restore, stderr: IO[str]) -> None:
     moving = len(back.placement) - len(back.in_place)
-    stderr.write(f"hostmap: run {args.run} moved {len(back.placement) + len(back.deleted)} server(s); "
+    stderr.write(f"hostmap: run {run} moved {len(back.placement) + len(back.deleted)} server(s); "
                  f"the map puts {moving} back" + (f", {len(back.in_place)} already are" if back.in_place else "")
                  + "\n")
     if back.deleted:
         stderr.write(f"hostmap: left out, deleted since: {', '.join(back.deleted[:_LIST_AT_MOST])}"
                      + (f" and {len(back.deleted) - _LIST_AT_MOST} more" if len(back.deleted) > _LIST_AT_MOST else "")
                      + "\n")
-    return EXIT_OK
 
 
 def _existing_journal(path: str | None) -> Path | None:
@@ -531,13 +588,29 @@ class _Interrupts:
 
 def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
                parallel: int | None, max_per_host: int) -> int:
-    from hostmap.apply import ApplySettings, apply_map
-    from hostmap.display import LiveDisplay
     from hostmap.hostmap_file import read_host_map
-    from hostmap.report import print_run
-    from hostmap.reporter import LogReporter
 
     host_map, map_text = read_host_map(args.host_map)
+    with _session(args) as session:
+        result = _run_map(args, session, host_map, map_text=map_text, stdin=stdin, stdout=stdout, stderr=stderr,
+                          limits=Limits(max_per_host=max_per_host, parallel=parallel))
+        _print_result(args, result.result, stdout, stderr)
+    return result.exit_code
+
+
+@dataclass(frozen=True)
+class _Ran:
+    result: RunResult
+    exit_code: int
+
+
+def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, map_text: str, stdin: IO[str],
+             stdout: IO[str], stderr: IO[str], limits: Limits, services: ServiceChanges | None = None) -> _Ran:
+    """Carry `host_map` out as `apply` does (prompts, journal, resume, Ctrl-C), switching `services` first."""
+    from hostmap.apply import ApplySettings, ServiceChanges, apply_map
+    from hostmap.display import LiveDisplay
+    from hostmap.reporter import LogReporter
+
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
     reporters = [LogReporter()] + ([live] if live is not None else [])
@@ -549,27 +622,37 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
         return None if args.yes else Prompter(inventory, stdin, stderr, pause=live.paused if live else None,
                                               interrupts=interrupts)
 
-    with _session(args) as session:
-        settings = ApplySettings(options, journal, duration_model(session.params), nic_links(session.params),
-                                 getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S),
-                                 Limits(max_per_host=max_per_host, parallel=parallel))
-        previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
-        try:
-            result = apply_map(
-                session.cloud, cloud_key=session.cloud.identity, clock=session.clock, host_map=host_map,
-                map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
-                interrupts=lambda: interrupts.count,
-                on_resumed=lambda resumed: _print_resumed(resumed, stderr),
-            )
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-    print_run(result, stdout, args.format)
+    def on_service(change: ServiceChange) -> None:
+        what = f"disabled ({change.reason})" if change.action == "disabled" else "enabled"
+        stderr.write(f"hostmap: compute service of {change.host} {what}\n")
+
+    settings = ApplySettings(options, journal, duration_model(session.params), nic_links(session.params),
+                             getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S), limits)
+    previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
+    try:
+        result = apply_map(
+            session.cloud, cloud_key=session.cloud.identity, clock=session.clock, host_map=host_map,
+            map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
+            interrupts=lambda: interrupts.count,
+            on_resumed=lambda resumed: _print_resumed(resumed, stderr),
+            services=services or ServiceChanges(), on_service=on_service,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupts.count:
+        return _Ran(result, EXIT_INTERRUPTED)
+    return _Ran(result, EXIT_OK if result.reached else EXIT_INCOMPLETE)
+
+
+def _print_result(args: argparse.Namespace, result: RunResult, stdout: IO[str], stderr: IO[str],
+                  extra: Mapping[str, object] | None = None) -> None:
+    """The run's report (with `extra` keys in JSON), and the error that stopped it early, if any."""
+    from hostmap.report import print_run
+
+    print_run(result, stdout, args.format, extra)
     if result.error:
         stderr.write(f"hostmap: error: the run stopped early: {result.error}\n")
-    if interrupts.count:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.reached else EXIT_INCOMPLETE
 
 
 def _print_resumed(resumed: RunResult, stderr: IO[str]) -> None:
@@ -759,9 +842,9 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         if args.command == "plan":
             return _cmd_plan(args, stdout)
         if args.command == "drain":
-            return _cmd_drain(args, stdout, stderr)
+            return _cmd_drain(args, stdin, stdout, stderr)
         if args.command == "restore":
-            return _cmd_restore(args, stdout, stderr)
+            return _cmd_restore(args, stdin, stdout, stderr)
         if args.command == "history":
             return _cmd_history(args, stdout)
         if args.command == "apply":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import IO
 
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 from hostmap.drain import Drain
 from hostmap.model import Inventory, Plan
 from hostmap.serialise import drain_json
+from hostmap.services import DrainedHost
 
 
 def _count(n: int, noun: str) -> str:
@@ -55,3 +57,18 @@ def print_drain(drain: Drain, inventory: Inventory, plan: Plan, out: IO[str], fm
         f"(`hostmap plan` on the map shows their order)",
         highlight=False,
     )
+
+
+def print_drained(states: Sequence[DrainedHost], out: IO[str]) -> None:
+    """Each drained host after the run: empty, or what is left on it and why; and its compute service."""
+    console = Console(file=out) if out.isatty() else Console(file=out, width=200, soft_wrap=False)
+    for state in states:
+        service = (f"compute service disabled ({state.disabled_reason or 'no reason given'})" if not state.enabled
+                   else "compute service ENABLED")
+        if state.empty:
+            console.print(f"{state.host}: empty; {service}", highlight=False)
+            continue
+        console.print(f"{state.host}: {_count(len(state.left), 'server')} left; {service}:", highlight=False)
+        for server in state.left:
+            console.print(f"  {server.name} ({server.status}): {server.outcome + ': ' if server.outcome else ''}"
+                          f"{server.reason}", highlight=False, markup=False)

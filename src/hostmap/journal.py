@@ -380,11 +380,13 @@ class Journal:
             raise ValueError(f"unknown outcome {outcome!r}")
         self._update_move(move_id, "outcome = ?, reason = ?, seconds = ?", (outcome, reason, seconds))
 
-    def service_changed(self, run_id: int, host: str, action: ServiceAction, reason: str) -> None:
+    def service_changed(self, run_id: int, host: str, action: ServiceAction, reason: str) -> ServiceChange:
         """Record that run `run_id` disabled (with `reason`) or enabled the compute service of `host`."""
+        change = ServiceChange(run_id, host, action, reason, _now())
         with self._write() as conn:
             conn.execute("INSERT INTO services (run_id, host, action, reason, at) VALUES (?, ?, ?, ?, ?)",
-                         (run_id, host, action, reason, _now()))
+                         (run_id, host, action, reason, change.at))
+        return change
 
     def service_changes(self, run_id: int) -> list[ServiceChange]:
         """The compute services run `run_id` disabled or enabled, in the order it did."""

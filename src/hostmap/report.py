@@ -40,10 +40,10 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def print_run(result: RunResult, out: IO[str], fmt: str) -> None:
-    """Print the final report, one row per server."""
+def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, object] | None = None) -> None:
+    """Print the final report, one row per server; `extra` keys join the JSON document (a command's own)."""
     if fmt == "json":
-        out.write(json.dumps(run_json(result), indent=2) + "\n")
+        out.write(json.dumps({**run_json(result), **(extra or {})}, indent=2) + "\n")
         return
     console = _console(out)
     table = Table(title="hostmap: migration report", title_justify="left")

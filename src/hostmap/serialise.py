@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from hostmap.drain import Drain
 from hostmap.journal import MoveRecord, RunDetail, RunSummary
 from hostmap.model import Inventory, Plan, Resources
 from hostmap.results import RunResult
+from hostmap.services import DrainedHost
 
 
 def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
@@ -163,3 +164,19 @@ def history_run_moves(detail: RunDetail) -> list[dict[str, Any]]:
 def history_run_json(detail: RunDetail) -> dict[str, Any]:
     """One journal run as the JSON document `history RUN -f json` prints: its summary, stored plan and moves."""
     return {**summary_json(detail.summary), "plan": detail.plan, "moves": history_run_moves(detail)}
+
+
+def drained_json(states: Sequence[DrainedHost]) -> list[dict[str, Any]]:
+    """Each drained host after a `drain --apply`: its compute service and the servers left on it, and why."""
+    return [
+        {
+            "host": state.host,
+            "empty": state.empty,
+            "service": "enabled" if state.enabled else "disabled",
+            "up": state.up,
+            "disabled_reason": state.disabled_reason,
+            "left": [{"server": s.name, "id": s.server_id, "status": s.status, "outcome": s.outcome or None,
+                      "reason": s.reason} for s in state.left],
+        }
+        for state in states
+    ]
