@@ -365,3 +365,14 @@ def _check_unfit(error: DrainDoesNotFit, hosts: dict[str, Host], drained: list[s
     assert all(u.host in drained for u in error.unfit)
     assert all(hosts[h].enabled and hosts[h].up and h not in drained for h in error.room)
     assert all(r.vcpu >= 0 and r.memory_mb >= 0 and r.disk_gb >= 0 for r in error.room.values())
+
+
+def test_keep_out_hosts_keep_their_servers_and_receive_none() -> None:
+    """A host in keep_out is no target: the drain goes elsewhere, and refuses when only keep_out hosts had room."""
+    inventory = _cloud([("h1", 16, 16, 100), ("h2", 16, 16, 100), ("h3", 16, 16, 100)],
+                       [_vm("a", "h1"), _vm("b", "h1"), _vm("c", "h2")])
+    drain = drain_map(inventory, ["h1"], keep_out=["h2"])
+    assert set(drain.moves.values()) == {"h3"}
+    assert [inventory.server(i).name for i in drain.placement["h2"]] == ["c"]  # type: ignore[union-attr]
+    with pytest.raises(DrainDoesNotFit):
+        drain_map(inventory, ["h1"], keep_out=["h2", "h3"])

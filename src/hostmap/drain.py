@@ -17,7 +17,7 @@ unit elsewhere, and a bounded local search of moves and swaps between targets lo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -238,12 +238,14 @@ def drain_map(
     headroom_pct: float = 0,
     *,
     move_affinity_groups: bool = False,
+    keep_out: Collection[str] = (),
 ) -> Drain:
     """A placement that empties `hosts` (service hosts or hypervisor hostnames) onto the other usable hosts.
 
     `headroom_pct` percent of each resource's capacity stays free on every host that receives servers.  An affinity
     group whose members are all on drained hosts cannot be live-migrated (nova lets a member only join another
-    member); with `move_affinity_groups` (for a cold migration) it moves as one to a single new host.
+    member); with `move_affinity_groups` (for a cold migration) it moves as one to a single new host.  Hosts named
+    in `keep_out` (service host names) keep their servers and receive none (a rollout's hosts maintained later).
 
     Raises `UnknownHostError` for a name that is no host, `DrainDoesNotFit` when the hosts cannot be emptied, and
     ValueError for a headroom outside [0, 100).
@@ -252,7 +254,8 @@ def drain_map(
         raise ValueError("headroom_pct must be a number from 0 up to (not including) 100")
     drained = drained_hosts(inventory, hosts)
     drained_names = {h.name for h in drained}
-    targets = sorted((h for h in inventory.hosts if h.enabled and h.up and h.name not in drained_names),
+    targets = sorted((h for h in inventory.hosts
+                      if h.enabled and h.up and h.name not in drained_names and h.name not in keep_out),
                      key=lambda h: h.name)
     keep = 1 - Fraction(headroom_pct) / 100
     limits = [tuple(math.floor(c * keep) for c in _vec(h.capacity)) for h in targets]
