@@ -343,6 +343,8 @@ def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: 
     with Journal.open(path) as journal:
         run_id = journal.start_run(cloud="prod", map_source="m", map_text="", plan={}, pid=os.getpid())
         journal._conn.execute("DROP TABLE services")
+        journal._conn.execute("DROP TABLE rollout_steps")
+        journal._conn.execute("DROP TABLE rollouts")
         journal._conn.execute("DELETE FROM schema_version")
         journal._conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 'then')")
     with Journal.open(path) as journal:
@@ -351,4 +353,10 @@ def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: 
         assert [(c.host, c.action, c.reason) for c in journal.service_changes(run_id)] == [
             ("compute001", "disabled", "hostmap run 1 (drain)")]
         versions = journal._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert versions == [(1,), (2,)]
+        assert versions == [(1,), (2,), (3,)]
+        rollout = journal.start_rollout(cloud="prod", hosts=["c1"], batch=1, restore=False, command="true",
+                                        original={"vm": "c1"})
+        journal.rollout_step(rollout, "c1", "exec_started")
+        found = journal.open_rollout("prod", ["c1"])
+        assert found is not None
+        assert found.done("c1", "exec_started") is not None

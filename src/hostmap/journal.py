@@ -34,7 +34,7 @@ from hostmap.state_dir import default_state_dir
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
 #: Version of the tables below; a journal written by a newer hostmap is refused, not guessed at.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Written to the SQLite header (``PRAGMA application_id``) so another program's database is recognised.
 APPLICATION_ID = 0x686D6170  # "hmap"
 #: How long a write waits for another hostmap process (e.g. `history` reading) to let go of the file.
@@ -97,6 +97,32 @@ CREATE TABLE services (
     at      TEXT NOT NULL
 )""",
         "CREATE INDEX services_run ON services (run_id)",
+    ),
+    3: (
+        """
+CREATE TABLE rollouts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    cloud       TEXT NOT NULL,
+    hosts       TEXT NOT NULL,
+    batch       INTEGER NOT NULL,
+    restore     INTEGER NOT NULL,
+    command     TEXT NOT NULL,
+    original    TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL DEFAULT 'running'
+)""",
+        """
+CREATE TABLE rollout_steps (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout_id  INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    host        TEXT NOT NULL,
+    step        TEXT NOT NULL CHECK (step IN ('drained', 'exec_started', 'exec_ended', 'up', 'enabled', 'restored')),
+    run_id      INTEGER,
+    code        INTEGER,
+    at          TEXT NOT NULL
+)""",
+        "CREATE INDEX rollout_steps_rollout ON rollout_steps (rollout_id)",
     ),
 }
 
@@ -182,6 +208,8 @@ class MoveRecord:
 
 
 ServiceAction = Literal["disabled", "enabled"]
+#: What a rollout (`hostmap maintain`) records per host, in the order it happens.
+RolloutStepName = Literal["drained", "exec_started", "exec_ended", "up", "enabled", "restored"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +221,38 @@ class ServiceChange:
     action: ServiceAction
     reason: str
     at: str
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    """One step a rollout took on one host: the run that drained or restored it, or the command's exit code."""
+
+    host: str
+    step: RolloutStepName
+    run_id: int | None
+    code: int | None
+    at: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A rolling maintenance (`hostmap maintain`): its hosts in order, the placement before it, its steps."""
+
+    id: int
+    cloud: str
+    hosts: tuple[str, ...]
+    batch: int
+    restore: bool
+    command: str
+    #: Server id -> host before the rollout moved anything (what --restore puts back).
+    original: Mapping[str, str]
+    status: str
+    steps: tuple[RolloutStep, ...]
+
+    def done(self, host: str, step: RolloutStepName) -> RolloutStep | None:
+        """The last record of `step` on `host`, if the rollout took it."""
+        found = [s for s in self.steps if s.host == host and s.step == step]
+        return found[-1] if found else None
 
 
 @dataclass(frozen=True)
@@ -395,6 +455,45 @@ class Journal:
                           (run_id,)).fetchall()
         return [ServiceChange(int(r["run_id"]), str(r["host"]), r["action"], str(r["reason"]), str(r["at"]))
                 for r in rows]
+
+    def start_rollout(self, *, cloud: str, hosts: Sequence[str], batch: int, restore: bool, command: str,
+                      original: Mapping[str, str]) -> int:
+        """Record a new rollout and return its id."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO rollouts (cloud, hosts, batch, restore, command, original, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (cloud, json.dumps(list(hosts)), batch, int(restore), command, json.dumps(dict(original)), _now()))
+            return _rowid(cursor)
+
+    def rollout_step(self, rollout_id: int, host: str, step: RolloutStepName, *, run_id: int | None = None,
+                     code: int | None = None) -> None:
+        """Record that the rollout took `step` on `host` (before the next step starts)."""
+        with self._write() as conn:
+            conn.execute("INSERT INTO rollout_steps (rollout_id, host, step, run_id, code, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (rollout_id, host, step, run_id, code, _now()))
+
+    def finish_rollout(self, rollout_id: int, status: str) -> None:
+        """Record that the rollout ended ("done", "stopped")."""
+        with self._write() as conn:
+            conn.execute("UPDATE rollouts SET status = ?, finished_at = ? WHERE id = ?", (status, _now(), rollout_id))
+
+    def open_rollout(self, cloud: str, hosts: Sequence[str]) -> Rollout | None:
+        """The latest rollout of `cloud` over exactly `hosts` that has not ended, to continue it."""
+        with self._guard() as conn:
+            rows = _named(conn, "SELECT * FROM rollouts WHERE cloud = ? AND status != 'done' ORDER BY id DESC",
+                          (cloud,)).fetchall()
+            for row in rows:
+                if json.loads(row["hosts"]) == list(hosts):
+                    steps = _named(conn, "SELECT host, step, run_id, code, at FROM rollout_steps WHERE rollout_id = ? "
+                                         "ORDER BY id", (row["id"],)).fetchall()
+                    return Rollout(
+                        int(row["id"]), str(row["cloud"]), tuple(json.loads(row["hosts"])), int(row["batch"]),
+                        bool(row["restore"]), str(row["command"]),
+                        {str(k): str(v) for k, v in json.loads(row["original"]).items()}, str(row["status"]),
+                        tuple(RolloutStep(str(s["host"]), s["step"], s["run_id"], s["code"], str(s["at"]))
+                              for s in steps))
+        return None
 
     def finish_run(self, run_id: int, *, reached: bool, interrupted: bool) -> None:
         """Record that the run ended: "interrupted", else "reached" or "incomplete"."""
