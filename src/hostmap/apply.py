@@ -75,6 +75,7 @@ def apply_map(
     on_resumed: Callable[[RunResult], None] = lambda result: None,
     services: ServiceChanges = ServiceChanges(),
     on_service: Callable[[ServiceChange], None] = lambda change: None,
+    on_start: Callable[[int], None] = lambda run_id: None,
 ) -> RunResult:
     """Carry the host map out; raises input, capacity and infeasibility errors before anything moves.
 
@@ -98,6 +99,7 @@ def apply_map(
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())
+        on_start(run_id)
         try:
             _switch_services(cloud, journal, run_id, inventory=inventory, services=services, on_service=on_service)
         except CloudError:

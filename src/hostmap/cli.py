@@ -13,11 +13,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
@@ -165,6 +165,32 @@ def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = Non
                                              "directory)")
 
 
+def _add_maintain(sub: Any, common: argparse.ArgumentParser) -> None:
+    """The `maintain` command's parser."""
+    maintain = sub.add_parser("maintain", parents=[common],
+                              help="roll maintenance across HOSTs, batch by batch: disable, drain, run CMD, wait for "
+                                   "the service, enable (and put the servers back)")
+    maintain.add_argument("hosts", nargs="+", metavar="HOST", help="compute host, in the order to maintain them")
+    maintain.add_argument("--exec", required=True, metavar="CMD", dest="exec_command",
+                          help="shell command run once per host ({host} and $HOSTMAP_HOST name it); non-zero stops")
+    maintain.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="hosts at a time (default 1)")
+    maintain.add_argument("--up-timeout", type=_positive_float, default=1800.0, metavar="S",
+                          help="seconds to wait for a host's compute service to be up after CMD (default 1800)")
+    maintain.add_argument("--exec-timeout", type=_positive_float, default=3600.0, metavar="S",
+                          help="seconds CMD may run on one host before it is killed and counted failed "
+                               "(default 3600)")
+    maintain.add_argument("--restore", action="store_true",
+                          help="put every server back on its original host once that host is done")
+    maintain.add_argument("--dry-run", action="store_true", help="show the rollout batch by batch; change nothing")
+    maintain.add_argument("--rerun-exec", action="store_true",
+                          help="run CMD again on a host where an interrupted rollout started it without seeing it end")
+    maintain.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
+                          help="keep PCT %% of each resource free on every host that receives servers (default 0)")
+    maintain.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    _run_options(maintain)
+    _schedule_options(maintain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `hostmap` argument parser."""
     common = _cloud_options()
@@ -203,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="re-enable the compute services RUN disabled, then carry the map out as `apply` does")
     _run_options(restore, journal_help="the journal to read RUN from (and, with --apply, to write to)")
     _schedule_options(restore)
+
+    _add_maintain(sub, common)
 
     apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
     apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
@@ -348,6 +376,8 @@ class _Session:
     clock: Clock
     #: The migration timing the planner estimates with: the scenario's in the simulator, the defaults elsewhere.
     params: MigrationParams
+    #: Variables a maintenance command needs to reach this cloud too (the embedded simulated cloud's OS_*).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
@@ -410,7 +440,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
         # The simulated cloud's own settings: instant keystoneauth retries on virtual time.
         cloud = connect_with(sim.connect_kwargs())
         try:
-            yield _Session(cloud, clock, _estimate_params(args, scenario.migration))
+            yield _Session(cloud, clock, _estimate_params(args, scenario.migration), sim.env())
         finally:
             cloud.close()
 
@@ -545,6 +575,87 @@ def _restore_summary(run: int, back: Restore, stderr: IO[str]) -> None:
                      + "\n")
 
 
+def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.drain import drained_hosts
+    from hostmap.hostmap_file import parse_host_map
+    from hostmap.journal import Journal
+    from hostmap.maintain import MaintainOptions, run_rollout
+    from hostmap.maintain_report import print_maintain, print_rollout_plan
+    from hostmap.rollout import plan_rollout
+
+    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
+    with _session(args) as session:
+        inventory = session.cloud.inventory()
+        hosts = [h.name for h in drained_hosts(inventory, args.hosts)]
+        # Planned as a whole first, also when it runs: a batch that cannot be drained is refused before anything.
+        rollout = plan_rollout(inventory, hosts, batch=args.batch, headroom_pct=args.headroom, restore=args.restore)
+        if args.dry_run:
+            print_rollout_plan(rollout, inventory, stdout, args.format,
+                               lambda inv, doc: _plan_document(args, session, inv, doc, limits))
+            return EXIT_OK
+        options = MaintainOptions(batch=args.batch, headroom_pct=args.headroom, restore=args.restore,
+                                  up_timeout_s=args.up_timeout, rerun_exec=args.rerun_exec,
+                                  command=args.exec_command, group_settle_s=args.group_settle)
+
+        def run_map(document: Mapping[str, list[str]], services: ServiceChanges,
+                    label: str) -> tuple[RunResult, int | None]:
+            started: list[int] = []
+            text = json.dumps(document, indent=2) + "\n"
+            ran = _run_map(args, session, parse_host_map(dict(document), label), map_text=text, stdin=stdin,
+                           stdout=stdout, stderr=stderr, limits=limits, services=services, on_start=started.append)
+            if args.format == "table":
+                _print_result(args, ran.result, stdout, stderr)
+            return ran.result, (started[0] if started else None)
+
+        with Journal.open(Path(args.journal) if args.journal else None) as journal:
+            result = run_rollout(session.cloud, session.clock, journal, cloud_key=session.cloud.identity,
+                                 hosts=hosts, options=options, run_map=run_map,
+                                 execute=_shell(args.exec_command, args.exec_timeout, session.env),
+                                 say=lambda text: _say(stderr, text))
+    print_maintain(result, stdout, args.format)
+    if result.stopped is None:
+        return EXIT_OK
+    return EXIT_INCOMPLETE
+
+
+def _say(stderr: IO[str], text: str) -> None:
+    stderr.write(f"hostmap: {text}\n")
+
+
+def _plan_document(args: argparse.Namespace, session: _Session, inventory: Inventory,
+                   document: Mapping[str, list[str]], limits: Limits) -> Plan:
+    from hostmap.apply import plan_map
+    from hostmap.hostmap_file import parse_host_map
+
+    return plan_map(parse_host_map(dict(document), "rollout"), inventory, limits,
+                    duration=duration_model(session.params), links=nic_links(session.params),
+                    group_settle_s=args.group_settle)
+
+
+def _shell(command: str, timeout_s: float, cloud_env: Mapping[str, str]) -> Callable[[str], int]:
+    """Runs `command` for one host with /bin/sh: {host} replaced (quoted), HOSTMAP_HOST set; output to the log."""
+    import shlex
+    import subprocess
+
+    def run(host: str) -> int:
+        line = command.replace("{host}", shlex.quote(host))
+        env = {**os.environ, **cloud_env, "HOSTMAP_HOST": host}
+        log.info("%s: running %s", host, line)
+        try:
+            done = subprocess.run(["/bin/sh", "-c", line], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            log.error("%s: the command ran longer than %.0f s and was killed", host, timeout_s)
+            return 124
+        for stream, text in (("out", done.stdout), ("err", done.stderr)):
+            for output in text.splitlines():
+                log.info("%s: std%s: %s", host, stream, output)
+        log.info("%s: the command exited with %d", host, done.returncode)
+        return done.returncode
+
+    return run
+
+
 def _existing_journal(path: str | None) -> Path | None:
     """The journal a read-only command reads; one that does not exist is an error (it is never created)."""
     if path and not Path(path).exists():
@@ -605,7 +716,8 @@ class _Ran:
 
 
 def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, map_text: str, stdin: IO[str],
-             stdout: IO[str], stderr: IO[str], limits: Limits, services: ServiceChanges | None = None) -> _Ran:
+             stdout: IO[str], stderr: IO[str], limits: Limits, services: ServiceChanges | None = None,
+             on_start: Callable[[int], None] = lambda run_id: None) -> _Ran:
     """Carry `host_map` out as `apply` does (prompts, journal, resume, Ctrl-C), switching `services` first."""
     from hostmap.apply import ApplySettings, ServiceChanges, apply_map
     from hostmap.display import LiveDisplay
@@ -635,7 +747,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
             map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
             interrupts=lambda: interrupts.count,
             on_resumed=lambda resumed: _print_resumed(resumed, stderr),
-            services=services or ServiceChanges(), on_service=on_service,
+            services=services or ServiceChanges(), on_service=on_service, on_start=on_start,
         )
     finally:
         if previous is not None:
@@ -845,6 +957,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_drain(args, stdin, stdout, stderr)
         if args.command == "restore":
             return _cmd_restore(args, stdin, stdout, stderr)
+        if args.command == "maintain":
+            return _cmd_maintain(args, stdin, stdout, stderr)
         if args.command == "history":
             return _cmd_history(args, stdout)
         if args.command == "apply":

@@ -251,8 +251,12 @@ class Rollout:
 
     def done(self, host: str, step: RolloutStepName) -> RolloutStep | None:
         """The last record of `step` on `host`, if the rollout took it."""
-        found = [s for s in self.steps if s.host == host and s.step == step]
-        return found[-1] if found else None
+        at = self.last(host, step)
+        return self.steps[at] if at >= 0 else None
+
+    def last(self, host: str, step: RolloutStepName) -> int:
+        """The position in `steps` of the last record of `step` on `host`; -1 when there is none."""
+        return max((i for i, s in enumerate(self.steps) if s.host == host and s.step == step), default=-1)
 
 
 @dataclass(frozen=True)
@@ -481,19 +485,26 @@ class Journal:
     def open_rollout(self, cloud: str, hosts: Sequence[str]) -> Rollout | None:
         """The latest rollout of `cloud` over exactly `hosts` that has not ended, to continue it."""
         with self._guard() as conn:
-            rows = _named(conn, "SELECT * FROM rollouts WHERE cloud = ? AND status != 'done' ORDER BY id DESC",
+            rows = _named(conn, "SELECT id, hosts FROM rollouts WHERE cloud = ? AND status != 'done' ORDER BY id DESC",
                           (cloud,)).fetchall()
-            for row in rows:
-                if json.loads(row["hosts"]) == list(hosts):
-                    steps = _named(conn, "SELECT host, step, run_id, code, at FROM rollout_steps WHERE rollout_id = ? "
-                                         "ORDER BY id", (row["id"],)).fetchall()
-                    return Rollout(
-                        int(row["id"]), str(row["cloud"]), tuple(json.loads(row["hosts"])), int(row["batch"]),
-                        bool(row["restore"]), str(row["command"]),
-                        {str(k): str(v) for k, v in json.loads(row["original"]).items()}, str(row["status"]),
-                        tuple(RolloutStep(str(s["host"]), s["step"], s["run_id"], s["code"], str(s["at"]))
-                              for s in steps))
+        for row in rows:
+            if json.loads(row["hosts"]) == list(hosts):
+                return self.rollout(int(row["id"]))
         return None
+
+    def rollout(self, rollout_id: int) -> Rollout:
+        """Rollout `rollout_id` with every step it took; raises `UnknownRun` when there is none."""
+        with self._guard() as conn:
+            row = _named(conn, "SELECT * FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
+            steps = _named(conn, "SELECT host, step, run_id, code, at FROM rollout_steps WHERE rollout_id = ? "
+                                 "ORDER BY id", (rollout_id,)).fetchall()
+        if row is None:
+            raise UnknownRun(rollout_id)
+        return Rollout(
+            int(row["id"]), str(row["cloud"]), tuple(json.loads(row["hosts"])), int(row["batch"]),
+            bool(row["restore"]), str(row["command"]),
+            {str(k): str(v) for k, v in json.loads(row["original"]).items()}, str(row["status"]),
+            tuple(RolloutStep(str(s["host"]), s["step"], s["run_id"], s["code"], str(s["at"])) for s in steps))
 
     def finish_run(self, run_id: int, *, reached: bool, interrupted: bool) -> None:
         """Record that the run ended: "interrupted", else "reached" or "incomplete"."""

@@ -1,0 +1,238 @@
+"""One `maintain`: roll maintenance across hosts batch by batch (drain, command, wait for the service, enable,
+put back), each step journaled so a rerun continues where the rollout stopped.
+
+The migrations go through `apply` (the `RunMap` it is given); the command runs through `Exec`; both are injected,
+as is the clock, so the same rollout runs on wall time against a cloud and on virtual time in a rehearsal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from hostmap.apply import ServiceChanges
+from hostmap.clock import Clock
+from hostmap.cloud.base import Cloud
+from hostmap.journal import Journal, Rollout, RolloutStepName
+from hostmap.model import Inventory
+from hostmap.results import RunResult
+from hostmap.rollout import batch_drain, batches, settle_wait
+from hostmap.serialise import export_map
+from hostmap.services import disabled_by, drained_state
+
+
+class RunMap(Protocol):
+    """Carries a host map document out as `apply` does; returns the run's result and its id in the journal."""
+
+    def __call__(self, document: Mapping[str, list[str]], services: ServiceChanges, label: str) -> tuple[RunResult,
+                                                                                                            int | None]:
+        ...
+
+
+#: Runs the maintenance command for one host; returns its exit code.
+Exec = Callable[[str], int]
+
+#: Why a rollout stopped before its end.
+StopReason = Literal["drain_incomplete", "exec_failed", "exec_unknown", "not_up", "restore_incomplete"]
+
+#: Seconds between two looks at a host's compute service while waiting for it to come back.
+UP_POLL_S = 10.0
+
+
+@dataclass(frozen=True)
+class MaintainOptions:
+    """What a rollout does besides its hosts."""
+
+    batch: int = 1
+    headroom_pct: float = 0.0
+    restore: bool = False
+    up_timeout_s: float = 1800.0
+    rerun_exec: bool = False
+    command: str = ""
+    #: Seconds nova's scheduler may still count an anti-affine member on the host it left (see `settle_wait`).
+    group_settle_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Where a rollout stopped: the host, why, and the command's exit code or the run's result when they tell."""
+
+    host: str
+    reason: StopReason
+    code: int | None = None
+    run: RunResult | None = None
+
+
+@dataclass(frozen=True)
+class MaintainResult:
+    """A rollout's end: its journal record (every step per host), the runs it made, and where it stopped if it did."""
+
+    rollout: Rollout
+    runs: tuple[RunResult, ...]
+    stopped: Stopped | None
+    #: True when this invocation continued a rollout an earlier one had started.
+    continued: bool
+
+
+def run_rollout(cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str, hosts: Sequence[str],
+                options: MaintainOptions, run_map: RunMap, execute: Exec,
+                say: Callable[[str], None] = lambda text: None) -> MaintainResult:
+    """Roll maintenance over `hosts` (service host names, in order), continuing an unfinished rollout of them."""
+    rollout = journal.open_rollout(cloud_key, hosts)
+    continued = rollout is not None
+    if rollout is None:
+        names = set(hosts)
+        original = {s.id: s.host for s in cloud.inventory().servers if s.host is not None and s.host in names}
+        rollout_id = journal.start_rollout(cloud=cloud_key, hosts=hosts, batch=options.batch,
+                                           restore=options.restore, command=options.command, original=original)
+    else:
+        rollout_id = rollout.id
+        say(f"continuing rollout {rollout_id}, started earlier over the same hosts")
+    roller = _Roller(cloud, clock, journal=journal, rollout_id=rollout_id, options=options, run_map=run_map,
+                     execute=execute, say=say)
+    groups = batches(hosts, journal.rollout(rollout_id).batch)
+    for i, group in enumerate(groups):
+        stopped = roller.batch(group, [h for g in groups[i + 1:] for h in g])
+        if stopped is not None:
+            journal.finish_rollout(rollout_id, "stopped")
+            return MaintainResult(journal.rollout(rollout_id), tuple(roller.runs), stopped, continued)
+    journal.finish_rollout(rollout_id, "done")
+    return MaintainResult(journal.rollout(rollout_id), tuple(roller.runs), None, continued)
+
+
+class _Roller:
+    """The steps of one rollout, batch by batch; every step is journaled before the next begins."""
+
+    def __init__(self, cloud: Cloud, clock: Clock, *, journal: Journal, rollout_id: int, options: MaintainOptions,
+                 run_map: RunMap, execute: Exec, say: Callable[[str], None]) -> None:
+        self.cloud, self.clock, self.journal, self.rollout_id = cloud, clock, journal, rollout_id
+        self.options, self.run_map, self.execute, self.say = options, run_map, execute, say
+        self.runs: list[RunResult] = []
+        #: (server id, host it left, when) for every migration of this invocation's runs.
+        self.departures: list[tuple[str, str, float]] = []
+
+    def _run(self, inventory: Inventory, moves: Mapping[str, str], document: Mapping[str, list[str]],
+             services: ServiceChanges, label: str) -> tuple[RunResult, int | None]:
+        """One run of the rollout, once anti-affine members that left its targets have settled."""
+        wait = settle_wait(inventory, moves, self.departures, self.options.group_settle_s, self.clock.now())
+        if wait > 0:
+            self.say(f"waiting {wait:.0f} s for nova's scheduler to see anti-affine servers leave their hosts "
+                     "(--group-settle)")
+            self.clock.sleep(wait)
+        result, run_id = self.run_map(document, services, label)
+        self.runs.append(result)
+        now = self.clock.now()
+        self.departures.extend((m.server_id, m.source, now) for m in result.moves if m.outcome == "migrated")
+        return result, run_id
+
+    def _state(self) -> Rollout:
+        return self.journal.rollout(self.rollout_id)
+
+    def _step(self, host: str, step: RolloutStepName, *, run_id: int | None = None, code: int | None = None) -> None:
+        self.journal.rollout_step(self.rollout_id, host, step, run_id=run_id, code=code)
+
+    def batch(self, group: Sequence[str], later: Sequence[str]) -> Stopped | None:
+        """Take `group` through drain, command, service up, enable and (with restore) restore; where it stopped."""
+        rollout = self._state()
+        if all(rollout.done(h, "enabled") and (rollout.done(h, "restored") or not rollout.restore) for h in group):
+            return None
+        stopped = self._drain(group, later)
+        if stopped is None:
+            stopped = self._commands(group)
+        if stopped is None:
+            stopped = self._back_up(group)
+        if stopped is None and self._state().restore:
+            stopped = self._restore(group)
+        return stopped
+
+    def _drain(self, group: Sequence[str], later: Sequence[str]) -> Stopped | None:
+        """Disable and drain the batch, unless an earlier invocation did."""
+        rollout = self._state()
+        if all(rollout.done(h, "drained") for h in group):
+            return None
+        inventory = self.cloud.inventory()
+        not_done = [h for h in later if not rollout.done(h, "enabled")]
+        drain = batch_drain(inventory, group, not_done, self.options.headroom_pct)
+        self.say(f"batch {', '.join(group)}: draining {len(drain.moves)} server(s)")
+        result, run_id = self._run(inventory, drain.moves, export_map(inventory, drain.moves),
+                                   ServiceChanges(disable=drain.hosts, purpose="maintain"),
+                                   f"maintain {', '.join(group)}: drain")
+        for state in drained_state(self.cloud.inventory(), drain.hosts, result.moves):
+            if not state.empty:
+                return Stopped(state.host, "drain_incomplete", run=result)
+        for h in group:
+            self._step(h, "drained", run_id=run_id)
+        return None
+
+    def _commands(self, group: Sequence[str]) -> Stopped | None:
+        """The command, once per host; one whose outcome is unknown is not run again unless asked."""
+        for h in group:
+            rollout = self._state()
+            started, ended = rollout.last(h, "exec_started"), rollout.last(h, "exec_ended")
+            if ended > started and rollout.steps[ended].code == 0:
+                continue  # done by an earlier invocation
+            unknown = started > ended
+            if unknown and not self.options.rerun_exec:
+                return Stopped(h, "exec_unknown")
+            # A command that failed before is run again: the operator reran the rollout after seeing why.
+            self._step(h, "exec_started")
+            self.say(f"{h}: running the maintenance command")
+            code = self.execute(h)
+            self._step(h, "exec_ended", code=code)
+            if code != 0:
+                return Stopped(h, "exec_failed", code=code)
+        return None
+
+    def _back_up(self, group: Sequence[str]) -> Stopped | None:
+        """Wait for each host's compute service, then enable it if it still carries the drain's reason."""
+        for h in group:
+            rollout = self._state()
+            drained = rollout.done(h, "drained")
+            drain_run = drained.run_id if drained else None
+            if not rollout.done(h, "up"):
+                if not _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s):
+                    return Stopped(h, "not_up")
+                self._step(h, "up")
+            if not rollout.done(h, "enabled"):
+                host = next((x for x in self.cloud.inventory().hosts if x.name == h), None)
+                if host is not None and drain_run is not None and disabled_by(host, drain_run):
+                    self.cloud.set_service(h, enabled=True)
+                    self.journal.service_changed(drain_run, h, "enabled", "")
+                    self.say(f"{h}: compute service enabled")
+                self._step(h, "enabled", run_id=drain_run)
+        return None
+
+    def _restore(self, group: Sequence[str]) -> Stopped | None:
+        """Put the servers the batch's hosts held before the rollout back on them."""
+        rollout = self._state()
+        if all(rollout.done(h, "restored") for h in group):
+            return None
+        inventory = self.cloud.inventory()
+        where = {s.id: s.host for s in inventory.servers}
+        back = {sid: host for sid, host in rollout.original.items()
+                if host in group and sid in where and where[sid] != host}
+        run_id = None
+        if back:
+            document = {k: v for k, v in export_map(inventory, back, only=back.keys()).items() if v}
+            result, run_id = self._run(inventory, back, document, ServiceChanges(),
+                                       f"maintain {', '.join(group)}: restore")
+            if not result.reached:
+                return Stopped(group[0], "restore_incomplete", run=result)
+        for h in group:
+            self._step(h, "restored", run_id=run_id)
+        return None
+
+
+def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float) -> bool:
+    """Wait (at most `timeout_s`) until `host`'s compute service is up; True when it is."""
+    deadline = clock.now() + timeout_s
+    for _ in range(math.ceil(timeout_s / UP_POLL_S) + 2):
+        found = next((h for h in cloud.inventory().hosts if h.name == host), None)
+        if found is not None and found.up:
+            return True
+        if clock.now() >= deadline:
+            return False
+        clock.sleep(min(UP_POLL_S, max(0.0, deadline - clock.now())))
+    return False
