@@ -94,7 +94,7 @@ def run_rollout(cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str,
                      execute=execute, say=say)
     groups = batches(hosts, journal.rollout(rollout_id).batch)
     for i, group in enumerate(groups):
-        stopped = roller.batch(group, [h for g in groups[i + 1:] for h in g])
+        stopped = roller.batch(group, groups[i + 1:])
         if stopped is not None:
             journal.finish_rollout(rollout_id, "stopped")
             return MaintainResult(journal.rollout(rollout_id), tuple(roller.runs), stopped, continued)
@@ -133,7 +133,7 @@ class _Roller:
     def _step(self, host: str, step: RolloutStepName, *, run_id: int | None = None, code: int | None = None) -> None:
         self.journal.rollout_step(self.rollout_id, host, step, run_id=run_id, code=code)
 
-    def batch(self, group: Sequence[str], later: Sequence[str]) -> Stopped | None:
+    def batch(self, group: Sequence[str], later: Sequence[Sequence[str]]) -> Stopped | None:
         """Take `group` through drain, command, service up, enable and (with restore) restore; where it stopped."""
         rollout = self._state()
         if all(rollout.done(h, "enabled") and (rollout.done(h, "restored") or not rollout.restore) for h in group):
@@ -147,13 +147,13 @@ class _Roller:
             stopped = self._restore(group)
         return stopped
 
-    def _drain(self, group: Sequence[str], later: Sequence[str]) -> Stopped | None:
+    def _drain(self, group: Sequence[str], later: Sequence[Sequence[str]]) -> Stopped | None:
         """Disable and drain the batch, unless an earlier invocation did."""
         rollout = self._state()
         if all(rollout.done(h, "drained") for h in group):
             return None
         inventory = self.cloud.inventory()
-        not_done = [h for h in later if not rollout.done(h, "enabled")]
+        not_done = [[h for h in g if not rollout.done(h, "enabled")] for g in later]
         drain = batch_drain(inventory, group, not_done, self.options.headroom_pct)
         self.say(f"batch {', '.join(group)}: draining {len(drain.moves)} server(s)")
         result, run_id = self._run(inventory, drain.moves, export_map(inventory, drain.moves),

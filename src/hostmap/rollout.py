@@ -18,14 +18,22 @@ def batches(hosts: Sequence[str], size: int) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(hosts[i:i + size]) for i in range(0, len(hosts), size))
 
 
-def batch_drain(inventory: Inventory, batch: Sequence[str], later: Sequence[str], headroom_pct: float) -> Drain:
-    """Drain `batch` onto hosts not in `later` when that fits; else onto any host (those servers move again later)."""
-    try:
-        return drain_map(inventory, batch, headroom_pct, keep_out=later)
-    except DrainDoesNotFit:
-        if not later:
-            raise
-        return drain_map(inventory, batch, headroom_pct)
+def batch_drain(inventory: Inventory, batch: Sequence[str], later: Sequence[Sequence[str]],
+                headroom_pct: float) -> Drain:
+    """Drain `batch` onto hosts outside the `later` batches when that fits.
+
+    Else the batches maintained last are let in, one at a time, until it fits: a server put there moves again
+    when its host's turn comes, so the fewest later hosts are opened.  Raises `DrainDoesNotFit` when even all
+    hosts are not enough.
+    """
+    for opened in range(len(later) + 1):
+        kept_out = [h for group in later[:len(later) - opened] for h in group]
+        try:
+            return drain_map(inventory, batch, headroom_pct, keep_out=kept_out)
+        except DrainDoesNotFit:
+            if opened == len(later):
+                raise
+    raise AssertionError("unreachable: the last try opens every host")
 
 
 def project(inventory: Inventory, moves: Mapping[str, str]) -> Inventory:
@@ -79,11 +87,12 @@ class RolloutPlan:
 
 
 def plan_rollout(inventory: Inventory, hosts: Sequence[str], *, batch: int, headroom_pct: float,
-                 restore: bool) -> RolloutPlan:
+                 restore: bool, plan_across: bool = True) -> RolloutPlan:
     """Plan the whole rollout on projections of `inventory`; raises `DrainDoesNotFit` for a batch that cannot go.
 
     Each batch's drain prefers hosts already done or never maintained; with `restore`, once a batch is done its
-    servers go back to their original hosts before the next batch drains.
+    servers go back to their original hosts before the next batch drains.  `plan_across=False` plans each batch as
+    a lone drain would (no host kept out), for comparison.
     """
     groups = batches([h.name for h in drained_hosts(inventory, hosts)], batch)
     drained = {name for g in groups for name in g}
@@ -91,8 +100,7 @@ def plan_rollout(inventory: Inventory, hosts: Sequence[str], *, batch: int, head
     current = inventory
     planned: list[BatchPlan] = []
     for i, group in enumerate(groups):
-        later = [h for g in groups[i + 1:] for h in g]
-        drain = batch_drain(current, group, later, headroom_pct)
+        drain = batch_drain(current, group, groups[i + 1:] if plan_across else (), headroom_pct)
         before, current = current, project(current, drain.moves)
         after_drain = current
         back: dict[str, str] = {}
