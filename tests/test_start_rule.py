@@ -73,7 +73,7 @@ def test_a_step_starts_only_within_both_limits(
 
 
 def test_ready_at_is_the_latest_end_with_settling() -> None:
-    """A step is ready at its latest dependency's end, `settle_s` later for a departing anti-affine member."""
-    assert ready_at([(4.0, False), (3.0, True)], settle_s=2.0) == 5.0
-    assert ready_at([(4.0, False), (math.inf, False)], settle_s=2.0) == math.inf
-    assert ready_at([], settle_s=2.0) == 0.0
+    """A step is ready at its latest dependency's end, `group_settle_s` later for a departing anti-affine member."""
+    assert ready_at([(4.0, False), (3.0, True)], group_settle_s=2.0) == 5.0
+    assert ready_at([(4.0, False), (math.inf, False)], group_settle_s=2.0) == math.inf
+    assert ready_at([], group_settle_s=2.0) == 0.0

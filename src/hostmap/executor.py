@@ -43,8 +43,9 @@ class ExecutorOptions:
     #: The copy rate is measured over about this long: nova saves the byte counters every few seconds
     #: (live_migration_monitor_interval, 5 s) and stamps them to the second, so two saves in a row are too coarse.
     rate_window_s: float = 10.0
-    #: After nova says a migration ended, how long the server may take to show its final host and state.
-    settle_s: float = 60.0
+    #: After nova says a migration ended, how long the server may take to come to rest (no task, not MIGRATING) and
+    #: show its final host and state.
+    rest_wait_s: float = 60.0
     #: After an abort, how long nova may take to cancel the migration and put the server back.
     abort_wait_s: float = 300.0
     #: How long to wait before sending again an abort that nova refused or that failed on the way.
@@ -144,7 +145,7 @@ class Executor:
         self._offset: float | None = None
         opts = self._options
         #: No flight is watched longer than this from its submission, whatever happens.
-        self._flight_limit = opts.timeout_s + opts.abort_wait_s + opts.settle_s + opts.outage_s + 4 * opts.poll_s
+        self._flight_limit = opts.timeout_s + opts.abort_wait_s + opts.rest_wait_s + opts.outage_s + 4 * opts.poll_s
 
     def run(
         self,
@@ -160,7 +161,7 @@ class Executor:
         was requested: its timeout counts from then (one already past it is aborted at once).
         """
         self._start = self._clock.now()
-        self._settle_s = plan.group_settle_s
+        self._group_settle_s = plan.group_settle_s
         self._limits = plan.limits
         state = _RunState(all_yes=self._confirm is None)
         servers = {s.id: s for s in inventory.servers}
@@ -242,7 +243,7 @@ class Executor:
                 heads.setdefault(step.move.source, step)
                 still.append(step)
                 continue
-            settled = self._settled_at(step, state)
+            settled = self._group_settled_at(step, state)
             if settled > self._clock.now():
                 # A member of its anti-affinity group has just left the target: nova's scheduler sees it go
                 # only at its next instance sync, and until then refuses this server there.
@@ -320,15 +321,15 @@ class Executor:
                         f"which ended {result.outcome.replace('_', ' ')}")
         return None
 
-    def _settled_at(self, step: Step, state: _RunState) -> float:
+    def _group_settled_at(self, step: Step, state: _RunState) -> float:
         """When the departures `step` must let settle have settled (clock time), given they ended."""
         ends = [state.results[dep].finished_s for dep in step.settle_after]
-        return max((self._start + end + self._settle_s for end in ends if end is not None), default=0.0)
+        return max((self._start + end + self._group_settle_s for end in ends if end is not None), default=0.0)
 
     def _ready_at(self, head: Step, state: _RunState) -> float:
         """When `head` (a step still waiting for its dependencies) is expected to be able to start (clock time);
         inf when one of those dependencies has not started yet: it may start any moment."""
-        ends: list[tuple[float, bool]] = [(self._settled_at(head, state), False)]
+        ends: list[tuple[float, bool]] = [(self._group_settled_at(head, state), False)]
         for dep in head.after:
             if dep in state.results:
                 continue
@@ -339,7 +340,7 @@ class Executor:
             if end is None:
                 end = max(flight.submitted_at, self._start) + flight.step.move.estimate_s
             ends.append((end, dep in head.settle_after))
-        return ready_at(ends, self._settle_s)
+        return ready_at(ends, self._group_settle_s)
 
     def _submit(self, step: Step, state: _RunState) -> None:
         move = step.move
@@ -482,7 +483,7 @@ class Executor:
         if record is None:
             self._judge_unrecorded(flight, state)
         elif record.terminal:
-            self._settle(flight, record, state)
+            self._judge_ended(flight, record, state)
         elif flight.abort is not None:
             self._judge_aborting(flight, flight.abort, record, state)
         else:
@@ -539,7 +540,7 @@ class Executor:
             latest = next((r for r in self._cloud.live_migrations(flight.server_id) if r.id == record.id), record)
             flight.record = latest
             if latest.terminal:
-                self._settle(flight, latest, state)
+                self._judge_ended(flight, latest, state)
             elif opts.on_timeout == "leave":
                 self._finish(state, flight.step, "timed_out",
                              f"still {latest.status} after {opts.timeout_s:.0f} s; left running (--on-timeout leave)",
@@ -608,21 +609,21 @@ class Executor:
         except CloudError:
             return None
 
-    def _settle(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
-        """Decide the outcome from the migration record and the server together."""
+    def _judge_ended(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+        """The record ended: decide the outcome from it and the server together, once the server is at rest."""
         now = self._clock.now()
         move = flight.step.move
         if flight.ended_at is None:
             flight.ended_at = now
         server = self._cloud.server_status(flight.server_id)
-        settled = server.task_state is None and server.status != "MIGRATING"
-        if not settled and now - flight.ended_at <= self._options.settle_s:
+        at_rest = server.task_state is None and server.status != "MIGRATING"
+        if not at_rest and now - flight.ended_at <= self._options.rest_wait_s:
             return
         where = f"server is {server.status} on {server.host}" + (f" (task {server.task_state})"
                                                                  if server.task_state else "")
         if record.status in ("completed", "done"):
             expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
-            if server.host == move.target and server.status in expected and settled:
+            if server.host == move.target and server.status in expected and at_rest:
                 self._finish(state, flight.step, "migrated", "", flight=flight)
             else:
                 self._finish(state, flight.step, "failed",
@@ -631,7 +632,7 @@ class Executor:
             return
         assert record.status in UNSUCCESSFUL_STATUSES
         expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
-        back_as_before = server.host == move.source and server.status in expected and settled
+        back_as_before = server.host == move.source and server.status in expected and at_rest
         if flight.abort is not None:
             abort = flight.abort
             back = f"confirmed on its source, {server.status}" if back_as_before else f"NOT back as before: {where}"

@@ -52,10 +52,10 @@ def verdict(
     return Verdict.START
 
 
-def ready_at(ends: Iterable[tuple[float, bool]], settle_s: float) -> float:
+def ready_at(ends: Iterable[tuple[float, bool]], group_settle_s: float) -> float:
     """When a step may start given (expected end, must settle) of the dependencies that bound it: the latest end,
-    `settle_s` later for a departure of an anti-affine member; inf when one has not started (its end is inf)."""
+    `group_settle_s` later for a departure of an anti-affine member; inf when one has not started (its end is inf)."""
     at = 0.0
     for end, settles in ends:
-        at = max(at, end + (settle_s if settles else 0.0))
+        at = max(at, end + (group_settle_s if settles else 0.0))
     return at

@@ -22,15 +22,15 @@ class Admission:
     take a member of one of its anti-affinity groups away (nova's scheduler needs time to see those go)."""
 
     after: list[int]
-    settle: list[int]
+    settle_after: list[int]
 
 
 class Ledger:
     """Load, capacity, credit from completed departures and anti-affinity member counts of every host."""
 
-    def __init__(self, hosts: Sequence[Host], members_at: Sequence[dict[int, int]], settle_s: float) -> None:
+    def __init__(self, hosts: Sequence[Host], members_at: Sequence[dict[int, int]], group_settle_s: float) -> None:
         n = len(hosts)
-        self.settle_s = settle_s
+        self.group_settle_s = group_settle_s
         self.cap: list[Vec] = [Vec.of(h.capacity) for h in hosts]
         #: What is on each host plus every arrival started there.
         self.load: list[list[int]] = [list(Vec.of(h.used)) for h in hosts]
@@ -57,7 +57,7 @@ class Ledger:
                     return None
                 position = max(position, bisect_left(self.done_pref[host][c], need))
         done = self.done_index[host]
-        settle: list[int] = []
+        settle_after: list[int] = []
         for group, limit in mv.tokens:
             need = self.tok_load[host].get(group, 0) + 1 - limit
             if need > 0:
@@ -65,12 +65,14 @@ class Ledger:
                 if need > len(gone):
                     return None
                 position = max(position, gone[need - 1])
-                settle.extend(done[p] for p in gone[:need])
-        return Admission(done[: position + 1], settle)
+                settle_after.extend(done[p] for p in gone[:need])
+        return Admission(done[: position + 1], settle_after)
 
-    def settled_by(self, settle: Sequence[int]) -> float:
-        """When nova's scheduler has seen every departure in `settle` (indexes of completed moves)."""
-        return max((self.done_at[i] + self.settle_s for i in settle), default=0.0) if self.settle_s else 0.0
+    def group_settled_at(self, departures: Sequence[int]) -> float:
+        """When nova's scheduler has seen every departure in `departures` (indexes of completed moves)."""
+        if not self.group_settle_s:
+            return 0.0
+        return max((self.done_at[i] + self.group_settle_s for i in departures), default=0.0)
 
     def over(self, host: int, mv: Mv, extra: Sequence[int] = (0, 0, 0)) -> bool:
         """Whether `mv` would overfill `host` now, counting completed departures and `extra` as gone."""
@@ -93,7 +95,7 @@ class Ledger:
             if present + 1 > limit:
                 return False
             need = present + len(gone) + 1 - limit
-            if freed is None and need > 0 and self.settled_by([self.done_index[host][gone[need - 1]]]) > now:
+            if freed is None and need > 0 and self.group_settled_at([self.done_index[host][gone[need - 1]]]) > now:
                 return False  # a member left too recently for nova's scheduler to have seen it go
         return True
 

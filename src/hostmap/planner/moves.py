@@ -106,7 +106,7 @@ class Mv:
     index: int = -1
     after: tuple[int, ...] = ()
     #: The departures of anti-affine members among `after`: nova's scheduler needs time to see them gone.
-    settle: tuple[int, ...] = ()
+    settle_after: tuple[int, ...] = ()
     partner: Mv | None = None
     dead: bool = False
     #: True while the move sits in the list of moves waiting for room on its target.

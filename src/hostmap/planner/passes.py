@@ -119,7 +119,7 @@ def _plan(
     in_place, requests = requests_of(inventory, hosts, desired, duration or default_duration, exclusive)
     final_check(hosts, requests)
     check_policies(inventory, desired)
-    inputs = pass_inputs(inventory, hosts, exclusive, limits=limits, links=links, settle_s=group_settle_s)
+    inputs = pass_inputs(inventory, hosts, exclusive, limits=limits, links=links, group_settle_s=group_settle_s)
     first_key = priorities.busiest_source_first(priorities.work_per_source(len(hosts), requests))
     first = _first_pass(hosts, requests, inputs, first_key)
     steps = to_steps(first.order, hosts)
@@ -148,7 +148,7 @@ def _plan(
 
 
 def _time(steps: Sequence[Step], inputs: PassInputs) -> float:
-    return simulate(steps, inputs.limits, inputs.links, inputs.settle_s)
+    return simulate(steps, inputs.limits, inputs.links, inputs.group_settle_s)
 
 
 def _first_pass(hosts: Sequence[Host], requests: Sequence[Request], inputs: PassInputs, first_key: KeyOf) -> Built:
@@ -234,7 +234,7 @@ def to_steps(order: Sequence[Mv], hosts: Sequence[Host]) -> tuple[Step, ...]:
                 estimate_s=mv.dur,
             ),
             after=mv.after,
-            settle_after=mv.settle,
+            settle_after=mv.settle_after,
         )
         for mv in order
     )

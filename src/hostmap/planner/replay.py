@@ -1,7 +1,7 @@
 """The executor's rules in simulated time: how long a plan takes as `hostmap apply` runs it.
 
 Ready steps start in index order under the start rule (`hostmap.start_rule`); a step is ready once the steps it
-waits for ended, `settle_s` after those of its `settle_after`.
+waits for ended, `group_settle_s` after those of its `settle_after`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from hostmap.model import Limits, Step
 from hostmap.start_rule import Verdict, ready_at, verdict
 
 
-def simulate(steps: Sequence[Step], limits: Limits, links: Links | None, settle_s: float = 0.0) -> float:
+def simulate(steps: Sequence[Step], limits: Limits, links: Links | None, group_settle_s: float = 0.0) -> float:
     """Makespan of `steps` as the executor runs them within `limits`."""
-    return Replay(steps, limits, links, settle_s).run()
+    return Replay(steps, limits, links, group_settle_s).run()
 
 
 def _index(steps: Sequence[Step]) -> tuple[list[list[int]], dict[str, int], dict[str, list[int]]]:
@@ -38,8 +38,8 @@ def _index(steps: Sequence[Step]) -> tuple[list[list[int]], dict[str, int], dict
 class Replay:
     """One run of a plan in simulated time (see `simulate`)."""
 
-    def __init__(self, steps: Sequence[Step], limits: Limits, links: Links | None, settle_s: float) -> None:
-        self.steps, self.limits, self.settle_s = steps, limits, settle_s
+    def __init__(self, steps: Sequence[Step], limits: Limits, links: Links | None, group_settle_s: float) -> None:
+        self.steps, self.limits, self.group_settle_s = steps, limits, group_settle_s
         n = len(steps)
         self.waiting = [len(s.after) for s in steps]
         self.children, self.names, self.queue = _index(steps)
@@ -63,7 +63,7 @@ class Replay:
 
     def ready_at(self, i: int) -> float:
         """When step i may start as far as the running steps tell; inf if one it waits for has not started."""
-        return ready_at(self._ends(i), self.settle_s)
+        return ready_at(self._ends(i), self.group_settle_s)
 
     def start_ready(self, now: float) -> None:
         """Start what the start rule lets start now."""

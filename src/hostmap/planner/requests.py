@@ -26,7 +26,7 @@ class PassInputs:
     #: Names of the hard anti-affinity groups, by the numbers `members_at` and the moves use.
     group_names: tuple[str, ...]
     #: Seconds between a member's departure and another member's arrival on that host.
-    settle_s: float
+    group_settle_s: float
 
 
 def pass_inputs(
@@ -36,11 +36,11 @@ def pass_inputs(
     *,
     limits: Limits,
     links: Links | None,
-    settle_s: float,
+    group_settle_s: float,
 ) -> PassInputs:
     """The inputs every pass shares, for `inventory` on `hosts` (sorted by name)."""
     return PassInputs(limits, links, members_at(inventory, hosts, exclusive),
-                      frozenset(pinned_servers(inventory)), tuple(exclusive_group_names(inventory)), settle_s)
+                      frozenset(pinned_servers(inventory)), tuple(exclusive_group_names(inventory)), group_settle_s)
 
 
 def members_at(

@@ -27,7 +27,7 @@ class Scheduler:
     ) -> None:
         n = len(hosts)
         self.hosts: Sequence[Host] = hosts
-        self.ledger = Ledger(hosts, inputs.members_at, inputs.settle_s)
+        self.ledger = Ledger(hosts, inputs.members_at, inputs.group_settle_s)
         self.pinned_ids = inputs.pinned
         self.group_names: Sequence[str] = inputs.group_names
         self.max_per_host = inputs.limits.max_per_host
@@ -114,7 +114,7 @@ class Scheduler:
 
     def _start(self, mv: Mv, admitted: Admission, now: float) -> None:
         mv.index = len(self.order)
-        mv.settle = tuple(sorted(set(admitted.settle)))
+        mv.settle_after = tuple(sorted(set(admitted.settle_after)))
         deps = admitted.after
         if mv.leg == Leg.SECOND:
             assert mv.partner is not None
@@ -154,7 +154,7 @@ class Scheduler:
                 heapq.heappush(self.slot_wait[mv.src], (key, uid))
                 continue
             admitted = ledger.admit(mv.dst, mv)
-            settled = ledger.settled_by(admitted.settle) if admitted is not None else 0.0
+            settled = ledger.group_settled_at(admitted.settle_after) if admitted is not None else 0.0
             if settled > now + 1e-9:
                 heapq.heappush(self.timers, (settled, uid))
                 self._promote(mv.src)

@@ -480,7 +480,7 @@ class SimCloud:
         with self.lock:
             target = max(self.now_s(), self._t)
             while True:
-                self._settle()
+                self._start_queued()
                 next_at, handlers = self._next_events()
                 step_to = min(next_at, target)
                 if step_to > self._t:
@@ -548,7 +548,7 @@ class SimCloud:
                 m.sent_bytes += m.rate_bps * dt
                 m.left_bytes = min(max(m.left_bytes - (m.rate_bps - m.dirty_bps) * dt, 0.0), m.ram_bytes)
 
-    def _settle(self) -> None:
+    def _start_queued(self) -> None:
         """Start queued migrations on sources with a free slot (FIFO)."""
         for m in self.migrations:
             if m.status != "queued":
@@ -756,7 +756,7 @@ class SimCloud:
             # Nova's compute manager only queues the work (status queued) and returns: its event ends at once,
             # a success whatever becomes of the migration.
             action.events.append(SimEvent("compute_live_migration", self._t, source.name, self._t, "Success"))
-            self._settle()
+            self._start_queued()
             return m
 
     def _precheck_live(
@@ -924,7 +924,7 @@ class SimCloud:
             self._rollback(m, "cancelled", "aborted by request")
             if server_id in self._abort_error:
                 self.servers[server_id].vm_state = "error"
-            self._settle()
+            self._start_queued()
 
     def force_complete(self, server_id: str, migration_id: str, *, request_id: str) -> None:
         """POST .../migrations/{mid}/action force_complete: switch over now."""
