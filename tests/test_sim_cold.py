@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from conftest import Running, scenario
+from hostmap.cloud.base import ColdMigrationUnsupported
+from hostmap.errors import CloudError
 from hostmap.sim.scenario import parse_scenario
 from hostmap.timing import MigrationParams, cold_duration_s
 
@@ -177,7 +179,8 @@ def test_a_second_migrate_while_resizing_is_a_conflict(start_sim: Callable[..., 
     web0 = _id(running, "web-0")
     _action(running, web0, {"migrate": {"host": "compute004"}})
     again = _action(running, web0, {"migrate": {"host": "compute003"}})
-    assert again.status_code == 409 and "task_state resize_prep" in again.text
+    assert again.status_code == 409
+    assert "task_state resize_prep" in again.text
     live = _action(running, web0, {"os-migrateLive": {"host": "compute003", "block_migration": "auto"}})
     assert live.status_code == 409
 
@@ -245,7 +248,8 @@ def test_confirm_needs_the_source_service_up(start_sim: Callable[..., Running]) 
     _action(running, web0, {"migrate": {"host": "compute004"}})
     running.clock.advance(600)
     response = _action(running, web0, {"confirmResize": None})
-    assert response.status_code == 409 and "Service is unavailable at this time." in response.text
+    assert response.status_code == 409
+    assert "Service is unavailable at this time." in response.text
     assert _server(running, web0)["status"] == "VERIFY_RESIZE"
 
 
@@ -253,3 +257,53 @@ def test_scenario_parses() -> None:
     """The scenario these tests use is valid (a stopped and a suspended server)."""
     parsed = parse_scenario(_cold_scenario(), "test")
     assert [s.status for s in parsed.servers] == ["SHUTOFF", "ACTIVE", "ACTIVE", "SUSPENDED"]
+
+
+def test_the_adapter_cold_migrates_confirms_and_reads_the_record(start_sim: Callable[..., Running]) -> None:
+    """OpenStackCloud: start_cold_migration, cold_migrations (type `migration`), confirm_resize, in our types."""
+    running = start_sim(_cold_scenario())
+    assert running.clock is not None
+    web0 = _id(running, "web-0")
+    submission = running.cloud.start_cold_migration(web0, "compute004")
+    assert (submission.target, submission.microversion) == ("compute004", "2.96")
+    assert submission.request_id
+    running.clock.advance(600)
+    [record] = running.cloud.cold_migrations(web0)
+    assert (record.status, record.migration_type, record.terminal, record.dest) == (
+        "finished", "migration", False, "compute004")
+    assert running.cloud.live_migrations(web0) == []
+    running.cloud.confirm_resize(web0)
+    [record] = running.cloud.cold_migrations(web0)
+    assert (record.status, record.terminal) == ("confirmed", True)
+    status = running.cloud.server_status(web0)
+    assert (status.host, status.status) == ("compute004", "SHUTOFF")
+
+
+def test_the_adapter_reports_novas_reason_for_a_refused_cold_migration(start_sim: Callable[..., Running]) -> None:
+    """failure_reason(action="migrate") finds the scheduler's refusal in the migrate action's events."""
+    data = _cold_scenario()
+    data["hosts"][3]["enabled"] = False
+    running = start_sim(data)
+    web0 = _id(running, "web-0")
+    submission = running.cloud.start_cold_migration(web0, "compute004")
+    assert running.cloud.cold_migrations(web0)[0].status == "error"
+    assert running.cloud.failure_reason(web0, submission.request_id, action="migrate") == (
+        "No valid host was found. No valid host found for cold migrate")
+
+
+def test_the_adapter_refuses_a_cold_migration_below_2_56(start_sim: Callable[..., Running]) -> None:
+    """Below 2.56 nova would ignore the host: the adapter sends nothing and says what it needs."""
+    running = start_sim(_cold_scenario(api={"max_microversion": "2.55"}))
+    web0 = _id(running, "web-0")
+    with pytest.raises(ColdMigrationUnsupported) as caught:
+        running.cloud.start_cold_migration(web0, "compute004")
+    assert (caught.value.found, caught.value.needed) == ("2.55", "2.56")
+    assert running.sim.state.mutating_request_count() == 0
+
+
+def test_the_adapter_says_why_a_confirm_is_refused(start_sim: Callable[..., Running]) -> None:
+    """confirm_resize of a server not in VERIFY_RESIZE raises CloudError with nova's 409."""
+    running = start_sim(_cold_scenario())
+    with pytest.raises(CloudError) as caught:
+        running.cloud.confirm_resize(_id(running, "web-0"))
+    assert caught.value.status == 409
