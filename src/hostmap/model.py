@@ -10,6 +10,9 @@ RESOURCE_CLASSES: Mapping[str, str] = {"vcpu": "VCPU", "memory_mb": "MEMORY_MB",
 
 #: Server statuses from which nova accepts a live migration.
 MIGRATABLE_STATUSES = frozenset({"ACTIVE", "PAUSED"})
+#: Server statuses hostmap moves by cold migration (nova's `migrate` action, with `--cold`): stopped servers. Nova
+#: also cold-migrates ACTIVE ones (stopping them), which hostmap never asks for; SUSPENDED ones it refuses both ways.
+COLD_MIGRATABLE_STATUSES = frozenset({"SHUTOFF"})
 
 
 @dataclass(frozen=True)

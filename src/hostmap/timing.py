@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hostmap.flow import Links
-from hostmap.model import Server
+from hostmap.model import COLD_MIGRATABLE_STATUSES, Server
 
 #: Bytes per GiB (flavor RAM is given in MiB, i.e. 2**20 bytes).
 GIB = 2**30
@@ -96,11 +96,29 @@ def solo_duration_s(ram_mb: int, params: MigrationParams, rate_gbps: float | Non
     return params.setup_s + copy
 
 
+def cold_copy_s(disk_gb: int, rate_bps: float) -> float:
+    """Seconds a cold migration spends copying a `disk_gb` GiB local disk at `rate_bps` bytes/s."""
+    return disk_gb * GIB / rate_bps if disk_gb > 0 else 0.0
+
+
+def cold_duration_s(disk_gb: int, params: MigrationParams, rate_gbps: float | None = None) -> float:
+    """Seconds from a cold migration's request to VERIFY_RESIZE: prepare on the destination (`setup_s`), copy the
+    whole local disk at `rate_gbps` (default min(stream_gbps, nic_gbps)), finish on the destination (`setup_s`).
+
+    A stopped guest dirties nothing, so unlike a live migration the copy always ends; the disk, not the RAM, sets it.
+    """
+    gbps = min(params.stream_gbps, params.nic_gbps) if rate_gbps is None else rate_gbps
+    return 2 * params.setup_s + cold_copy_s(disk_gb, gbps_to_bytes_per_s(gbps))
+
+
 def duration_model(params: MigrationParams) -> Callable[[Server], float]:
-    """The planner's estimate of a server's migration under `params`: its solo duration, or, for one that never
-    converges, the time nova gives it before giving up (setup plus its completion timeout)."""
+    """The planner's estimate of a server's move under `params`: for a live migration its solo duration, or, for
+    one that never converges, the time nova gives it before giving up (setup plus its completion timeout); for a
+    stopped server (moved cold) `cold_duration_s` of its disk."""
 
     def duration(server: Server) -> float:
+        if server.status in COLD_MIGRATABLE_STATUSES:
+            return cold_duration_s(server.demand.disk_gb, params)
         ram = server.demand.memory_mb
         return min(solo_duration_s(ram, params), params.setup_s + completion_timeout_s(ram))
 

@@ -13,6 +13,10 @@ from hostmap.model import Inventory
 TERMINAL_STATUSES = frozenset({"completed", "error", "failed", "cancelled", "done"})
 #: Terminal statuses that mean the server did not move.
 UNSUCCESSFUL_STATUSES = frozenset({"error", "failed", "cancelled"})
+#: Cold-migration statuses after which nova changes the record no more ("finished" waits for a confirm or revert).
+COLD_TERMINAL_STATUSES = frozenset({"confirmed", "reverted", "error", "failed"})
+#: The cold-migration status in which the server is VERIFY_RESIZE on its destination, waiting for confirmResize.
+COLD_FINISHED = "finished"
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,14 @@ class MigrationRecord:
     memory_total_bytes: int | None = None
     memory_processed_bytes: int | None = None
     memory_remaining_bytes: int | None = None
+    #: "live-migration", or "migration" for a cold migration (nova's `migrate` action).
+    migration_type: str = "live-migration"
 
     @property
     def terminal(self) -> bool:
         """True once nova will not change this migration any more."""
+        if self.migration_type == "migration":
+            return self.status in COLD_TERMINAL_STATUSES
         return self.status in TERMINAL_STATUSES
 
 
@@ -67,6 +75,19 @@ class MigrationRefused(HostmapError):
     target: str
     status: int
     reason: str
+
+
+@dataclass
+class ColdMigrationUnsupported(HostmapError):
+    """The cloud's compute API is too old for a cold migration to a chosen host (the `migrate` action's `host`)."""
+
+    server_id: str
+    #: The negotiated microversion, and the one needed.
+    found: str
+    needed: str = "2.56"
+
+    def __str__(self) -> str:
+        return f"cold migration to a host needs compute microversion {self.needed}; the cloud offers {self.found}"
 
 
 class Cloud(Protocol):
@@ -105,16 +126,36 @@ class Cloud(Protocol):
         """Fresh host, status and task state of one server."""
         ...
 
-    def failure_reason(self, server_id: str, request_id: str | None, since: str | None = None) -> str | None:
+    def failure_reason(
+        self, server_id: str, request_id: str | None, since: str | None = None, *, action: str = "live-migration"
+    ) -> str | None:
         """The reason nova recorded for a failed migration (instance action events), if any.
 
-        The action is found by `request_id`; without one, by the latest live-migration action that started at or
-        after `since` (the migration record's creation time), so an older migration's error is never reported.
+        The action is found by `request_id`; without one, by the latest `action` (live-migration, or migrate for a
+        cold migration) that started at or after `since` (the migration record's creation time), so an older
+        migration's error is never reported.
         """
         ...
 
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
         """Abort an in-progress live migration (DELETE the server's migration)."""
+        ...
+
+    def cold_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
+        """Every cold-migration record (migration_type `migration`) nova keeps for one server, newest first."""
+        ...
+
+    def start_cold_migration(self, server_id: str, target: str) -> Submission:
+        """Ask nova to cold-migrate a server to `target` (the `migrate` action with a host, 2.56+) through the
+        scheduler; raises MigrationRefused, or ColdMigrationUnsupported below 2.56."""
+        ...
+
+    def confirm_resize(self, server_id: str) -> None:
+        """Confirm a server's finished cold migration (VERIFY_RESIZE): nova frees the source (`confirmResize`)."""
+        ...
+
+    def revert_resize(self, server_id: str) -> None:
+        """Revert a server's finished cold migration (VERIFY_RESIZE): nova puts it back on its source."""
         ...
 
     def set_service(self, host: str, *, enabled: bool, reason: str | None = None) -> None:

@@ -15,7 +15,13 @@ import openstack
 import openstack.config
 import openstack.exceptions as sdk_exc
 
-from hostmap.cloud.base import MigrationRecord, MigrationRefused, ServerStatus, Submission
+from hostmap.cloud.base import (
+    ColdMigrationUnsupported,
+    MigrationRecord,
+    MigrationRefused,
+    ServerStatus,
+    Submission,
+)
 from hostmap.errors import CloudConfigError, CloudError
 from hostmap.model import Host, Inventory, Resources, Server, ServerGroup
 
@@ -27,6 +33,8 @@ CLIENT_MAX_MICROVERSION = (2, 96)
 MIN_MICROVERSION = (2, 30)
 #: From this microversion compute services are addressed by UUID (PUT os-services/{id}).
 SERVICE_MICROVERSION = (2, 53)
+#: From this microversion the `migrate` action takes a host (a cold migration to a chosen host).
+COLD_MICROVERSION = (2, 56)
 #: From this microversion os-migrations takes changes-since, so one request watches every migration.
 WATCH_MICROVERSION = (2, 59)
 
@@ -268,9 +276,48 @@ class OpenStackCloud:
 
     def start_live_migration(self, server_id: str, target: str) -> Submission:
         """POST os-migrateLive with `host`, block_migration auto and no force, at the negotiated microversion."""
-        version = self.microversion_text
         body = {"os-migrateLive": {"host": target, "block_migration": "auto"}}
-        log.info("POST live-migrate server %s to %s (microversion %s)", server_id, target, version)
+        return self._post_move(server_id, target, body, "live-migrate")
+
+    @_edge("list a server's cold migrations")
+    def cold_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
+        """Every cold-migration record of one server, newest first."""
+        found = self._conn.compute.migrations(server_id=server_id, migration_type="migration")
+        return sorted((_migration(m) for m in found), key=lambda m: m.id, reverse=True)
+
+    def start_cold_migration(self, server_id: str, target: str) -> Submission:
+        """POST migrate with `host` at the negotiated microversion; refused here below 2.56 (nova ignores a host
+        there and the scheduler would choose)."""
+        if self.microversion < COLD_MICROVERSION:
+            raise ColdMigrationUnsupported(server_id, self.microversion_text, _version_text(COLD_MICROVERSION))
+        return self._post_move(server_id, target, {"migrate": {"host": target}}, "cold-migrate")
+
+    def confirm_resize(self, server_id: str) -> None:
+        """POST confirmResize (204)."""
+        self._post_resize_action(server_id, "confirmResize", "confirm the cold migration of")
+
+    def revert_resize(self, server_id: str) -> None:
+        """POST revertResize (202)."""
+        self._post_resize_action(server_id, "revertResize", "revert the cold migration of")
+
+    def _post_resize_action(self, server_id: str, name: str, what: str) -> None:
+        action = f"{what} server {server_id}"
+        log.info("POST %s server %s", name, server_id)
+        try:
+            response = self._conn.compute.post(
+                f"/servers/{server_id}/action", json={name: None}, microversion=self.microversion_text,
+                raise_exc=False,
+            )
+        except ksa_exc.ClientException as exc:
+            raise CloudError(action, _describe(exc), _status_of(exc)) from None
+        if response.status_code not in (202, 204):
+            reason = _error_message(response)
+            log.warning("%s refused: HTTP %s %s", name, response.status_code, reason)
+            raise CloudError(action, f"HTTP {response.status_code}: {reason}", response.status_code)
+
+    def _post_move(self, server_id: str, target: str, body: Mapping[str, Any], verb: str) -> Submission:
+        version = self.microversion_text
+        log.info("POST %s server %s to %s (microversion %s)", verb, server_id, target, version)
         try:
             # Never retried blindly: after an ambiguous failure the executor looks for the migration first.
             response = self._conn.compute.post(
@@ -278,17 +325,17 @@ class OpenStackCloud:
                 connect_retries=0, status_code_retries=0,
             )
         except ksa_exc.ClientException as exc:
-            log.warning("live-migrate server %s: %s", server_id, _describe(exc))
-            raise CloudError(f"live-migrate server {server_id}", _describe(exc), _status_of(exc)) from None
+            log.warning("%s server %s: %s", verb, server_id, _describe(exc))
+            raise CloudError(f"{verb} server {server_id}", _describe(exc), _status_of(exc)) from None
         request_id = response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
         if response.status_code == 202:
-            log.info("live-migrate server %s accepted (request %s)", server_id, request_id)
+            log.info("%s server %s accepted (request %s)", verb, server_id, request_id)
             return Submission(server_id, target, request_id, version)
         reason = _error_message(response)
-        log.warning("live-migrate server %s refused: HTTP %s %s", server_id, response.status_code, reason)
+        log.warning("%s server %s refused: HTTP %s %s", verb, server_id, response.status_code, reason)
         if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
             raise MigrationRefused(server_id, target, response.status_code, reason)
-        raise CloudError(f"live-migrate server {server_id}", f"HTTP {response.status_code}: {reason}",
+        raise CloudError(f"{verb} server {server_id}", f"HTTP {response.status_code}: {reason}",
                          response.status_code)
 
     @_edge("watch live migrations")
@@ -328,9 +375,11 @@ class OpenStackCloud:
         return ServerStatus(raw.id, raw.compute_host, raw.status, raw.task_state)
 
     @_edge("read instance actions")
-    def failure_reason(self, server_id: str, request_id: str | None, since: str | None = None) -> str | None:
-        """The failure nova recorded for the live migration started by `request_id` (or the latest since `since`)."""
-        actions = [a for a in self._conn.compute.server_actions(server_id) if a.action == "live-migration"]
+    def failure_reason(
+        self, server_id: str, request_id: str | None, since: str | None = None, *, action: str = "live-migration"
+    ) -> str | None:
+        """The failure nova recorded for the `action` started by `request_id` (or the latest since `since`)."""
+        actions = [a for a in self._conn.compute.server_actions(server_id) if a.action == action]
         chosen = next((a for a in actions if request_id and a.request_id == request_id), None)
         if chosen is None and since:
             # The action starts in nova-api a moment before the conductor creates the migration record.
@@ -339,10 +388,10 @@ class OpenStackCloud:
             chosen = max(recent, key=lambda a: _timestamp(a.start_time), default=None)
         if chosen is None:
             return None
-        action = self._conn.compute.get_server_action(chosen.request_id, server_id)
+        found = self._conn.compute.get_server_action(chosen.request_id, server_id)
         # Newest first whatever order the API lists them in (nova: newest first; a stable sort keeps its order
         # among events that started in the same second).
-        events = sorted(action.events or [], key=lambda e: _timestamp(getattr(e, "start_time", None)), reverse=True)
+        events = sorted(found.events or [], key=lambda e: _timestamp(getattr(e, "start_time", None)), reverse=True)
         for event in events:
             result = getattr(event, "result", None)
             if result and result.lower() == "error":
@@ -353,7 +402,7 @@ class OpenStackCloud:
                 if traceback:
                     return str(traceback).strip().splitlines()[-1]
                 return f"{event.event} failed"
-        return action.message or None
+        return found.message or None
 
     @_edge("abort a live migration")
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
@@ -422,6 +471,7 @@ def _migration(raw: Any, server_id: str | None = None) -> MigrationRecord:
         memory_total_bytes=getattr(raw, "memory_total_bytes", None),
         memory_processed_bytes=getattr(raw, "memory_processed_bytes", None),
         memory_remaining_bytes=getattr(raw, "memory_remaining_bytes", None),
+        migration_type=getattr(raw, "migration_type", None) or "live-migration",
     )
 
 

@@ -64,8 +64,8 @@ def _progress_fields(m: SimMigration) -> JSON:
 def _listing_fields(m: SimMigration) -> JSON:
     fields: JSON = {}
     if at_least(2, 23):
-        fields["migration_type"] = "live-migration"
-        if m.status in IN_PROGRESS:
+        fields["migration_type"] = m.migration_type
+        if m.migration_type == "live-migration" and m.status in IN_PROGRESS:
             fields["links"] = [
                 {"rel": "self", "href": f"{base()}/compute/v2.1/servers/{m.server_id}/migrations/{m.id}"},
                 {"rel": "bookmark", "href": f"{base()}/compute/servers/{m.server_id}/migrations/{m.id}"},
@@ -80,7 +80,9 @@ def server_migrations(server_id: str) -> Response:
     cloud = current_cloud()
     with cloud.view():
         cloud.get_server(server_id)
-        found = [m for m in cloud.migrations if m.server_id == server_id and m.status in IN_PROGRESS]
+        # As nova: only live migrations in progress, never a cold migration (os-migrations lists those).
+        found = [m for m in cloud.migrations
+                 if m.server_id == server_id and m.migration_type == "live-migration" and m.status in IN_PROGRESS]
         return json_response({"migrations": [migration_view(m, True) for m in found]})
 
 
@@ -95,7 +97,7 @@ def server_migration(server_id: str, migration_id: str) -> Response:
             m: SimMigration | None = cloud.server_migration(server_id, migration_id)
         except SimError:
             m = None
-        if m is None or m.status not in IN_PROGRESS:
+        if m is None or m.migration_type != "live-migration" or m.status not in IN_PROGRESS:
             raise SimError(404, f"In-progress live migration {migration_id} is not found for server {server_id}.")
         return json_response({"migration": migration_view(m, True)})
 
@@ -126,7 +128,7 @@ def _migrations_found() -> list[SimMigration]:
     if "instance_uuid" in args:
         found = [m for m in found if m.server_id == args["instance_uuid"]]
     if "migration_type" in args:
-        found = [m for m in found if args["migration_type"] == "live-migration"]
+        found = [m for m in found if m.migration_type == args["migration_type"]]
     if "status" in args:
         found = [m for m in found if m.status == args["status"]]
     if "host" in args:

@@ -6,6 +6,7 @@ import re
 
 from flask import Blueprint, Response, g, request
 
+from hostmap.sim import cold
 from hostmap.sim.state import SimError, SimInstance, host_id
 from hostmap.sim.views import (
     JSON,
@@ -257,7 +258,7 @@ def server(server_id: str) -> Response:
 
 @bp.post("/compute/v2.1/servers/<server_id>/action")
 def server_action(server_id: str) -> Response:
-    """POST /compute/v2.1/servers/{id}/action: os-migrateLive, the one action simulated."""
+    """POST /compute/v2.1/servers/{id}/action: os-migrateLive, migrate, confirmResize and revertResize."""
     cloud = current_cloud()
     with cloud.view():
         cloud.get_server(server_id)
@@ -265,12 +266,43 @@ def server_action(server_id: str) -> Response:
     if not isinstance(data, dict) or len(data) != 1:
         raise SimError(400, "Malformed request body")
     name, args = next(iter(data.items()))
+    if name == "migrate":
+        cold.cold_migrate(cloud, server_id, validate_migrate(args), request_id=g.request_id)
+        return Response(status=202)
+    if name == "confirmResize":
+        cold.confirm_resize(cloud, server_id, request_id=g.request_id)
+        return Response(status=204)
+    if name == "revertResize":
+        cold.revert_resize(cloud, server_id, request_id=g.request_id)
+        return Response(status=202)
     if name != "os-migrateLive":
         raise SimError(400, f"There is no such action: {name}")
     host, force = validate_live_migrate(args)
     forced = host is not None and (not at_least(2, 30) or (force is True and not at_least(2, 68)))
     cloud.live_migrate(server_id, host, force=forced, request_id=g.request_id, async_checks=at_least(2, 34))
     return Response(status=202)
+
+
+def validate_migrate(args: object) -> str | None:
+    """The target host of a `migrate` body: from 2.56 null or {"host"?: name}, validated; before 2.56 none (nova
+    validates nothing there and ignores a host)."""
+    if not at_least(2, 56):
+        return None
+
+    def invalid(detail: str) -> SimError:
+        return SimError(400, f"Invalid input for field/attribute migrate. Value: {args}. {detail}")
+
+    if args is None:
+        return None
+    if not isinstance(args, dict):
+        raise invalid(f"{args!r} is not of type 'object', 'null'")
+    extra = [k for k in args if k != "host"]
+    if extra:
+        raise invalid(f"Additional properties are not allowed ({extra[0]!r} was unexpected)")
+    host = args.get("host")
+    if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
+        raise invalid(f"{host!r} is not valid under any of the given schemas")
+    return host
 
 
 def _live_migrate_fields() -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -53,6 +53,10 @@ from hostmap.timing import (
 IN_PROGRESS = ("accepted", "queued", "preparing", "running")
 #: Statuses that hold one of the source host's live-migration slots.
 ACTIVE_PHASES = ("preparing", "running")
+#: Task states of a cold migration (a resize to the same flavor) on its way, as nova names them.
+RESIZE_TASK_STATES = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish")
+#: Cold-migration statuses during which nova holds the flavor on both hosts (until confirmed or reverted).
+COLD_HOLDING = ("pre-migrating", "migrating", "post-migrating", "finished", "confirming", "reverting")
 #: Resource classes in the order of every (vcpu, memory_mb, disk_gb) triple here.
 RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
 #: Tolerance, in seconds, within which events count as simultaneous.
@@ -150,6 +154,11 @@ class SimInstance:
         """Nova's status, derived from vm_state and task_state."""
         if self.task_state == "migrating" and self.vm_state in ("active", "paused"):
             return "MIGRATING"
+        # As nova's api/openstack/compute/views: a move in progress shows RESIZE, a finished one VERIFY_RESIZE.
+        if self.task_state in RESIZE_TASK_STATES and self.vm_state in ("active", "stopped"):
+            return "RESIZE"
+        if self.vm_state == "resized":
+            return "REVERT_RESIZE" if self.task_state == "resize_reverting" else "VERIFY_RESIZE"
         for status, (vm_state, _) in SERVER_STATUSES.items():
             if vm_state == self.vm_state:
                 return status
@@ -202,6 +211,11 @@ class SimMigration:
     #: The byte counters as nova last saved them (total, processed, remaining); None before the first save.
     saved: tuple[float, float, float] | None = None
     next_save_s: float | None = None
+    #: "live-migration", or "migration" for a cold migration (sim/cold.py runs those).
+    migration_type: str = "live-migration"
+    #: A cold migration's next phase change (None when it waits for a confirm or revert, or has ended).
+    phase_end_s: float | None = None
+    on_phase_end: EventHandler | None = None
 
     @property
     def remaining_bytes(self) -> float:
@@ -523,6 +537,9 @@ class SimCloud:
         for at_s, _, fault in self._timeline:
             offer(max(at_s, self._t), partial(self._apply_fault, fault))
             break
+        for m in self.migrations:
+            if m.phase_end_s is not None and m.on_phase_end is not None:  # a cold migration's (sim/cold.py)
+                offer(m.phase_end_s, m.on_phase_end)
         for m in self.migrations:
             if m.status == "preparing" and m.started_s is not None:
                 offer(m.started_s + self.params.setup_s, partial(self._start_copy, m))
@@ -846,10 +863,13 @@ class SimCloud:
                 and m.finished_s > last_sync}
 
     def hosts_of(self, server_id: str) -> set[str]:
-        """Hosts a server occupies: its host and, while migrating, its destination."""
+        """Hosts a server occupies: its host and, while migrating (live or cold, until confirmed), the other end."""
         server = self.servers[server_id]
         hosts = {server.host}
-        hosts.update(m.dest for m in self.migrations if m.server_id == server_id and m.status in IN_PROGRESS)
+        for m in self.migrations:
+            if m.server_id == server_id and (m.status in IN_PROGRESS if m.migration_type == "live-migration"
+                                             else m.status in COLD_HOLDING):
+                hosts.update((m.source, m.dest))
         return hosts
 
     def _new_migration(self, server: SimInstance, source: SimHost, dest: SimHost, request_id: str) -> SimMigration:
