@@ -26,6 +26,7 @@ from hostmap.planner.requests import PassInputs, final_check, pass_inputs, reque
 from hostmap.planner.scheduler import Scheduler
 from hostmap.planner.sequential import sequential_order
 from hostmap.policy import check_policies, exclusive_groups
+from hostmap.zones import check_zones
 
 #: Passes that may park servers, after the first two; each costs about one first pass.  Fewer for big plans:
 #: at most `PARKING_BUDGET` moves scheduled in all, and at least one pass.
@@ -119,6 +120,7 @@ def _plan(
     in_place, requests = requests_of(inventory, hosts, desired, duration or default_duration, exclusive)
     final_check(hosts, requests)
     check_policies(inventory, desired)
+    check_zones(inventory, desired)
     inputs = pass_inputs(inventory, hosts, exclusive, limits=limits, links=links, group_settle_s=group_settle_s)
     first_key = priorities.busiest_source_first(priorities.work_per_source(len(hosts), requests))
     first = _first_pass(hosts, requests, inputs, first_key)
