@@ -161,7 +161,8 @@ def _resume(
     for orphan in orphans:
         known = journal.known_migration_ids(orphan.id)
         try:
-            records = cloud.cold_migrations(orphan.server_id) if orphan.cold else cloud.live_migrations(orphan.server_id)
+            server_id = orphan.server_id
+            records = cloud.cold_migrations(server_id) if orphan.cold else cloud.live_migrations(server_id)
             fresh = [r for r in records if r.id not in known]
             busy = not fresh and cloud.server_status(orphan.server_id).task_state is not None
         except CloudError as error:
