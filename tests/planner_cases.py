@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ def make_inventory(
             up=h.get("up", True),
             capacity=Resources(h["capacity"]["vcpu"], h["capacity"]["memory_mb"], h["capacity"]["disk_gb"]),
             used=used[h["name"]],
+            zone=h.get("zone"),
         )
         for h in hosts
     )
@@ -64,7 +65,8 @@ def make_inventory(
 def load_case(path: Path) -> Case:
     """Parse one scenario JSON file."""
     data = json.loads(path.read_text())
-    servers = [make_server(s["name"], s["host"], s["vcpu"], s["memory_mb"], s["disk_gb"]) for s in data["servers"]]
+    servers = [replace(make_server(s["name"], s["host"], s["vcpu"], s["memory_mb"], s["disk_gb"]),
+                       pinned_zone=s.get("pinned_zone")) for s in data["servers"]]
     groups = [
         ServerGroup(g["name"], g["name"], g["policy"], tuple(g["members"]), g.get("max_per_host", 1))
         for g in data.get("groups", [])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hostmap.errors import CapacityError, InfeasiblePlanError, PolicyError
+from hostmap.errors import CapacityError, InfeasiblePlanError, PolicyError, ZoneError
 from hostmap.model import Inventory, Plan, Resources
 from hostmap.planner import default_duration, plan
 from planner_cases import all_cases, check_plan, load_case, make_inventory, make_server
@@ -19,7 +19,7 @@ def _run(path: Path) -> tuple[Any, Plan | Exception]:
     case = load_case(path)
     try:
         return case, plan(case.inventory, case.desired, **case.options)
-    except (CapacityError, InfeasiblePlanError, PolicyError) as exc:
+    except (CapacityError, InfeasiblePlanError, PolicyError, ZoneError) as exc:
         return case, exc
 
 
@@ -37,6 +37,10 @@ def test_scenario(path: Path) -> None:
         assert isinstance(result, PolicyError), result
         got_policy = [[v.group, v.host, list(v.servers)] for v in result.violations]
         assert got_policy == expect["violations"]
+        return
+    if expect.get("error") == "zone":
+        assert isinstance(result, ZoneError), result
+        assert [[v.server, v.zone, v.host, v.host_zone] for v in result.violations] == expect["violations"]
         return
     if expect.get("error") == "infeasible":
         assert isinstance(result, InfeasiblePlanError), result

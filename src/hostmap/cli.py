@@ -34,6 +34,7 @@ from hostmap.errors import (
     NotLiveMigratable,
     PolicyError,
     UnknownHostError,
+    ZoneError,
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, ServiceChange, UnknownRun
@@ -895,6 +896,41 @@ def _report_infeasible(error: InfeasiblePlanError, say: Callable[[str], None], s
     return EXIT_INFEASIBLE
 
 
+def _report_placement_rule(error: PolicyError | ZoneError, stderr: IO[str], prog: str) -> int:
+    """Word a map that breaks a rule nova's scheduler enforces: a hard server-group policy or a pinned zone."""
+    def say(text: str) -> None:
+        stderr.write(f"{prog}: error: {text}\n")
+
+    if isinstance(error, ZoneError):
+        say("the host map moves servers out of the availability zone they are pinned to, which nova refuses: "
+            "nothing was migrated")
+        _zone_lines(error, stderr)
+        return EXIT_INFEASIBLE
+    say("the host map breaks a server group policy that nova enforces: nothing was migrated")
+    for v in error.violations:
+        if v.policy == "anti-affinity":
+            stays = f" and {v.members_on_host} member(s) it keeps there" if v.members_on_host else ""
+            stderr.write(f"  group {v.group} (anti-affinity, at most {v.limit} per host): the map puts "
+                         f"{', '.join(v.servers)}{stays} on {v.host}\n")
+        else:
+            stderr.write(f"  group {v.group} (affinity, now on {', '.join(v.group_hosts)}): the map moves "
+                         f"{', '.join(v.servers)} to {v.host}, where no member of the group stays\n")
+    if any(v.policy == "anti-affinity" for v in error.violations):
+        stderr.write("  put at most that many members of each anti-affinity group on one host\n")
+    if any(v.policy == "affinity" for v in error.violations):
+        stderr.write("  a member of an affinity group can only join another member; moving a whole group needs "
+                     "cold migration or a soft policy\n")
+    return EXIT_INFEASIBLE
+
+
+def _zone_lines(error: ZoneError, stderr: IO[str]) -> None:
+    for z in error.violations:
+        assumed = " (assumed: the cloud's compute API is older than 2.96 and shows no pins)" if z.assumed else ""
+        stderr.write(f"  server {z.server} is pinned to zone {z.zone}{assumed}; host {z.host} is in zone "
+                     f"{z.host_zone or 'unknown'}\n")
+    stderr.write("  choose hosts inside each server's zone\n")
+
+
 def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     def say(text: str) -> None:
         stderr.write(f"{prog}: error: {text}\n")
@@ -913,22 +949,8 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
             stderr.write(f"  {s.host}: {s.resource} needed {s.needed}, available {s.available}\n")
         stderr.write("  move fewer servers to these hosts, or free room on them first\n")
         return EXIT_INFEASIBLE
-    if isinstance(error, PolicyError):
-        say("the host map breaks a server group policy that nova enforces: nothing was migrated")
-        for v in error.violations:
-            if v.policy == "anti-affinity":
-                stays = f" and {v.members_on_host} member(s) it keeps there" if v.members_on_host else ""
-                stderr.write(f"  group {v.group} (anti-affinity, at most {v.limit} per host): the map puts "
-                             f"{', '.join(v.servers)}{stays} on {v.host}\n")
-            else:
-                stderr.write(f"  group {v.group} (affinity, now on {', '.join(v.group_hosts)}): the map moves "
-                             f"{', '.join(v.servers)} to {v.host}, where no member of the group stays\n")
-        if any(v.policy == "anti-affinity" for v in error.violations):
-            stderr.write("  put at most that many members of each anti-affinity group on one host\n")
-        if any(v.policy == "affinity" for v in error.violations):
-            stderr.write("  a member of an affinity group can only join another member; moving a whole group needs "
-                         "cold migration or a soft policy\n")
-        return EXIT_INFEASIBLE
+    if isinstance(error, PolicyError | ZoneError):
+        return _report_placement_rule(error, stderr, prog)
     if isinstance(error, InfeasiblePlanError):
         return _report_infeasible(error, say, stderr)
     if (drain_code := _report_drain_error(error, say, stderr)) is not None:

@@ -185,3 +185,27 @@ class NotLiveMigratable(HostmapError):
 
     def __str__(self) -> str:
         return "not live-migratable: " + ", ".join(self.servers)
+
+
+@dataclass
+class ZoneViolation:
+    """A move that takes a server pinned to an availability zone onto a host outside it."""
+
+    server: str
+    server_id: str
+    zone: str
+    host: str
+    #: The host's zone; None when the cloud does not say.
+    host_zone: str | None
+    #: True when the pin is assumed (the cloud's compute API is older than 2.96 and shows no pins).
+    assumed: bool = False
+
+
+@dataclass
+class ZoneError(HostmapError):
+    """The desired placement moves pinned servers out of their availability zone; nothing moved."""
+
+    violations: Sequence[ZoneViolation]
+
+    def __str__(self) -> str:
+        return "; ".join(f"{v.server} (zone {v.zone}) to {v.host} (zone {v.host_zone})" for v in self.violations)

@@ -83,6 +83,9 @@ class Server:
     project_id: str = ""
     #: The availability zone the server must stay in (requested at boot or pinned), None when it may go anywhere.
     pinned_zone: str | None = None
+    #: True when `pinned_zone` is the server's current zone, taken as its pin because the cloud does not show pins
+    #: (compute API older than 2.96).
+    zone_pin_assumed: bool = False
 
     #: RAM in MiB, the figure migration time is proportional to (same as demand.memory_mb).
     @property

@@ -115,8 +115,8 @@ def plan_rollout(inventory: Inventory, hosts: Sequence[str], *, batch: int, head
 
 
 def settle_wait(inventory: Inventory, moves: Mapping[str, str], departures: Sequence[tuple[str, str, float]],
-                settle_s: float, now: float) -> float:
-    """Seconds to wait before `moves` start so that no anti-affine member lands where another left < `settle_s` ago.
+                group_settle_s: float, now: float) -> float:
+    """Seconds to wait before `moves` start: no anti-affine member lands where another left < `group_settle_s` ago.
 
     `departures` are (server id, host it left, when) from the rollout's earlier runs: nova's scheduler counts a
     member on its old host until the compute's next instance sync, so a move there meanwhile would be refused.
@@ -133,5 +133,5 @@ def settle_wait(inventory: Inventory, moves: Mapping[str, str], departures: Sequ
             continue
         for other, host, at in departures:
             if host == target and other != server_id and mine & anti.get(other, set()):
-                wait = max(wait, at + settle_s - now)
+                wait = max(wait, at + group_settle_s - now)
     return wait

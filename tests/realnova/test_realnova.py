@@ -60,6 +60,8 @@ class Case:
     real_check: Callable[[Outcome], None] | None = None  # what real nova does instead, where KNOWN_DIFFERENCES say
     # Hosts whose stale list of instances real nova's scheduler must have re-created at a periodic instance sync.
     real_resyncs: frozenset[str] = frozenset()
+    # The command instead of `apply MAP` (the host map is then unused), e.g. a drain with --apply.
+    command: list[str] | None = None
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Outcome:
     hosts: dict[str, str]  # server name -> final host
     migrations: dict[str, list[str]]  # server name -> live-migration statuses, oldest first
     post_statuses: list[int]  # status codes of POST /servers/{id}/action
+    services: dict[str, str] = field(default_factory=dict)  # host -> "enabled" or "disabled: reason"
     resynced: set[str] = field(default_factory=set)  # real nova: hosts whose list a periodic sync found stale
 
     @property
@@ -85,6 +88,7 @@ class Outcome:
             "final_hosts": self.hosts,
             "migration_statuses": self.migrations,
             "post_statuses": self.post_statuses,
+            "services": self.services,
         }
 
 
@@ -122,8 +126,13 @@ class _Api:
         listing = self.get("compute", "/os-migrations?migration_type=live-migration", "2.96")["migrations"]
         for m in sorted(listing, key=lambda m: m["id"]):
             migrations.setdefault(names[m["instance_uuid"]], []).append(m["status"])
+        services = {
+            s["host"]: s["status"] + (f": {s['disabled_reason']}" if s["status"] == "disabled" else "")
+            for s in self.get("compute", "/os-services?binary=nova-compute", "2.96")["services"]
+        }
         self.session.session.close()
-        return Outcome(result, {s["name"]: s["OS-EXT-SRV-ATTR:host"] for s in servers}, migrations, post_statuses)
+        return Outcome(result, {s["name"]: s["OS-EXT-SRV-ATTR:host"] for s in servers}, migrations, post_statuses,
+                       services)
 
 
 class _HookStdin(io.StringIO):
@@ -153,7 +162,8 @@ def _run(case: Case, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.Mo
     api = _Api(env)
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = write_json(tmp_path / f"{case.name}.json", case.host_map)
-    argv = ["apply", str(path), "-f", "json", "--log-file", str(tmp_path / "hostmap.log"), *case.args]
+    argv = [*(case.command or ["apply", str(path)]), "-f", "json", "--log-file", str(tmp_path / "hostmap.log"),
+            "--journal", str(tmp_path / "journal.sqlite"), *case.args]
     if take_room is None:
         stdin: io.StringIO = io.StringIO()
         argv.append("--yes")
@@ -268,6 +278,13 @@ def _drained(outcome: Outcome) -> None:
     assert outcome.hosts["web-1"] == "compute003"
 
 
+def _drain_applied(outcome: Outcome) -> None:
+    assert outcome.result.code == 0, outcome.result.err
+    assert "compute001" not in outcome.hosts.values()
+    assert outcome.services["compute001"] == "disabled: hostmap run 1 (drain)"
+    assert [d["empty"] for d in outcome.result.json()["drained"]] == [True]
+
+
 def _tight(**changes: Any) -> dict[str, Any]:
     data = scenario(**changes)
     for host in data["hosts"]:
@@ -371,6 +388,11 @@ CASES = [
          _grouped([("spread-0", "compute001"), ("spread-1", "compute002")], "anti-affinity",
                   rules={"max_server_per_host": 2}),
          {"compute001": ["spread-1"]}, check=_two_per_host),
+    # drain --apply: the compute service disabled through PUT /os-services/{id} (2.53+) before the moves, and
+    # targets chosen by hostmap, kept apart for an anti-affinity group.
+    Case("drain_apply_disables_first",
+         _grouped([("spread-0", "compute001"), ("spread-1", "compute002")], "anti-affinity"), {},
+         command=["drain", "compute001", "--apply"], check=_drain_applied),
 ]
 
 

@@ -37,6 +37,8 @@ SERVICE_MICROVERSION = (2, 53)
 COLD_MICROVERSION = (2, 56)
 #: From this microversion os-migrations takes changes-since, so one request watches every migration.
 WATCH_MICROVERSION = (2, 59)
+#: From this microversion a server shows `pinned_availability_zone`, the zone its request spec keeps it in.
+PINNED_ZONE_MICROVERSION = (2, 96)
 
 #: Reads are retried on connection failures and these answers, with keystoneauth's exponential backoff.
 READ_RETRIES = 4
@@ -208,9 +210,13 @@ class OpenStackCloud:
                 capacity=capacity,
                 used=used,
                 disabled_reason=getattr(service, "disabled_reason", None),
+                zone=_zone_of(service),
             ))
         flavors: dict[str, Any] = {}
-        servers = tuple(self._server(s, flavors) for s in compute.servers(details=True, all_projects=True))
+        pins_visible = self.microversion >= PINNED_ZONE_MICROVERSION
+        servers = tuple(
+            self._server(s, flavors, pins_visible) for s in compute.servers(details=True, all_projects=True)
+        )
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
         log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
         return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups)
@@ -241,7 +247,7 @@ class OpenStackCloud:
                                  "hostmap cannot check capacity for it") from None
         return cache[flavor_id]
 
-    def _server(self, raw: Any, flavors: dict[str, Any]) -> Server:
+    def _server(self, raw: Any, flavors: dict[str, Any], pins_visible: bool) -> Server:
         flavor = self._flavor_of(raw, flavors)
         swap = getattr(flavor, "swap", 0) or 0
         volume_backed = not raw.image or not getattr(raw.image, "id", None)
@@ -256,6 +262,7 @@ class OpenStackCloud:
             flavor=str(getattr(flavor, "original_name", None) or getattr(flavor, "name", None) or flavor.id),
             demand=Resources(int(flavor.vcpus or 0), int(flavor.ram or 0), disk),
             project_id=raw.project_id or "",
+            **_pin_of(raw, pins_visible),
         )
 
     @staticmethod
@@ -433,6 +440,33 @@ class OpenStackCloud:
         if response.status_code != 200:
             raise CloudError(f"{'enable' if enabled else 'disable'} the compute service of {host}",
                              f"HTTP {response.status_code}: {_error_message(response)}", response.status_code)
+
+
+def _zone_of(service: Any) -> str | None:
+    """A compute service's availability zone, as os-services shows it (`zone`); None when it shows none.
+
+    nova computes it for every service, enabled or not (`set_availability_zones`), while the availability-zone
+    detail lists the hosts of enabled services only: a disabled (drained) host would have no zone there.
+    """
+    zone = getattr(service, "availability_zone", None) if service is not None else None
+    return zone if isinstance(zone, str) and zone else None
+
+
+def _pin_of(raw: Any, visible: bool) -> dict[str, Any]:
+    """The server's pinned zone: `pinned_availability_zone` from 2.96; below, its current zone, marked assumed.
+
+    Below 2.96 nova does not show the request spec's zone, so a pinned server cannot be told from a free one. The
+    safe reading is that every server is pinned to the zone it is in: a cross-zone move is then refused before
+    anything moves (and the refusal says the pin is assumed), rather than nova refusing it mid-run, which could
+    leave a server halfway through a detour.
+    """
+    if visible:
+        pinned = getattr(raw, "pinned_availability_zone", None)
+        return {"pinned_zone": pinned if isinstance(pinned, str) and pinned else None}
+    current = getattr(raw, "availability_zone", None)
+    if isinstance(current, str) and current:
+        return {"pinned_zone": current, "zone_pin_assumed": True}
+    return {}
 
 
 def _timestamp(text: str | None) -> datetime:

@@ -31,6 +31,10 @@ class Board(Protocol):
         """Whether the server of `mv` may not detour (a member of a hard affinity group)."""
         ...
 
+    def allows(self, mv: Mv, host: int) -> bool:
+        """Whether the server of `mv` may visit `host` (a pivot): inside its pinned availability zone, if any."""
+        ...
+
 
 def has_slot(board: Board, src: int) -> bool:
     """Whether a move from `src` may start now as far as the run's limits go."""

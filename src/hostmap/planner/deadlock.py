@@ -114,7 +114,7 @@ class _Pivots:
                 heapq.heappush(heap, (current, h))
                 continue
             held.append((key, h))
-            if h not in (mv.src, mv.dst) and self.board.ledger.fits(h, mv, now):
+            if h not in (mv.src, mv.dst) and self.board.allows(mv, h) and self.board.ledger.fits(h, mv, now):
                 found = h
                 break
         for entry in held:

@@ -165,6 +165,9 @@ class Parking:
             if h in (mv.src, mv.dst):
                 ends = True
                 continue
+            if not board.allows(mv, h):
+                ends = True  # kept out by its zone, not by room: the no-spot shortcut must not learn from it
+                continue
             candidate = (self.to_send[h], board.hosts[h].name, h)
             if best is None or candidate < best:
                 best = candidate

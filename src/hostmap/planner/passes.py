@@ -26,6 +26,7 @@ from hostmap.planner.requests import PassInputs, final_check, pass_inputs, reque
 from hostmap.planner.scheduler import Scheduler
 from hostmap.planner.sequential import sequential_order
 from hostmap.policy import check_policies, exclusive_groups
+from hostmap.zones import check_zones
 
 #: Passes that may park servers, after the first two; each costs about one first pass.  Fewer for big plans:
 #: at most `PARKING_BUDGET` moves scheduled in all, and at least one pass.
@@ -148,6 +149,7 @@ def _plan_moves(
     in_place, requests = requests_of(inventory, hosts, desired, duration or default_duration, exclusive)
     final_check(hosts, requests)
     check_policies(inventory, desired)
+    check_zones(inventory, desired)
     inputs = pass_inputs(inventory, hosts, exclusive, limits=limits, links=links, group_settle_s=group_settle_s)
     cold_ids = frozenset(r.server.id for r in requests if r.server.status in COLD_MIGRATABLE_STATUSES) if cold \
         else frozenset()

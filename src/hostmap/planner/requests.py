@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hostmap.errors import CapacityError, CapacityShortfall
 from hostmap.flow import Links
@@ -27,6 +27,8 @@ class PassInputs:
     group_names: tuple[str, ...]
     #: Seconds between a member's departure and another member's arrival on that host.
     group_settle_s: float
+    #: Servers pinned to an availability zone -> the hosts (indices) of that zone: their only possible pivots.
+    zone_hosts: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
 
 def pass_inputs(
@@ -40,7 +42,22 @@ def pass_inputs(
 ) -> PassInputs:
     """The inputs every pass shares, for `inventory` on `hosts` (sorted by name)."""
     return PassInputs(limits, links, members_at(inventory, hosts, exclusive),
-                      frozenset(pinned_servers(inventory)), tuple(exclusive_group_names(inventory)), group_settle_s)
+                      frozenset(pinned_servers(inventory)), tuple(exclusive_group_names(inventory)), group_settle_s,
+                      zone_hosts(inventory, hosts))
+
+
+def zone_hosts(inventory: Inventory, hosts: Sequence[Host]) -> dict[str, frozenset[int]]:
+    """Per server pinned to an availability zone, the indices of that zone's hosts (where nova lets it go)."""
+    by_zone: dict[str, frozenset[int]] = {}
+    found: dict[str, frozenset[int]] = {}
+    for server in inventory.servers:
+        zone = server.pinned_zone
+        if zone is None:
+            continue
+        if zone not in by_zone:
+            by_zone[zone] = frozenset(i for i, h in enumerate(hosts) if h.zone == zone)
+        found[server.id] = by_zone[zone]
+    return found
 
 
 def members_at(

@@ -29,6 +29,7 @@ class Scheduler:
         self.hosts: Sequence[Host] = hosts
         self.ledger = Ledger(hosts, inputs.members_at, inputs.group_settle_s)
         self.pinned_ids = inputs.pinned
+        self.zone_hosts = inputs.zone_hosts
         self.group_names: Sequence[str] = inputs.group_names
         self.max_per_host = inputs.limits.max_per_host
         self.parallel = inputs.limits.parallel
@@ -57,6 +58,11 @@ class Scheduler:
     def pinned(self, mv: Mv) -> bool:
         """Whether the server of `mv` may not detour (a member of a hard affinity group)."""
         return mv.server.id in self.pinned_ids
+
+    def allows(self, mv: Mv, host: int) -> bool:
+        """Whether the server of `mv` may visit `host` (a pivot): inside its pinned availability zone, if any."""
+        zone = self.zone_hosts.get(mv.server.id)
+        return zone is None or host in zone
 
     # -- adding moves -----------------------------------------------------------------------------------
 

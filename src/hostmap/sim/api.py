@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from hostmap.sim import hooks, hypervisors, keystone, migrations, nova, placement
+from hostmap.sim import availability_zones, hooks, hypervisors, keystone, migrations, nova, placement
 from hostmap.sim.state import SimCloud
 from hostmap.sim.views import CLOUD_KEY
 
@@ -20,6 +20,6 @@ def create_app(cloud: SimCloud) -> Flask:
     app.url_map.strict_slashes = False  # before any route is added: each rule reads it as it is added
     app.extensions[CLOUD_KEY] = cloud
     hooks.install(app)
-    for module in (keystone, nova, migrations, hypervisors, placement):
+    for module in (keystone, nova, migrations, hypervisors, availability_zones, placement):
         app.register_blueprint(module.bp)
     return app

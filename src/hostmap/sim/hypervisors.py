@@ -120,7 +120,7 @@ def service_view(host: SimHost) -> JSON:
         "id": hypervisor_id(host, service=True),
         "binary": "nova-compute",
         "host": host.name,
-        "zone": "nova",
+        "zone": cloud.zones.of_host(host.name),
         "status": "enabled" if host.enabled else "disabled",
         "state": "up" if host.alive else "down",
         # The last heartbeat: a service forced down still reports in.

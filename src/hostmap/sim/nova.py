@@ -168,7 +168,7 @@ def _server_detail(server: SimInstance) -> JSON:
         "config_drive": "",
         "progress": 0,
         "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": "nova",
+        "OS-EXT-AZ:availability_zone": current_cloud().zones.of_host(server.host),
         "OS-EXT-SRV-ATTR:host": server.host,
         "OS-EXT-SRV-ATTR:hypervisor_hostname": server.node,
         "OS-EXT-SRV-ATTR:instance_name": server.instance_name,
@@ -200,6 +200,8 @@ def _add_later_fields(view: JSON, server: SimInstance) -> None:
         view["locked_reason"] = None
     if at_least(2, 90):
         view["OS-EXT-SRV-ATTR:hostname"] = server.name
+    if at_least(2, 96):
+        view["pinned_availability_zone"] = cloud.zones.pinned(server.id)
 
 
 def _servers_found() -> list[SimInstance]:

@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +34,9 @@ SERVER_STATUSES: Mapping[str, tuple[str, int]] = {
     "SHELVED_OFFLOADED": ("shelved_offloaded", 4),
     "ERROR": ("error", 0),
 }
+#: nova's [DEFAULT] default_availability_zone and internal_service_availability_zone as shipped.
+DEFAULT_ZONE = "nova"
+INTERNAL_ZONE = "internal"
 GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 
 
@@ -70,6 +73,8 @@ class HostSpec:
     disabled_reason: str | None = None
     nic_gbps: float | None = None
     max_concurrent_live_migrations: int | None = None
+    #: The availability zone of the host aggregate(s) it is in; None: in none, so in the default zone.
+    zone: str | None = None
 
     def capacity(self) -> tuple[int, int, int]:
         """(VCPU, MEMORY_MB, DISK_GB) as placement computes it: int((total - reserved) * ratio)."""
@@ -103,6 +108,18 @@ class ServerSpec:
     project: str = "admin"
     touched: float | None = None
     dirty_mb_s: float | None = None
+    #: The availability zone it was booted into (its request spec's), which nova keeps it in; None: not pinned.
+    pinned_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """A host aggregate: its hosts (service names) and, in its metadata, the availability zone they are in."""
+
+    name: str
+    hosts: tuple[str, ...]
+    availability_zone: str | None = None
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -239,6 +256,10 @@ class Scenario:
     auth: AuthSpec = field(default_factory=AuthSpec)
     faults: tuple[Fault, ...] = ()
     source: str = "<scenario>"
+    #: Host aggregates, those implied by hosts' `zone` included.
+    aggregates: tuple[AggregateSpec, ...] = ()
+    #: nova's [DEFAULT] default_availability_zone: the zone of hosts in no aggregate with one.
+    default_zone: str = DEFAULT_ZONE
 
     def host(self, name: str) -> HostSpec:
         """The host named `name` (KeyError if none)."""
@@ -399,14 +420,18 @@ def _known_hint(known: tuple[str, ...]) -> str:
     return f"expected an object with keys among: {', '.join(known)}"
 
 
-_TOP = ("hosts", "flavors", "servers", "server_groups", "migration", "api", "auth", "faults", "description")
+_TOP = (
+    "hosts", "flavors", "servers", "server_groups", "migration", "api", "auth", "faults", "description", "aggregates",
+    "default_availability_zone",
+)
 _HOST = (
     "name", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "cpu_allocation_ratio",
     "ram_allocation_ratio", "disk_allocation_ratio", "reserved_host_memory_mb", "reserved_host_cpus",
-    "reserved_host_disk_gb", "enabled", "up", "disabled_reason", "nic_gbps", "max_concurrent_live_migrations",
+    "reserved_host_disk_gb", "enabled", "up", "disabled_reason", "nic_gbps", "max_concurrent_live_migrations", "zone",
 )
 _FLAVOR = ("name", "vcpus", "ram", "disk", "id")
-_SERVER = ("name", "id", "flavor", "host", "status", "project", "touched", "dirty_mb_s")
+_SERVER = ("name", "id", "flavor", "host", "status", "project", "touched", "dirty_mb_s", "pinned_zone")
+_AGGREGATE = ("name", "availability_zone", "hosts", "id")
 _GROUP = ("name", "policy", "members", "id", "project", "rules")
 _RULES = ("max_server_per_host",)
 _MIGRATION = (
@@ -435,8 +460,11 @@ def parse_scenario(data: object, source: str) -> Scenario:
         raise top.error("description", "must be a string")
     migration = _parse_migration(source, top.data.get("migration"))
     hosts = _parse_hosts(source, top.items("hosts", required=True))
+    default_zone = top.string("default_availability_zone", DEFAULT_ZONE)
+    hosts, aggregates = _parse_aggregates(source, top.items("aggregates"), hosts)
     flavors = _parse_flavors(source, top.items("flavors", required=True))
     servers = _parse_servers(source, top.items("servers"), hosts, flavors)
+    _check_pins(source, hosts, servers, default_zone)
     _check_capacity(source, hosts, flavors, servers)
     groups = _parse_groups(source, top.items("server_groups"), servers)
     api = _parse_api(source, top.data.get("api"))
@@ -446,7 +474,7 @@ def parse_scenario(data: object, source: str) -> Scenario:
     )
     return Scenario(
         hosts=hosts, flavors=flavors, servers=servers, server_groups=groups, migration=migration,
-        api=api, auth=auth, faults=faults, source=source,
+        api=api, auth=auth, faults=faults, source=source, aggregates=aggregates, default_zone=default_zone,
     )
 
 
@@ -504,6 +532,7 @@ def _parse_hosts(source: str, raw: list[object]) -> tuple[HostSpec, ...]:
             disabled_reason=r.opt_string("disabled_reason"),
             nic_gbps=r.opt_number("nic_gbps", exclusive=True),
             max_concurrent_live_migrations=r.opt_integer("max_concurrent_live_migrations", minimum=1),
+            zone=r.opt_string("zone"),
         )
         for resource, amount in zip(("VCPU", "MEMORY_MB", "DISK_GB"), host.capacity(), strict=True):
             if amount < 0:
@@ -601,9 +630,72 @@ def _parse_servers(
             ServerSpec(
                 id=sid, name=name, flavor=flavor.id, host=host.name, status=status,
                 project=r.string("project", "admin"), touched=touched, dirty_mb_s=r.opt_number("dirty_mb_s"),
+                pinned_zone=r.opt_string("pinned_zone"),
             )
         )
     return tuple(servers)
+
+
+def _parse_aggregates(
+    source: str, raw: list[object], hosts: tuple[HostSpec, ...]
+) -> tuple[tuple[HostSpec, ...], tuple[AggregateSpec, ...]]:
+    """The aggregates listed plus one per zone named by hosts' `zone`; each host's `zone` set to its aggregates'.
+
+    As nova's aggregate API, a host may be in several aggregates but in one availability zone only.
+    """
+    listed: list[AggregateSpec] = []
+    for i, item in enumerate(raw):
+        r = _Reader(source, f"aggregates[{i}]", item, _AGGREGATE)
+        name = r.string("name", required=True)
+        if any(a.name == name for a in listed):
+            raise r.error("name", f"duplicate aggregate name {name!r}")
+        zone = r.opt_string("availability_zone")
+        if zone == INTERNAL_ZONE:
+            raise r.error("availability_zone", f"{INTERNAL_ZONE!r} is nova's zone of its internal services")
+        members: list[str] = []
+        for j, ref in enumerate(r.items("hosts")):
+            host = _find_host(hosts, ref) if isinstance(ref, str) else None
+            if host is None:
+                raise InputError(source, f"{r.entry}.hosts[{j}]", f"unknown host {ref!r}",
+                                 f"known: {', '.join(h.name for h in hosts)}")
+            if host.name not in members:
+                members.append(host.name)
+        listed.append(AggregateSpec(name, tuple(members), zone, r.integer("id", i + 1, minimum=1)))
+    # A host's own `zone` puts it in the aggregate named after that zone (added when not listed).
+    for i, host in enumerate(hosts):
+        if host.zone is None:
+            continue
+        if host.zone == INTERNAL_ZONE:
+            raise InputError(source, f"hosts[{i}].zone", f"{INTERNAL_ZONE!r} is nova's zone of its internal services")
+        at = next((k for k, a in enumerate(listed) if a.name == host.zone), None)
+        if at is None:
+            listed.append(AggregateSpec(host.zone, (host.name,), host.zone, max((a.id for a in listed), default=0) + 1))
+        elif listed[at].availability_zone != host.zone:
+            raise InputError(source, f"hosts[{i}].zone", f"aggregate {host.zone!r} is not the availability zone "
+                             f"{host.zone!r} (its zone: {listed[at].availability_zone})")
+        elif host.name not in listed[at].hosts:
+            listed[at] = replace(listed[at], hosts=(*listed[at].hosts, host.name))
+    ids = [a.id for a in listed]
+    if len(set(ids)) != len(ids):
+        raise InputError(source, "aggregates", "aggregate ids must be unique")
+    placed: list[HostSpec] = []
+    for i, host in enumerate(hosts):
+        zones = sorted({a.availability_zone for a in listed if a.availability_zone and host.name in a.hosts})
+        if len(zones) > 1:
+            raise InputError(source, f"hosts[{i}]", f"host {host.name} is in aggregates of several availability "
+                             f"zones ({', '.join(zones)}); nova keeps a host in one")
+        placed.append(replace(host, zone=zones[0] if zones else None))
+    return tuple(placed), tuple(listed)
+
+
+def _check_pins(source: str, hosts: tuple[HostSpec, ...], servers: tuple[ServerSpec, ...], default_zone: str) -> None:
+    """A pinned server must be in its zone now: nova booted it there and refuses to move it out."""
+    zone_of = {h.name: h.zone or default_zone for h in hosts}
+    for i, server in enumerate(servers):
+        if server.pinned_zone is not None and zone_of[server.host] != server.pinned_zone:
+            raise InputError(source, f"servers[{i}].pinned_zone",
+                             f"server {server.name} is pinned to zone {server.pinned_zone!r} but its host "
+                             f"{server.host} is in zone {zone_of[server.host]!r}")
 
 
 def _check_capacity(

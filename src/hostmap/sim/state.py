@@ -40,6 +40,7 @@ from hostmap.sim.scenario import (
     Slow,
     sim_uuid,
 )
+from hostmap.sim.zones import Zones
 from hostmap.timing import (
     MigrationParams,
     completion_timeout_s,
@@ -343,6 +344,7 @@ class SimCloud:
             self.servers[sspec.id] = server
             self.consumers[sspec.id] = Consumer(project_id, self.user_id, {sspec.host: server.resources})
         self.groups = scenario.server_groups
+        self.zones = Zones(scenario)
         self.migrations: list[SimMigration] = []
         self.actions: dict[str, list[SimAction]] = {s: [] for s in self.servers}
         self.tokens: dict[str, Token] = {}
@@ -807,12 +809,15 @@ class SimCloud:
         filtered = False  # some host passed placement (enabled, room) and a scheduler filter refused it
         for host in candidates:
             short = self.shortfall(host, server.resources)
-            reason = self._filter(server, host, short)
+            # A host outside the server's pinned zone is no placement candidate (nova's request filter asks
+            # placement for the zone's aggregates only), like a disabled one: neither counts as filtered.
+            outside = self.zones.outside(server.id, host.name)
+            reason = outside or self._filter(server, host, short)
             if reason is None:
                 fitting.append(host)
             else:
                 reasons.append(reason)
-                filtered = filtered or (host.enabled and short is None)
+                filtered = filtered or (host.enabled and short is None and outside is None)
         if not fitting:
             # Nova 34 records only one of these sentences (checked against the real control plane,
             # docs/realnova.md); the filter that refused each host goes to the scheduler's log, as nova's does.
