@@ -345,6 +345,7 @@ def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: 
         journal._conn.execute("DROP TABLE services")
         journal._conn.execute("DROP TABLE rollout_steps")
         journal._conn.execute("DROP TABLE rollouts")
+        journal._conn.execute("ALTER TABLE moves DROP COLUMN cold")
         journal._conn.execute("DELETE FROM schema_version")
         journal._conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 'then')")
     with Journal.open(path) as journal:
@@ -353,7 +354,7 @@ def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: 
         assert [(c.host, c.action, c.reason) for c in journal.service_changes(run_id)] == [
             ("compute001", "disabled", "hostmap run 1 (drain)")]
         versions = journal._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert versions == [(1,), (2,), (3,)]
+        assert versions == [(1,), (2,), (3,), (4,)]
         rollout = journal.start_rollout(cloud="prod", hosts=["c1"], batch=1, restore=False, command="true",
                                         original={"vm": "c1"})
         journal.rollout_step(rollout, "c1", "exec_started")

@@ -35,6 +35,8 @@ class ApplySettings:
     links: Links | None = None
     group_settle_s: float = 0.0
     limits: Limits = field(default=Limits())
+    #: Cold-migrate SHUTOFF servers (`--cold`) instead of refusing them.
+    cold: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,14 @@ class ServiceChanges:
 
 def plan_map(host_map: HostMap, inventory: Inventory, limits: Limits, *,
              duration: Callable[[Server], float] | None, links: Links | None = None,
-             group_settle_s: float = 0.0) -> Plan:
-    """Resolve the map against the inventory and plan it with the run's limits (the plan carries them)."""
-    desired = resolve(host_map, inventory)
+             group_settle_s: float = 0.0, cold: bool = False) -> Plan:
+    """Resolve the map against the inventory and plan it with the run's limits (the plan carries them).
+
+    With `cold`, SHUTOFF servers in the map are cold-migrated rather than refused.
+    """
+    desired = resolve(host_map, inventory, cold=cold)
     return make_plan(inventory, desired.targets, max_per_host=limits.max_per_host, parallel=limits.parallel,
-                     duration=duration, links=links, group_settle_s=group_settle_s)
+                     duration=duration, links=links, group_settle_s=group_settle_s, cold=cold)
 
 
 def apply_map(
@@ -95,7 +100,7 @@ def apply_map(
                 return resumed
         inventory = with_enabled(cloud.inventory(), services.enable)
         the_plan = plan_map(host_map, inventory, settings.limits, duration=settings.duration, links=settings.links,
-                            group_settle_s=settings.group_settle_s)
+                            group_settle_s=settings.group_settle_s, cold=settings.cold)
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())
@@ -139,7 +144,11 @@ def _resume(
     cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str, settings: ApplySettings,
     reporters: Sequence[Reporter], interrupts: Callable[[], int],
 ) -> RunResult | None:
-    """Watch to their end the migrations a crashed run started; never submit them again."""
+    """Watch to their end the migrations a crashed run started; never submit them again.
+
+    A cold migration found finished (the server VERIFY_RESIZE on its target) is confirmed; one still running is
+    watched, then confirmed.
+    """
     orphans = journal.unfinished(cloud_key)
     if not orphans:
         return None
@@ -152,7 +161,9 @@ def _resume(
     for orphan in orphans:
         known = journal.known_migration_ids(orphan.id)
         try:
-            fresh = [r for r in cloud.live_migrations(orphan.server_id) if r.id not in known]
+            server_id = orphan.server_id
+            records = cloud.cold_migrations(server_id) if orphan.cold else cloud.live_migrations(server_id)
+            fresh = [r for r in records if r.id not in known]
             busy = not fresh and cloud.server_status(orphan.server_id).task_state is not None
         except CloudError as error:
             if error.status == 404:
@@ -166,7 +177,7 @@ def _resume(
         server = servers.get(orphan.server_id)
         demand = server.demand if server is not None else Resources()
         step = Step(len(steps), Move(orphan.server_id, orphan.server_name, orphan.source, orphan.target, demand,
-                                     orphan.target))
+                                     orphan.target, cold=orphan.cold))
         steps.append(step)
         adopted[step.index] = min(fresh, key=lambda r: r.id)
         ages[step.index] = journal.age_s(orphan)  # --timeout counts from the original request, not from now

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
-from hostmap.cloud.base import Cloud
+from hostmap.cloud.base import Cloud, ColdMigrationUnsupported
 from hostmap.errors import (
     CapacityError,
     CloudConfigError,
@@ -38,7 +38,7 @@ from hostmap.errors import (
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, ServiceChange, UnknownRun
-from hostmap.model import Inventory, Limits, Plan, Server, Step
+from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
 from hostmap.state_dir import default_state_dir
@@ -144,6 +144,9 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                              "another member there: nova's scheduler sees it gone only at the compute's next "
                              f"instance sync (default {DEFAULT_GROUP_SETTLE_S:g}: scheduler_instance_sync_interval "
                              "is 120 s; 0 if track_instance_changes is off)")
+    parser.add_argument("--cold", action="store_true",
+                        help="cold-migrate SHUTOFF servers (nova's migrate to the chosen host, then confirm the "
+                             "resize; they stay SHUTOFF) instead of refusing them; needs compute API 2.56")
     model = parser.add_argument_group("estimates (they order the plan and predict its duration; nothing else)")
     model.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
                        help="each compute host's migration network, Gbit/s per direction (default 10; the "
@@ -452,7 +455,7 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
 
     limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
     return plan_map(load_host_map(args.host_map), inventory, limits, duration=duration_model(session.params),
-                    links=nic_links(session.params), group_settle_s=args.group_settle)
+                    links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -488,16 +491,18 @@ def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     with _session(args) as session:
         inventory = session.cloud.inventory()
         drain = drain_map(inventory, args.hosts, args.headroom)
-        if drain.cold:
-            raise NotLiveMigratable(tuple(_name(inventory, i) for i in drain.cold),
-                                    tuple(_status(inventory, i) for i in drain.cold))
+        # With --cold, SHUTOFF servers are cold-migrated; the others (SUSPENDED, ...) nova moves neither way.
+        refused = [i for i in drain.cold if not (args.cold and _status(inventory, i) in COLD_MIGRATABLE_STATUSES)]
+        if refused:
+            raise NotLiveMigratable(tuple(_name(inventory, i) for i in refused),
+                                    tuple(_status(inventory, i) for i in refused), cold=args.cold)
         document = export_map(inventory, drain.moves)
         host_map = parse_host_map(document, "drain map")
         # Planned as `plan` would plan the map: the same checks (busy servers, down sources, policies), and the
         # duration for the summary.
         limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
         the_plan = plan_map(host_map, inventory, limits, duration=duration_model(session.params),
-                            links=nic_links(session.params), group_settle_s=args.group_settle)
+                            links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
         text = json.dumps(document, indent=2) + "\n"
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -630,7 +635,7 @@ def _plan_document(args: argparse.Namespace, session: _Session, inventory: Inven
 
     return plan_map(parse_host_map(dict(document), "rollout"), inventory, limits,
                     duration=duration_model(session.params), links=nic_links(session.params),
-                    group_settle_s=args.group_settle)
+                    group_settle_s=args.group_settle, cold=args.cold)
 
 
 def _shell(command: str, timeout_s: float, cloud_env: Mapping[str, str]) -> Callable[[str], int]:
@@ -740,7 +745,8 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
         stderr.write(f"hostmap: compute service of {change.host} {what}\n")
 
     settings = ApplySettings(options, journal, duration_model(session.params), nic_links(session.params),
-                             getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S), limits)
+                             getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S), limits,
+                             cold=getattr(args, "cold", False))
     previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
     try:
         result = apply_map(
@@ -852,11 +858,42 @@ def _report_drain_error(error: HostmapError, say: Callable[[str], None], stderr:
     if isinstance(error, NotLiveMigratable):
         listed = ", ".join(f"{n} ({s})" for n, s in zip(error.servers[:_LIST_AT_MOST], error.statuses, strict=False))
         more = f" and {len(error.servers) - _LIST_AT_MOST} more" if len(error.servers) > _LIST_AT_MOST else ""
-        say(f"live migration cannot move {listed}{more}; nothing was migrated")
-        stderr.write("  start them, or move them with `openstack server migrate`, then drain again "
-                     "(hostmap cannot cold-migrate yet)\n")
+        if error.cold:
+            say(f"neither live nor cold migration can move {listed}{more}; nothing was migrated")
+            stderr.write("  nova cold-migrates only SHUTOFF servers: resume or start them (or stop them), "
+                         "then drain again\n")
+        else:
+            say(f"live migration cannot move {listed}{more}; nothing was migrated")
+            stderr.write("  run again with --cold to cold-migrate the SHUTOFF ones (they stay SHUTOFF); "
+                         "start or resume the others first\n")
         return EXIT_INFEASIBLE
     return None
+
+
+def _report_infeasible(error: InfeasiblePlanError, say: Callable[[str], None], stderr: IO[str]) -> int:
+    say("hostmap found no safe order for these moves: nothing was migrated")
+    for cycle in error.cycles:
+        servers, hosts = ", ".join(cycle.servers), ", ".join(cycle.hosts)
+        if cycle.groups:
+            stderr.write(f"  servers {servers} must swap between hosts {hosts}, but anti-affinity group "
+                         f"{', '.join(cycle.groups)} allows no more members on one host, and when they were "
+                         "stuck no other host could take one of them for a detour\n")
+        else:
+            stderr.write(f"  servers {servers} must swap between full hosts {hosts}, and when they were stuck "
+                         "no other host had room for a detour\n")
+        if cycle.pinned:
+            stderr.write(f"  {', '.join(cycle.pinned)}: in affinity groups, which nova lets move only next to "
+                         "another member of their group, so they cannot take a detour\n")
+        if cycle.cold:
+            stderr.write(f"  {', '.join(cycle.cold)}: cold-migrated (SHUTOFF), which hostmap never sends "
+                         "through a pivot host\n")
+    if error.unusable:
+        hosts = ", ".join(f"{name} ({'compute service down' if why == 'down' else 'disabled'})"
+                          for name, why in error.unusable)
+        stderr.write(f"  not used as pivots: {hosts}\n")
+    stderr.write("  free room on one host (or add a pivot host with room and no member of those groups), "
+                 "then run again\n")
+    return EXIT_INFEASIBLE
 
 
 def _report_placement_rule(error: PolicyError | ZoneError, stderr: IO[str], prog: str) -> int:
@@ -915,26 +952,7 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     if isinstance(error, PolicyError | ZoneError):
         return _report_placement_rule(error, stderr, prog)
     if isinstance(error, InfeasiblePlanError):
-        say("hostmap found no safe order for these moves: nothing was migrated")
-        for cycle in error.cycles:
-            servers, hosts = ", ".join(cycle.servers), ", ".join(cycle.hosts)
-            if cycle.groups:
-                stderr.write(f"  servers {servers} must swap between hosts {hosts}, but anti-affinity group "
-                             f"{', '.join(cycle.groups)} allows no more members on one host, and when they were "
-                             "stuck no other host could take one of them for a detour\n")
-            else:
-                stderr.write(f"  servers {servers} must swap between full hosts {hosts}, and when they were stuck "
-                             "no other host had room for a detour\n")
-            if cycle.pinned:
-                stderr.write(f"  {', '.join(cycle.pinned)}: in affinity groups, which nova lets move only next to "
-                             "another member of their group, so they cannot take a detour\n")
-        if error.unusable:
-            hosts = ", ".join(f"{name} ({'compute service down' if why == 'down' else 'disabled'})"
-                              for name, why in error.unusable)
-            stderr.write(f"  not used as pivots: {hosts}\n")
-        stderr.write("  free room on one host (or add a pivot host with room and no member of those groups), "
-                     "then run again\n")
-        return EXIT_INFEASIBLE
+        return _report_infeasible(error, say, stderr)
     if (drain_code := _report_drain_error(error, say, stderr)) is not None:
         return drain_code
     if isinstance(error, CloudConfigError):
@@ -944,6 +962,9 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         return EXIT_CLOUD
     if isinstance(error, CloudError):
         say(f"cannot {error.action}: {error.problem}")
+        return EXIT_CLOUD
+    if isinstance(error, ColdMigrationUnsupported):
+        say(f"{error}; nothing more was migrated: upgrade nova, or start the SHUTOFF servers and run without --cold")
         return EXIT_CLOUD
     if isinstance(error, LockHeld):
         say(f"another hostmap apply is running against this cloud (pid {error.pid or 'unknown'}, started "

@@ -67,6 +67,8 @@ class CycleInfo:
     groups: Sequence[str] = ()
     #: Those servers that belong to hard affinity groups: nova moves them only next to a member, never to a pivot.
     pinned: Sequence[str] = ()
+    #: Those servers that are cold-migrated (stopped, with `--cold`): hostmap never sends them through a pivot.
+    cold: Sequence[str] = ()
 
 
 @dataclass
@@ -178,6 +180,8 @@ class NotLiveMigratable(HostmapError):
     servers: Sequence[str]
     #: Each server's status, in the same order.
     statuses: Sequence[str] = ()
+    #: True when cold migration was allowed (`--cold`): these are the ones nova moves neither way.
+    cold: bool = False
 
     def __str__(self) -> str:
         return "not live-migratable: " + ", ".join(self.servers)

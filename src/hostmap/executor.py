@@ -9,9 +9,17 @@ from functools import partial
 from typing import Literal
 
 from hostmap.clock import Clock
-from hostmap.cloud.base import UNSUCCESSFUL_STATUSES, Cloud, MigrationRecord, MigrationRefused, Submission
+from hostmap.cloud.base import (
+    COLD_FINISHED,
+    UNSUCCESSFUL_STATUSES,
+    Cloud,
+    ColdMigrationUnsupported,
+    MigrationRecord,
+    MigrationRefused,
+    Submission,
+)
 from hostmap.errors import CloudError, HostmapError
-from hostmap.model import MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
+from hostmap.model import COLD_MIGRATABLE_STATUSES, MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.progress import Progress, Sample, expected_end, save_time
 from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, MoveResult, Outcome, RunResult
@@ -93,10 +101,16 @@ class _Flight:
     abort: _Abort | None = None
     ended_at: float | None = None
     progress: Progress = field(default_factory=Progress)
+    #: For a cold migration: when hostmap last sent confirmResize (the record reached `finished`).
+    confirmed_at: float | None = None
 
     @property
     def server_id(self) -> str:
         return self.step.move.server_id
+
+    @property
+    def cold(self) -> bool:
+        return self.step.move.cold
 
 
 @dataclass
@@ -113,11 +127,23 @@ class _RunState:
     held: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _resting_status(server: Server | None) -> str:
+def _resting_status(server: Server | None, cold: bool = False) -> str:
     """The status a migrating server must return to; empty when its status before the migration is unknown."""
-    if server is None or server.status not in MIGRATABLE_STATUSES:
+    if server is None or server.status not in (COLD_MIGRATABLE_STATUSES if cold else MIGRATABLE_STATUSES):
         return ""
     return server.status
+
+
+def _expected(flight: _Flight) -> frozenset[str]:
+    """The statuses the server may rest in after its migration, moved or not."""
+    if flight.original_status:
+        return frozenset({flight.original_status})
+    return COLD_MIGRATABLE_STATUSES if flight.cold else MIGRATABLE_STATUSES
+
+
+def _migrations_of(cloud: Cloud, server_id: str, cold: bool) -> list[MigrationRecord]:
+    """The server's migration records of one kind: cold (`migration`) or live."""
+    return list(cloud.cold_migrations(server_id) if cold else cloud.live_migrations(server_id))
 
 
 class Executor:
@@ -174,7 +200,8 @@ class Executor:
                 submission = Submission(step.move.server_id, step.move.target, None, "")
                 age = min(max((adopted_age or {}).get(step.index, 0.0), 0.0), self._options.timeout_s)
                 state.flights[step.index] = _Flight(step, submission, self._start - age, frozenset(),
-                                                    _resting_status(servers.get(step.move.server_id)), record=record)
+                                                    _resting_status(servers.get(step.move.server_id), step.move.cold),
+                                                    record=record)
                 self._reporter.started(step, submission)
         error = ""
         try:
@@ -223,7 +250,9 @@ class Executor:
             state.stop_reason = "interrupted by the operator before it started"
         if count >= 2:
             for flight in state.flights.values():
-                if flight.abort is None and flight.record is not None and not flight.record.terminal:
+                # Nova cannot abort a cold migration: it is watched to its end.
+                if flight.abort is None and flight.record is not None and not flight.record.terminal \
+                        and not flight.cold:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
     def _start_ready(self, pending: list[Step], state: _RunState) -> list[Step]:
@@ -347,7 +376,7 @@ class Executor:
         try:
             # The plan may be old: look at the server again right before asking nova to move it.
             current = self._cloud.server_status(move.server_id)
-            known = frozenset(m.id for m in self._cloud.live_migrations(move.server_id))
+            known = frozenset(m.id for m in _migrations_of(self._cloud, move.server_id, move.cold))
         except CloudError as error:
             reason = "the server no longer exists" if error.status == 404 else f"could not read it ({error.problem})"
             self._finish(state, step, "not_started", f"{reason}; nothing was sent")
@@ -371,9 +400,16 @@ class Executor:
             self._finish(state, step, "not_started", f"{state.stop_reason}; nothing was sent")
             return
         # The status the server must come back to: as it is now (a tenant may have paused it since planning).
-        original = current.status if current.status in MIGRATABLE_STATUSES else ""
+        original = current.status if current.status in (COLD_MIGRATABLE_STATUSES if move.cold
+                                                         else MIGRATABLE_STATUSES) else ""
         try:
-            submission = self._cloud.start_live_migration(move.server_id, move.target)
+            if move.cold:
+                submission = self._cloud.start_cold_migration(move.server_id, move.target)
+            else:
+                submission = self._cloud.start_live_migration(move.server_id, move.target)
+        except ColdMigrationUnsupported as unsupported:
+            self._finish(state, step, "failed", f"not sent: {unsupported}", started=now)
+            return
         except MigrationRefused as refused:
             self._finish(state, step, "failed", f"nova refused the request (HTTP {refused.status}): {refused.reason}",
                          started=now)
@@ -453,10 +489,15 @@ class Executor:
         for flight in flights:
             if flight.record is None:
                 self._find_record(flight)
-        tracked = {f.server_id: f.record.id for f in flights if f.record is not None}
+        for flight in flights:
+            if flight.cold and flight.record is not None:  # os-migrations' watch query lists live migrations only
+                record_id = flight.record.id
+                flight.record = next((r for r in self._cloud.cold_migrations(flight.server_id) if r.id == record_id),
+                                     flight.record)
+        tracked = {f.server_id: f.record.id for f in flights if f.record is not None and not f.cold}
         if not tracked:
             return
-        since = min(f.record.created_at for f in flights if f.record is not None)
+        since = min(f.record.created_at for f in flights if f.record is not None and not f.cold)
         records = self._cloud.watch(tracked, since)
         for flight in flights:
             fresh = records.get(flight.server_id)
@@ -464,7 +505,7 @@ class Executor:
                 flight.record = fresh
 
     def _find_record(self, flight: _Flight) -> None:
-        for record in sorted(self._cloud.live_migrations(flight.server_id), key=lambda r: r.id):
+        for record in sorted(_migrations_of(self._cloud, flight.server_id, flight.cold), key=lambda r: r.id):
             if record.id not in flight.known_ids:
                 flight.record = record
                 if flight.ambiguous:
@@ -486,6 +527,8 @@ class Executor:
             self._judge_ended(flight, record, state)
         elif flight.abort is not None:
             self._judge_aborting(flight, flight.abort, record, state)
+        elif flight.cold:
+            self._judge_cold(flight, record, state)
         else:
             self._judge_running(flight, record, state)
 
@@ -516,6 +559,25 @@ class Executor:
             self._finish(state, flight.step, "failed",
                          reason or f"nova accepted the request but started no migration "
                                    f"(server {server.status} on {server.host})", flight=flight)
+
+    def _judge_cold(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+        """A cold migration not ended yet: confirm it once nova has finished it (VERIFY_RESIZE); it cannot be
+        aborted, so at the timeout it is left to nova, holding its source's slot."""
+        now = self._clock.now()
+        opts = self._options
+        self._reporter.progress(flight.step, record)
+        if record.status == COLD_FINISHED:
+            if flight.confirmed_at is None or now - flight.confirmed_at >= opts.abort_retry_s:
+                # Sent again after a while if the record stays `finished`: an API error may have eaten the confirm.
+                flight.confirmed_at = now
+                self._cloud.confirm_resize(flight.server_id)
+            return
+        if now - flight.submitted_at > opts.timeout_s:
+            self._finish(state, flight.step, "timed_out",
+                         f"cold migration still {record.status} after {opts.timeout_s:.0f} s; nova cannot abort a "
+                         "cold migration, so it was left running (it keeps its source's slot); once the server is "
+                         f"VERIFY_RESIZE on {flight.step.move.target}, run hostmap apply again to confirm it (or "
+                         "`openstack server resize confirm`)", flight=flight, unresolved=True)
 
     def _judge_aborting(self, flight: _Flight, abort: _Abort, record: MigrationRecord, state: _RunState) -> None:
         self._reporter.progress(flight.step, record)
@@ -605,7 +667,8 @@ class Executor:
         """Nova's recorded reason for a failure; best effort, since the outcome does not depend on it."""
         try:
             return self._cloud.failure_reason(flight.server_id, flight.submission.request_id,
-                                              record.created_at if record is not None else None)
+                                              record.created_at if record is not None else None,
+                                              action="migrate" if flight.cold else "live-migration")
         except CloudError:
             return None
 
@@ -621,8 +684,8 @@ class Executor:
             return
         where = f"server is {server.status} on {server.host}" + (f" (task {server.task_state})"
                                                                  if server.task_state else "")
-        if record.status in ("completed", "done"):
-            expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
+        if record.status in ("completed", "done", "confirmed"):
+            expected = _expected(flight)
             if server.host == move.target and server.status in expected and at_rest:
                 self._finish(state, flight.step, "migrated", "", flight=flight)
             else:
@@ -630,8 +693,8 @@ class Executor:
                              f"nova reports the migration completed, but the {where}, expected "
                              f"{' or '.join(sorted(expected))} on {move.target}", flight=flight)
             return
-        assert record.status in UNSUCCESSFUL_STATUSES
-        expected = {flight.original_status} if flight.original_status else MIGRATABLE_STATUSES
+        assert record.status in UNSUCCESSFUL_STATUSES or record.status == "reverted"
+        expected = _expected(flight)
         back_as_before = server.host == move.source and server.status in expected and at_rest
         if flight.abort is not None:
             abort = flight.abort
@@ -674,6 +737,7 @@ class Executor:
             finished_s=None if begun is None else now - self._start,
             migration_id=flight.record.id if flight is not None and flight.record is not None else None,
             unresolved=unresolved,
+            cold=move.cold,
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)

@@ -34,7 +34,7 @@ from hostmap.state_dir import default_state_dir
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
 #: Version of the tables below; a journal written by a newer hostmap is refused, not guessed at.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Written to the SQLite header (``PRAGMA application_id``) so another program's database is recognised.
 APPLICATION_ID = 0x686D6170  # "hmap"
 #: How long a write waits for another hostmap process (e.g. `history` reading) to let go of the file.
@@ -124,6 +124,8 @@ CREATE TABLE rollout_steps (
 )""",
         "CREATE INDEX rollout_steps_rollout ON rollout_steps (rollout_id)",
     ),
+    # A cold migration (`--cold`): resuming it reads the server's cold-migration records and confirms it.
+    4: ("ALTER TABLE moves ADD COLUMN cold INTEGER NOT NULL DEFAULT 0",),
 }
 
 # The columns a `RunSummary` and a `MoveRecord` are read from, each named (rows are read by name, not position).
@@ -137,7 +139,7 @@ _MOVE_COLUMNS = """
     m.id AS id, m.run_id AS run_id, m.step AS step, m.server_id AS server_id, m.server_name AS server_name,
     m.source AS source, m.target AS target, m.submitted_at AS submitted_at, m.request_id AS request_id,
     m.migration_id AS migration_id, m.outcome AS outcome, m.reason AS reason, m.seconds AS seconds,
-    m.intended_at AS intended_at
+    m.intended_at AS intended_at, m.cold AS cold
 """
 
 
@@ -205,6 +207,8 @@ class MoveRecord:
     seconds: float | None
     #: When the intent was written, just before the request was sent (UTC, ISO 8601).
     intended_at: str = ""
+    #: A cold migration (nova's `migrate`, then confirmResize) rather than a live one.
+    cold: bool = False
 
 
 ServiceAction = Literal["disabled", "enabled"]
@@ -413,6 +417,7 @@ class Journal:
         source: str,
         target: str,
         known_migration_ids: Sequence[int],
+        cold: bool = False,
     ) -> int:
         """Record, durably, that this migration is about to be requested; call it BEFORE sending. Returns the move id.
 
@@ -425,8 +430,8 @@ class Journal:
                 raise UnknownRun(run_id)
             cursor = conn.execute(
                 "INSERT INTO moves (run_id, step, server_id, server_name, source, target, intended_at,"
-                " known_migration_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, step, server_id, server_name, source, target, _now(), known),
+                " known_migration_ids, cold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, step, server_id, server_name, source, target, _now(), known, int(cold)),
             )
             return _rowid(cursor)
 
@@ -619,6 +624,7 @@ class Journal:
             migration_id=None if row["migration_id"] is None else int(row["migration_id"]),
             outcome=_outcome(row["outcome"], str(self.path)), reason=str(row["reason"]),
             seconds=None if row["seconds"] is None else float(row["seconds"]), intended_at=str(row["intended_at"]),
+            cold=bool(row["cold"]),
         )
 
 

@@ -124,7 +124,7 @@ class Inventory:
 
 @dataclass(frozen=True)
 class Move:
-    """One live migration of one server from one host to another."""
+    """One migration of one server from one host to another: live, or cold for a stopped server."""
 
     server_id: str
     server_name: str
@@ -135,6 +135,8 @@ class Move:
     final_target: str = ""
     #: Estimated seconds this migration takes, from the planner's duration model.
     estimate_s: float = 0.0
+    #: A cold migration (nova's `migrate` of a SHUTOFF server, then `confirmResize`), never a detour.
+    cold: bool = False
 
     @property
     def is_detour(self) -> bool:

@@ -52,7 +52,7 @@ class JournalRecorder(Reporter):
         m = step.move
         move_id = self._write(lambda: self._journal.intend(
             self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
-            source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids),
+            source=m.source, target=m.target, known_migration_ids=sorted(known_migration_ids), cold=m.cold,
         ))
         if move_id is None:
             assert self.broken is not None

@@ -52,7 +52,8 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
         table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
     for m in result.moves:
         style = _STYLE.get(m.outcome, "")
-        table.add_row(m.server_name, m.source, m.target, f"[{style}]{m.outcome}[/]", m.reason, _seconds(m.seconds))
+        outcome = f"{m.outcome} (cold)" if m.cold else m.outcome
+        table.add_row(m.server_name, m.source, m.target, f"[{style}]{outcome}[/]", m.reason, _seconds(m.seconds))
     console.print(table)
     counts: dict[str, int] = {}
     for m in result.moves:
@@ -82,6 +83,7 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
             server = servers.get(move.server_id)
             flavor = f"{server.flavor} ({server.demand.memory_mb} MiB)" if server else ""
             target = move.target + (f" (pivot, then {move.final_target})" if move.is_detour else "")
+            target += " (cold)" if move.cold else ""
             after = ",".join(f"{i + 1}" + ("+settle" if i in step.settle_after else "") for i in step.after)
             table.add_row(str(step.index + 1), move.server_name, flavor, move.source, target, after,
                           f"{move.estimate_s:.0f}")

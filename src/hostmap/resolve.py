@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from hostmap.errors import InputError, InputErrors
 from hostmap.hostmap_file import Entry, HostMap
-from hostmap.model import MIGRATABLE_STATUSES, Host, Inventory, Server
+from hostmap.model import COLD_MIGRATABLE_STATUSES, MIGRATABLE_STATUSES, Host, Inventory, Server
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,11 @@ def resolve_server(ref: str, servers: tuple[Server, ...]) -> list[Server]:
     return [s for s in servers if s.name == ref]
 
 
-def resolve(host_map: HostMap, inventory: Inventory) -> Desired:
-    """Resolve every entry; raise InputError(s) naming each entry that cannot be carried out."""
+def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> Desired:
+    """Resolve every entry; raise InputError(s) naming each entry that cannot be carried out.
+
+    With `cold`, a SHUTOFF server may move too (by cold migration).
+    """
     source = host_map.source
     errors: list[InputError] = []
     targets: dict[str, str] = {}
@@ -109,14 +112,17 @@ def resolve(host_map: HostMap, inventory: Inventory) -> Desired:
             targets[server.id] = host.name
             if server.host == host.name:
                 continue
-            errors.extend(_movability(source, entry, server, host, hosts_by_name.get(server.host or "")))
+            errors.extend(_movability(source, entry, server, host, hosts_by_name.get(server.host or ""), cold=cold))
     if errors:
         raise errors[0] if len(errors) == 1 else InputErrors(errors)
     return Desired(targets, entries)
 
 
-def _movability(source: str, entry: Entry, server: Server, target: Host, origin: Host | None) -> list[InputError]:
+def _movability(
+    source: str, entry: Entry, server: Server, target: Host, origin: Host | None, *, cold: bool = False
+) -> list[InputError]:
     problems: list[InputError] = []
+    movable = MIGRATABLE_STATUSES | COLD_MIGRATABLE_STATUSES if cold else MIGRATABLE_STATUSES
     if origin is not None and not origin.up:
         problems.append(InputError(
             source, entry.where, f'server "{server.name}" ({server.id}) is on {origin.name}, whose compute service '
@@ -124,11 +130,24 @@ def _movability(source: str, entry: Entry, server: Server, target: Host, origin:
             f"bring nova-compute up on {origin.name}, or remove the server from the map "
             "(for a host that is gone, `nova host-evacuate` rebuilds its servers elsewhere)",
         ))
-    if server.status not in MIGRATABLE_STATUSES:
-        problems.append(InputError(
-            source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or PAUSED '
-            "servers can be live-migrated", "start or unpause it first, or remove it from the map",
-        ))
+    if server.status not in movable:
+        if cold:
+            problems.append(InputError(
+                source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or '
+                "PAUSED servers can be live-migrated, and only SHUTOFF ones cold-migrated",
+                "start, unpause or stop it first, or remove it from the map",
+            ))
+        elif server.status in COLD_MIGRATABLE_STATUSES:
+            problems.append(InputError(
+                source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or PAUSED '
+                "servers can be live-migrated", "run again with --cold to cold-migrate it (it stays SHUTOFF), "
+                "start it first, or remove it from the map",
+            ))
+        else:
+            problems.append(InputError(
+                source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or PAUSED '
+                "servers can be live-migrated", "start or unpause it first, or remove it from the map",
+            ))
     elif server.task_state:
         problems.append(InputError(
             source, entry.where, f'server "{server.name}" ({server.id}) is busy (task state {server.task_state})',

@@ -28,6 +28,8 @@ class MoveResult:
     migration_id: int | None = None
     #: True when hostmap could not confirm how the migration ended; the journal leaves it for the next run.
     unresolved: bool = False
+    #: True for a cold migration (a SHUTOFF server moved with nova's `migrate`, then confirmed).
+    cold: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
                 "after": [i + 1 for i in step.after],
                 "settle_after": [i + 1 for i in step.settle_after],
                 "estimate_s": round(step.move.estimate_s, 3),
+                # Only on cold moves, so that plans without them read exactly as before.
+                **({"cold": True} if step.move.cold else {}),
             }
             for step in plan.steps
         ],
@@ -65,6 +67,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "started_s": None if m.started_s is None else round(m.started_s, 3),
                 "finished_s": None if m.finished_s is None else round(m.finished_s, 3),
                 "unresolved": m.unresolved,
+                "cold": m.cold,
             }
             for m in result.moves
         ],

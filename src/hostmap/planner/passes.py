@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from hostmap.errors import InfeasiblePlanError
 from hostmap.flow import Links
-from hostmap.model import Host, Inventory, Limits, Move, Plan, Server, Step
+from hostmap.model import COLD_MIGRATABLE_STATUSES, Host, Inventory, Limits, Move, Plan, Server, Step
 from hostmap.planner import priorities
 from hostmap.planner.bounds import free_room, lower_bound
 from hostmap.planner.moves import KeyOf, Mv, Request, Stuck
@@ -78,6 +78,7 @@ def plan(
     duration: Callable[[Server], float] | None = None,
     links: Links | None = None,
     group_settle_s: float = 0.0,
+    cold: bool = False,
 ) -> Plan:
     """Schedule live migrations that take `inventory` to `desired` (server id -> host) safely and quickly.
 
@@ -85,10 +86,14 @@ def plan(
     it breaks a hard server-group policy (`hostmap.policy`), and `InfeasiblePlanError` when moves wait on each
     other around full hosts and no pivot host has room.  Hard anti-affinity is kept at every step like a
     resource: a member arrives only once the members it would meet have left.
+
+    With `cold`, the moves of SHUTOFF servers are cold migrations (`Move.cold`): the same capacity rule (nova holds
+    the flavor on both hosts until the resize is confirmed), but never a detour through a pivot.
     """
     limits = Limits(max_per_host, parallel)
     with _collector_paused():
-        return _plan(inventory, desired, limits, duration=duration, links=links, group_settle_s=group_settle_s)
+        return _plan(inventory, desired, limits, duration=duration, links=links, group_settle_s=group_settle_s,
+                     cold=cold)
 
 
 @contextmanager
@@ -112,6 +117,30 @@ def _plan(
     duration: Callable[[Server], float] | None,
     links: Links | None,
     group_settle_s: float,
+    cold: bool = False,
+) -> Plan:
+    try:
+        return _plan_moves(inventory, desired, limits, duration=duration, links=links, group_settle_s=group_settle_s,
+                           cold=cold)
+    except InfeasiblePlanError as error:
+        if not cold:
+            raise
+        # The deadlock finder calls every server that may not detour pinned; say which of them are cold moves.
+        stopped = {s.name for s in inventory.servers if s.status in COLD_MIGRATABLE_STATUSES}
+        error.cycles = [replace(c, pinned=[n for n in c.pinned if n not in stopped],
+                                cold=[n for n in c.pinned if n in stopped]) for c in error.cycles]
+        raise
+
+
+def _plan_moves(
+    inventory: Inventory,
+    desired: Mapping[str, str],
+    limits: Limits,
+    *,
+    duration: Callable[[Server], float] | None,
+    links: Links | None,
+    group_settle_s: float,
+    cold: bool,
 ) -> Plan:
     if not (math.isfinite(group_settle_s) and group_settle_s >= 0):
         raise ValueError("group_settle_s must be a finite number >= 0")
@@ -122,6 +151,10 @@ def _plan(
     check_policies(inventory, desired)
     check_zones(inventory, desired)
     inputs = pass_inputs(inventory, hosts, exclusive, limits=limits, links=links, group_settle_s=group_settle_s)
+    cold_ids = frozenset(r.server.id for r in requests if r.server.status in COLD_MIGRATABLE_STATUSES) if cold \
+        else frozenset()
+    if cold_ids:  # a cold move never detours: nova's resize would stop at the pivot waiting for a confirm
+        inputs = replace(inputs, pinned=inputs.pinned | cold_ids)
     first_key = priorities.busiest_source_first(priorities.work_per_source(len(hosts), requests))
     first = _first_pass(hosts, requests, inputs, first_key)
     steps = to_steps(first.order, hosts)
@@ -138,7 +171,7 @@ def _plan(
     leg_one = {s.move.server_id: s.index for s in best.steps if s.move.is_detour}
     notes = tuple(best.notes[sid] for sid in sorted(leg_one, key=leg_one.__getitem__) if sid in best.notes)
     return Plan(
-        steps=best.steps,
+        steps=_marked_cold(best.steps, cold_ids),
         in_place=tuple(in_place),
         estimated_s=best.seconds,
         lower_bound_s=bound,
@@ -147,6 +180,15 @@ def _plan(
         notes=notes,
         group_settle_s=group_settle_s,
     )
+
+
+def _marked_cold(steps: tuple[Step, ...], cold_ids: frozenset[str]) -> tuple[Step, ...]:
+    """`steps` with the moves of `cold_ids` marked as cold migrations."""
+    if not cold_ids:
+        return steps
+    marked = tuple(replace(s, move=replace(s.move, cold=True)) if s.move.server_id in cold_ids else s for s in steps)
+    assert not any(s.move.cold and s.move.is_detour for s in marked), "a cold move was given a detour"
+    return marked
 
 
 def _time(steps: Sequence[Step], inputs: PassInputs) -> float:
