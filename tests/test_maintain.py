@@ -180,3 +180,18 @@ def test_the_command_gets_the_host_and_reaches_the_embedded_cloud(tmp_path: Path
     host, env_host, auth_url = out.read_text().split()
     assert host == env_host == "compute001"
     assert auth_url.startswith("http://127.0.0.1:")
+
+
+def test_a_stopped_server_on_a_later_batch_is_refused_before_anything_without_cold(
+    tmp_path: Path, env_cloud: Callable[..., Running],
+) -> None:
+    """A SHUTOFF server on the second batch's host stops the rollout before the first batch is touched."""
+    data = _cloud(hosts=4)
+    data["servers"][2]["status"] = "SHUTOFF"  # on compute002
+    running = env_cloud(data, virtual=False)
+    result = run_cli(["maintain", "compute001", "compute002", "--exec", _command(tmp_path), "--yes",
+                      *_opts(tmp_path)])
+    assert result.code == 3, result.err
+    assert "--cold" in result.err
+    assert running.sim.state.mutating_request_count() == 0
+    assert _ran(tmp_path) == []

@@ -595,6 +595,11 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
         hosts = [h.name for h in drained_hosts(inventory, args.hosts)]
         # Planned as a whole first, also when it runs: a batch that cannot be drained is refused before anything.
         rollout = plan_rollout(inventory, hosts, batch=args.batch, headroom_pct=args.headroom, restore=args.restore)
+        leaving = [i for b in rollout.batches for i in b.drain.cold]
+        refused = [i for i in leaving if not (args.cold and _status(inventory, i) in COLD_MIGRATABLE_STATUSES)]
+        if refused:
+            raise NotLiveMigratable(tuple(_name(inventory, i) for i in refused),
+                                    tuple(_status(inventory, i) for i in refused), cold=args.cold)
         if args.dry_run:
             print_rollout_plan(rollout, inventory, stdout, args.format,
                                lambda inv, doc: _plan_document(args, session, inv, doc, limits))
