@@ -624,6 +624,8 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
                                  execute=_shell(args.exec_command, args.exec_timeout, session.env),
                                  say=lambda text: _say(stderr, text))
     print_maintain(result, stdout, args.format)
+    if any(run.interrupted for run in result.runs):
+        return EXIT_INTERRUPTED  # Ctrl-C during a drain or a restore: the rollout stopped there
     if result.stopped is None:
         return EXIT_OK
     return EXIT_INCOMPLETE
