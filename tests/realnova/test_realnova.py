@@ -308,7 +308,7 @@ def _overfull() -> dict[str, Any]:
 
 def _disabled_scenario() -> dict[str, Any]:
     data = _tight()
-    data["hosts"][3]["enabled"] = False
+    data["hosts"][3].update(enabled=False, disabled_reason="maintenance")
     return data
 
 
