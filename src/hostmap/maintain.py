@@ -16,7 +16,7 @@ from hostmap.apply import ServiceChanges
 from hostmap.clock import Clock
 from hostmap.cloud.base import Cloud
 from hostmap.journal import Journal, Rollout, RolloutStepName
-from hostmap.model import Inventory
+from hostmap.model import Host, Inventory
 from hostmap.results import RunResult
 from hostmap.rollout import batch_drain, batches, settle_wait
 from hostmap.serialise import export_map
@@ -191,12 +191,15 @@ class _Roller:
             rollout = self._state()
             drained = rollout.done(h, "drained")
             drain_run = drained.run_id if drained else None
+            host: Host | None = None
             if not rollout.done(h, "up"):
-                if not _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s):
+                host = _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s)
+                if host is None:
                     return Stopped(h, "not_up")
                 self._step(h, "up")
             if not rollout.done(h, "enabled"):
-                host = next((x for x in self.cloud.inventory().hosts if x.name == h), None)
+                if host is None:  # seen up by an earlier invocation: read it once now
+                    host = next((x for x in self.cloud.inventory().hosts if x.name == h), None)
                 if host is not None and drain_run is not None and disabled_by(host, drain_run):
                     self.cloud.set_service(h, enabled=True)
                     self.journal.service_changed(drain_run, h, "enabled", "")
@@ -225,14 +228,14 @@ class _Roller:
         return None
 
 
-def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float) -> bool:
-    """Wait (at most `timeout_s`) until `host`'s compute service is up; True when it is."""
+def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float) -> Host | None:
+    """Wait (at most `timeout_s`) until `host`'s compute service is up; the host as then read, or None."""
     deadline = clock.now() + timeout_s
     for _ in range(math.ceil(timeout_s / UP_POLL_S) + 2):
         found = next((h for h in cloud.inventory().hosts if h.name == host), None)
         if found is not None and found.up:
-            return True
+            return found
         if clock.now() >= deadline:
-            return False
+            return None
         clock.sleep(min(UP_POLL_S, max(0.0, deadline - clock.now())))
-    return False
+    return None
