@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from hostmap.advice import explained
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.reporter import Reporter
@@ -107,7 +108,7 @@ class LiveDisplay(Reporter):
     def failed(self, step: Step, result: MoveResult) -> None:
         """Replace the line by a one-line verdict with the reason."""
         self._end(step, f"[red]{result.outcome.replace('_', ' ')}[/] {result.server_name} "
-                        f"{result.source} -> {result.target}: {result.reason}")
+                        f"{result.source} -> {result.target}: {explained(result)}")
 
     def done(self, result: RunResult) -> None:
         """Stop the display."""

@@ -22,7 +22,7 @@ from hostmap.errors import CloudError, HostmapError
 from hostmap.model import COLD_MIGRATABLE_STATUSES, MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.progress import Progress, Sample, expected_end, save_time
 from hostmap.reporter import Reporter
-from hostmap.results import GOOD_OUTCOMES, MoveResult, Outcome, RunResult
+from hostmap.results import GOOD_OUTCOMES, Advice, MoveResult, Outcome, RunResult
 from hostmap.start_rule import Verdict, ready_at, verdict
 
 Answer = Literal["yes", "no", "all", "quit"]
@@ -31,7 +31,6 @@ Answer = Literal["yes", "no", "all", "quit"]
 Confirm = Callable[[Step, Callable[[], None]], Answer]
 OnTimeout = Literal["abort", "leave"]
 
-_CHECK_BY_HAND = "check it with `openstack server migration list`, or run hostmap apply again to watch it"
 
 
 @dataclass(frozen=True)
@@ -224,8 +223,8 @@ class Executor:
             for flight in list(state.flights.values()):
                 self._finish(state, flight.step, "failed",
                              f"hostmap stopped watching ({error}) while the migration was "
-                             f"{flight.record.status if flight.record else 'being requested'}; {_CHECK_BY_HAND}",
-                             flight=flight, unresolved=True)
+                             f"{flight.record.status if flight.record else 'being requested'}",
+                             flight=flight, unresolved=True, advice=Advice("check"))
             for step in pending:
                 self._finish(state, step, "not_started", f"hostmap stopped before starting it ({error})")
         skipped = tuple(
@@ -480,8 +479,8 @@ class Executor:
                     self._finish(state, flight.step, "failed", "the server no longer exists", flight=flight)
                 elif self._clock.now() - flight.submitted_at > self._flight_limit:
                     self._finish(state, flight.step, "failed",
-                                 f"could not confirm the outcome ({error.problem}); {_CHECK_BY_HAND}",
-                                 flight=flight, unresolved=True)
+                                 f"could not confirm the outcome ({error.problem})",
+                                 flight=flight, unresolved=True, advice=Advice("check"))
 
     def _read_records(self, state: _RunState) -> None:
         """One watch round's reads: new migrations' records, then every tracked record in as few requests as can be."""
@@ -517,8 +516,8 @@ class Executor:
         if now - flight.submitted_at > self._flight_limit:
             status = flight.record.status if flight.record else "not yet recorded"
             self._finish(state, flight.step, "failed",
-                         f"still {status} after {self._flight_limit:.0f} s; {_CHECK_BY_HAND}",
-                         flight=flight, unresolved=True)
+                         f"still {status} after {self._flight_limit:.0f} s",
+                         flight=flight, unresolved=True, advice=Advice("check"))
             return
         record = flight.record
         if record is None:
@@ -546,15 +545,15 @@ class Executor:
             return  # nova is working on it; keep looking for the record until the timeout
         if flight.ambiguous and not busy:
             self._finish(state, flight.step, "failed",
-                         f"the request failed ({flight.ambiguous}) and nova started no migration; "
-                         "it is safe to run hostmap again", flight=flight)
+                         f"the request failed ({flight.ambiguous}) and nova started no migration",
+                         flight=flight, advice=Advice("rerun"))
             return
         reason = self._reason(flight, None)
         if busy:
             self._finish(state, flight.step, "failed",
                          f"nova accepted the request but recorded no migration within {opts.timeout_s:.0f} s "
-                         f"while the server stays busy (task {server.task_state}); {_CHECK_BY_HAND}",
-                         flight=flight, unresolved=True)
+                         f"while the server stays busy (task {server.task_state})",
+                         flight=flight, unresolved=True, advice=Advice("check"))
         else:
             self._finish(state, flight.step, "failed",
                          reason or f"nova accepted the request but started no migration "
@@ -575,9 +574,8 @@ class Executor:
         if now - flight.submitted_at > opts.timeout_s:
             self._finish(state, flight.step, "timed_out",
                          f"cold migration still {record.status} after {opts.timeout_s:.0f} s; nova cannot abort a "
-                         "cold migration, so it was left running (it keeps its source's slot); once the server is "
-                         f"VERIFY_RESIZE on {flight.step.move.target}, run hostmap apply again to confirm it (or "
-                         "`openstack server resize confirm`)", flight=flight, unresolved=True)
+                         "cold migration, so it was left running (it keeps its source's slot)",
+                         flight=flight, unresolved=True, advice=Advice("confirm_cold", flight.step.move.target))
 
     def _judge_aborting(self, flight: _Flight, abort: _Abort, record: MigrationRecord, state: _RunState) -> None:
         self._reporter.progress(flight.step, record)
@@ -591,7 +589,7 @@ class Executor:
             self._finish(state, flight.step, abort.outcome,
                          f"{'; '.join([abort.problem, *(t for _, t in abort.trouble)])}; "
                          f"abort requested, but the migration is still {record.status} after "
-                         f"{self._options.abort_wait_s:.0f} s; {_CHECK_BY_HAND}", flight=flight, unresolved=True)
+                         f"{self._options.abort_wait_s:.0f} s", flight=flight, unresolved=True, advice=Advice("check"))
 
     def _judge_running(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
         now = self._clock.now()
@@ -605,8 +603,8 @@ class Executor:
                 self._judge_ended(flight, latest, state)
             elif opts.on_timeout == "leave":
                 self._finish(state, flight.step, "timed_out",
-                             f"still {latest.status} after {opts.timeout_s:.0f} s; left running (--on-timeout leave)",
-                             flight=flight)
+                             f"still {latest.status} after {opts.timeout_s:.0f} s",
+                             flight=flight, advice=Advice("left_running"))
                 # Still running in nova: it keeps its source's slot, or the next move from there would queue behind.
                 state.held.setdefault(flight.step.move.source, []).append(flight.step.move.server_name)
             else:
@@ -725,6 +723,7 @@ class Executor:
     def _finish(
         self, state: _RunState, step: Step, outcome: Outcome, reason: str, *,
         flight: _Flight | None = None, started: float | None = None, unresolved: bool = False,
+        advice: Advice | None = None,
     ) -> None:
         now = self._clock.now()
         move = step.move
@@ -738,6 +737,7 @@ class Executor:
             migration_id=flight.record.id if flight is not None and flight.record is not None else None,
             unresolved=unresolved,
             cold=move.cold,
+            advice=advice,
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)
@@ -767,13 +767,15 @@ class Executor:
             # The first leg of a detour reached the pivot; the row reports the whole journey, waits included.
             via = f"via {first.target}"
             outcome = leg.outcome
+            advice = leg.advice
             if leg.outcome == "skipped":
                 via = f"via {first.target}, then on to {final} by someone else"
             elif leg.outcome != "migrated" and not leg.unresolved:
                 # Its own outcome: the server is neither on its source nor on its target, but on the pivot.
                 outcome = "stranded"
                 via = (f"on pivot {first.target}: its second leg {leg.outcome.replace('_', ' ')}; "
-                       f"move it to {final} when possible (run hostmap apply again)")
+                       f"move it to {final} when possible")
+                advice = Advice("finish_detour", final)
             elif leg.outcome != "migrated":
                 via = f"via {first.target}, second leg unconfirmed"
             started = first.started_s
@@ -784,5 +786,6 @@ class Executor:
                 reason=f"{via}; {leg.reason}" if leg.reason else via,
                 seconds=None if leg.finished_s is None or started is None else leg.finished_s - started,
                 started_s=started,
+                advice=advice,
             )
         return tuple(rows.values())

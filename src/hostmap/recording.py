@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from hostmap.advice import explained
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.journal import Journal, JournalError
 from hostmap.model import Step
@@ -90,7 +91,7 @@ class JournalRecorder(Reporter):
             self._write(lambda: self._journal.migration_found(move_id, migration_id))
         if result.unresolved:
             return  # left unfinished on purpose: the next apply looks for this migration and watches it
-        self._write(lambda: self._journal.outcome(move_id, result.outcome, result.reason, result.seconds))
+        self._write(lambda: self._journal.outcome(move_id, result.outcome, explained(result), result.seconds))
 
     def done(self, result: RunResult) -> None:
         """Close the run with its status (not when only resuming moves of earlier runs)."""

@@ -9,6 +9,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from hostmap.advice import explained
 from hostmap.journal import RunDetail, RunSummary
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
@@ -53,7 +54,7 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
     for m in result.moves:
         style = _STYLE.get(m.outcome, "")
         outcome = f"{m.outcome} (cold)" if m.cold else m.outcome
-        table.add_row(m.server_name, m.source, m.target, f"[{style}]{outcome}[/]", m.reason, _seconds(m.seconds))
+        table.add_row(m.server_name, m.source, m.target, f"[{style}]{outcome}[/]", explained(m), _seconds(m.seconds))
     console.print(table)
     counts: dict[str, int] = {}
     for m in result.moves:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from hostmap.advice import explained
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.results import MoveResult, RunResult
@@ -104,4 +105,4 @@ class LogReporter(Reporter):
 
     def failed(self, step: Step, result: MoveResult) -> None:
         """Log any other outcome with its reason."""
-        log.warning("%s: %s -> %s: %s", result.outcome, result.server_name, result.target, result.reason)
+        log.warning("%s: %s -> %s: %s", result.outcome, result.server_name, result.target, explained(result))

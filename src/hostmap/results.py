@@ -8,8 +8,25 @@ from typing import Literal
 #: "stranded": a detour's first leg reached its pivot host and the second did not happen (the report's rows only;
 #: the journal records each leg with its own outcome).
 Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started", "stranded"]
+#: What the operator can do next about a move that ended unclearly (see `Advice`).
+AdviceKind = Literal["check", "rerun", "left_running", "confirm_cold", "finish_detour"]
 #: Outcomes after which the server is where the map wants it.
 GOOD_OUTCOMES: frozenset[Outcome] = frozenset({"migrated", "skipped"})
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What the operator can do next about a move; the executor names it, the CLI's readers word it
+    (`advice.explained`).
+
+    "check": nova may still be running the migration, look or run again to watch it; "rerun": nova started nothing,
+    running again is safe; "left_running": left to nova on purpose (--on-timeout leave); "confirm_cold": a cold
+    migration left to nova, to confirm once the server is VERIFY_RESIZE on `host`; "finish_detour": the server waits
+    on a pivot host, to move on to `host`.
+    """
+
+    kind: AdviceKind
+    host: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,8 @@ class MoveResult:
     unresolved: bool = False
     #: True for a cold migration (a SHUTOFF server moved with nova's `migrate`, then confirmed).
     cold: bool = False
+    #: What the operator can do next, when there is something to do (worded by `advice.explained`).
+    advice: Advice | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from hostmap.advice import explained
 from hostmap.drain import Drain
 from hostmap.journal import MoveRecord, RunDetail, RunSummary
 from hostmap.model import Inventory, Plan, Resources
@@ -62,7 +63,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "source": m.source,
                 "target": m.target,
                 "outcome": m.outcome,
-                "reason": m.reason,
+                "reason": explained(m),
                 "seconds": None if m.seconds is None else round(m.seconds, 3),
                 "started_s": None if m.started_s is None else round(m.started_s, 3),
                 "finished_s": None if m.finished_s is None else round(m.finished_s, 3),

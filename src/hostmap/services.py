@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from hostmap.advice import explained
 from hostmap.model import Host, Inventory
 from hostmap.results import GOOD_OUTCOMES, MoveResult
 
@@ -81,4 +82,4 @@ def _why_left(move: MoveResult | None) -> tuple[str, str]:
         return "", "not in the drain's plan (created or moved here while it ran)"
     if move.outcome in GOOD_OUTCOMES:
         return move.outcome, f"nova reports it back here after the run said {move.outcome}"
-    return move.outcome, move.reason
+    return move.outcome, explained(move)
