@@ -38,6 +38,7 @@ from hostmap.errors import (
 )
 from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, ServiceChange, UnknownRun
+from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
@@ -400,6 +401,8 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     ksa.addHandler(handler)
     ksa.setLevel(logging.WARNING)
     ksa.propagate = False
+    if not path_text:
+        prune_logs(default.parent, spare=path)
     stderr.write(f"hostmap: log file {path}\n")
     return handler
 
@@ -831,6 +834,8 @@ def _input_line(error: InputError) -> str:
 
 #: Lists in error messages stop after this many items (a drain of thousands of servers stays readable).
 _LIST_AT_MOST = 10
+#: A map's problems are listed up to this many on the terminal; the log has every one, a line each.
+_PROBLEMS_AT_MOST = 20
 
 
 def _some_hosts(known: Sequence[str]) -> str:
@@ -947,8 +952,10 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         return EXIT_USAGE
     if isinstance(error, InputErrors):
         say(f"{len(error.errors)} problems; nothing was migrated:")
-        for item in error.errors:
+        for item in error.errors[:_PROBLEMS_AT_MOST]:
             stderr.write(f"  {_input_line(item)}\n")
+        if len(error.errors) > _PROBLEMS_AT_MOST:
+            stderr.write(f"  ... and {len(error.errors) - _PROBLEMS_AT_MOST} more (each one is in the log file)\n")
         return EXIT_USAGE
     if isinstance(error, CapacityError):
         say("the host map does not fit: nothing was migrated")
@@ -1015,7 +1022,11 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
         return _cmd_sim_serve(args, stdout)
     except HostmapError as error:
-        log.error("%s: %s", type(error).__name__, error)
+        if isinstance(error, InputErrors):
+            for item in error.errors:  # a line each: a map of thousands of problems must not make one huge line
+                log.error("InputError: %s", _input_line(item))
+        else:
+            log.error("%s: %s", type(error).__name__, error)
         return _report_error(error, stderr, prog)
     except KeyboardInterrupt:
         stderr.write(f"\n{prog}: interrupted\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,18 @@ def resolve_server(ref: str, servers: tuple[Server, ...]) -> list[Server]:
     return [s for s in servers if s.name == ref]
 
 
+#: Suggestions are looked for only while fewer problems than this were found: a report lists that many at most, and
+#: a map of thousands of unknown names must not cost thousands of searches.
+SUGGEST_FOR_FIRST = 20
+
+
+def _nearest(name: str, candidates: list[str], found: list[InputError]) -> list[str]:
+    """The three candidates closest to `name` (difflib's ratio), for the first problems only."""
+    if len(found) >= SUGGEST_FOR_FIRST:
+        return []
+    return difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+
+
 def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> Desired:
     """Resolve every entry; raise InputError(s) naming each entry that cannot be carried out.
 
@@ -68,14 +81,22 @@ def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> D
     errors: list[InputError] = []
     targets: dict[str, str] = {}
     entries: dict[str, Entry] = {}
-    known_hosts = ", ".join(sorted(h.name for h in inventory.hosts)) or "none"
+    host_names = sorted(h.name for h in inventory.hosts)
     hosts_by_name = {h.name: h for h in inventory.hosts}
+    all_server_names: list[str] = []
+
+    def server_names() -> list[str]:
+        if not all_server_names:
+            all_server_names.extend(sorted({s.name for s in inventory.servers}))
+        return all_server_names
+
     for key, host_entries in host_map.hosts:
         candidates = resolve_host(key, inventory.hosts)
         if not candidates:
             errors.append(InputError(
                 source, f'"{key}"', "is not a compute host of this cloud",
-                f"use a compute service host or hypervisor hostname (known: {known_hosts})",
+                "use a compute service host or hypervisor hostname"
+                + (f" (nearest: {', '.join(near)})" if (near := _nearest(key, host_names, errors)) else ""),
             ))
             continue
         if len(candidates) > 1:
@@ -90,7 +111,8 @@ def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> D
             if not matches:
                 errors.append(InputError(
                     source, entry.where, f'no server named or with id "{entry.ref}"',
-                    "check the name with `hostmap export`, or give the server's UUID",
+                    (f"nearest names: {', '.join(near)}; " if (near := _nearest(entry.ref, server_names(), errors))
+                     else "") + "check the name with `hostmap export`, or give the server's UUID",
                 ))
                 continue
             if len(matches) > 1:
