@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
 import select
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
 from hostmap.cloud.base import Cloud, ColdMigrationUnsupported
+from hostmap.documents import check_regular
 from hostmap.errors import (
     CapacityError,
     CloudConfigError,
@@ -42,7 +45,7 @@ from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
-from hostmap.state_dir import default_state_dir
+from hostmap.state_dir import default_state_dir, private_dir
 from hostmap.timing import (
     MigrationParams,
     dirty_bytes_per_s,
@@ -388,11 +391,26 @@ class _Session:
 def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     default = default_state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     path = Path(path_text) if path_text else default
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path_text is None:
+        private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     # Create the file 0600 before logging opens it: the log names servers and hosts, which are not for everyone.
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    os.chmod(path, 0o600)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    # Non-blocking, so that a FIFO nobody reads is refused (ENXIO) instead of hanging the run before it starts.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise InputError(str(path), "--log-file", "is a named pipe (FIFO) that no process reads",
+                             "give a regular file") from None
+        raise
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    # Text no file can hold (a lone surrogate from a name) is escaped, never a logging traceback and a lost line.
+    handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -431,6 +449,8 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
         raise InputError("--virtual-time", "(option)", "needs --sim or --sim-scenario",
                          "virtual time only exists in the simulated cloud")
     if not use_sim:
+        if args.os_cacert:
+            check_regular(args.os_cacert, "--os-cacert")  # a FIFO there would hang the TLS set-up
         cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
         try:
             yield _Session(cloud, WallClock(), _estimate_params(args, MigrationParams()))
@@ -452,6 +472,22 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
             cloud.close()
 
 
+def _write_output(path_text: str, text: str) -> None:
+    """Write an -o FILE; a FIFO that no process reads is refused (ENXIO) instead of hanging."""
+    try:
+        fd = os.open(path_text, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise InputError(path_text, "-o", "is a named pipe (FIFO) that no process reads",
+                             "give a regular file") from None
+        raise
+    os.set_blocking(fd, True)
+    with open(fd, "w", encoding="utf-8", closefd=True) as handle:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            handle.truncate(0)
+        handle.write(text)
+
+
 def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory) -> Plan:
     from hostmap.apply import plan_map
     from hostmap.hostmap_file import load_host_map
@@ -467,7 +503,7 @@ def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
     with _session(args) as session:
         document = json.dumps(export_map(session.cloud.inventory()), indent=2) + "\n"
     if args.output:
-        Path(args.output).write_text(document, encoding="utf-8")
+        _write_output(args.output, document)
     else:
         stdout.write(document)
     return EXIT_OK
@@ -508,7 +544,7 @@ def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                             links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
         text = json.dumps(document, indent=2) + "\n"
         if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
+            _write_output(args.output, text)
         if not args.apply:
             if args.output:
                 print_drain(drain, inventory, the_plan, stdout, args.format)
@@ -552,7 +588,7 @@ def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stde
                     export_map(inventory, back.placement, only=back.placement.keys()).items() if names}
         text = json.dumps(document, indent=2) + "\n"
         if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
+            _write_output(args.output, text)
         elif not args.apply:
             stdout.write(text)
         _restore_summary(args.run, back, stderr)
@@ -1041,10 +1077,27 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             handler.close()
 
 
+def _unencodable_argument(argv: Sequence[str] | None, stderr: IO[str], prog: str) -> int | None:
+    """EXIT_USAGE, said in one line, when an argument or OS_* variable is not UTF-8 text (bytes the locale
+    could not decode arrive as lone surrogates, which no log, journal or API request can carry)."""
+    named = [(f"argument {i}", a) for i, a in enumerate(sys.argv[1:] if argv is None else argv, 1)]
+    named += [(f"${k}", v) for k, v in os.environ.items() if k.startswith("OS_")]
+    for what, text in named:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")[:60]
+            stderr.write(f"{prog}: error: {what} ({shown}) is not UTF-8 text; give names as UTF-8\n")
+            return EXIT_USAGE
+    return None
+
+
 def main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
          stderr: IO[str] | None = None) -> int:
     """Run `hostmap` with `argv`; returns the exit code."""
     err = stderr or sys.stderr
+    if (refused := _unencodable_argument(argv, err, "hostmap")) is not None:
+        return refused
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:
@@ -1056,6 +1109,8 @@ def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None
               stderr: IO[str] | None = None) -> int:
     """Run the seed-compatible `openstack-live-migration`: one migration at a time, a prompt before each."""
     err = stderr or sys.stderr
+    if (refused := _unencodable_argument(argv, err, "openstack-live-migration")) is not None:
+        return refused
     try:
         args = build_seed_parser().parse_args(argv)
     except SystemExit as exit_:

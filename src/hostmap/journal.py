@@ -29,7 +29,7 @@ from typing import Any, Literal, cast, get_args
 
 from hostmap.errors import HostmapError
 from hostmap.results import Outcome
-from hostmap.state_dir import default_state_dir
+from hostmap.state_dir import default_state_dir, private_dir
 
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
@@ -297,9 +297,12 @@ def _now() -> str:
 
 def _private_dir(directory: Path, *, tighten: bool) -> None:
     """Create `directory` with mode 0700; tighten an existing one only when it is hostmap's own."""
+    if tighten:
+        private_dir(directory)
+        return
     existed = directory.is_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not existed or tighten:
+    if not existed:
         os.chmod(directory, 0o700)
 
 
@@ -338,6 +341,9 @@ class Journal:
         where = str(target)
         try:
             _private_dir(target.parent, tighten=path is None)
+            # SQLite would block for ever reading a FIFO it opened itself, and cannot keep a journal on a device.
+            if target.exists() and not target.is_file():
+                raise JournalError(where, "is not a regular file (a directory, FIFO or device)")
             fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
         except OSError as exc:

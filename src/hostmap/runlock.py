@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hostmap.errors import HostmapError
-from hostmap.state_dir import default_state_dir
+from hostmap.state_dir import default_state_dir, private_dir
 
 #: How long a refused contender waits for the holder to finish writing its details (it has just locked).
 _READ_PATIENCE_S = 0.5
@@ -81,10 +81,13 @@ class RunLock:
         """Take the lock and record this process in the file, or raise LockHeld naming the holder."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
-        existed = self.directory.is_dir()
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not existed or self._private_default:
-            os.chmod(self.directory, 0o700)
+        if self._private_default:
+            private_dir(self.directory)  # and the state directory above it
+        else:
+            existed = self.directory.is_dir()
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not existed:
+                os.chmod(self.directory, 0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

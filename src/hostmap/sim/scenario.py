@@ -7,6 +7,7 @@ entry (such as ``servers[3].flavor``). The format is documented in docs/simulate
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hostmap.documents import read_document
 from hostmap.errors import InputError
@@ -51,6 +52,53 @@ def parse_microversion(text: str) -> tuple[int, int] | None:
     if match is None:
         return None
     return int(match.group(1)), int(match.group(2))
+
+
+#: A path_regex is matched against every request's path: these bound the time one match may take (the
+#: backtracking of nested or many repetitions grows exponentially or as a high power of the path's length).
+MAX_REGEX_LENGTH = 256
+MAX_REGEX_REPEATS = 3
+MAX_REGEX_COUNT = 1000
+_RE_PARSER: Any = importlib.import_module("re._parser")  # the parser re.compile uses (sre_parse)
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why `pattern` may not be a scenario's path_regex (invalid, or matching it could take unbounded time)."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"is longer than {MAX_REGEX_LENGTH} characters"
+    try:
+        re.compile(pattern)
+        parsed = _RE_PARSER.parse(pattern)
+    except re.error as exc:
+        return f"is not a valid regular expression: {exc}"
+    except (OverflowError, RecursionError, ValueError):
+        return "is not a valid regular expression: a repetition count or nesting is too large"
+    repeats = 0
+    todo: list[tuple[Any, bool]] = [(parsed, False)]
+    while todo:
+        sub, in_repeat = todo.pop()
+        for op, av in sub:
+            name = str(op)
+            if name.endswith("REPEAT"):
+                low, high, body = av
+                many = high > 1
+                if high != _RE_PARSER.MAXREPEAT and max(low, high) > MAX_REGEX_COUNT:
+                    return f"repeats more than {MAX_REGEX_COUNT} times"
+                if many and in_repeat:
+                    return "nests one repetition inside another, which can take exponential time to match"
+                repeats += many
+                todo.append((body, in_repeat or many))
+            elif name == "BRANCH":
+                if in_repeat:
+                    return "repeats an alternation, which can take exponential time to match"
+                todo.extend((branch, in_repeat) for branch in av[1])
+            elif name in ("SUBPATTERN", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"):
+                todo.append((av if name == "ATOMIC_GROUP" else av[-1], in_repeat))
+            elif name == "GROUPREF_EXISTS":
+                todo.extend((branch, in_repeat) for branch in av[1:] if branch is not None)
+    if repeats > MAX_REGEX_REPEATS:
+        return f"has more than {MAX_REGEX_REPEATS} repetitions (*, +, {{m,n}}), which can take long to match"
+    return None
 
 
 @dataclass(frozen=True)
@@ -810,10 +858,9 @@ def _parse_fault(
 
     def regex() -> str:
         pattern = r.string("path_regex", required=True)
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise r.error("path_regex", f"is not a valid regular expression: {exc}") from None
+        problem = regex_problem(pattern)
+        if problem is not None:
+            raise r.error("path_regex", problem, "a path_regex is a short pattern such as /action$")
         return pattern
 
     def method() -> str | None:
