@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
@@ -57,6 +57,7 @@ from hostmap.timing import (
 if TYPE_CHECKING:
     from hostmap.apply import ServiceChanges
     from hostmap.hostmap_file import HostMap
+    from hostmap.listing import Listing
     from hostmap.restore import Restore
 
 EXIT_OK = 0
@@ -133,9 +134,13 @@ def _cloud_options() -> _Parser:
                        help="run against the embedded simulated cloud loaded with this scenario (implies --sim)")
     group.add_argument("--virtual-time", action="store_true",
                        help="with --sim: the simulated cloud and hostmap share a virtual clock (hours in seconds)")
+    _log_option(group)
+    return common
+
+
+def _log_option(group: argparse._ActionsContainer) -> None:
     group.add_argument("--log-file", metavar="FILE", default=None,
                        help="where to log every API action (default: a new file in the user's state directory)")
-    return common
 
 
 def _schedule_options(parser: argparse.ArgumentParser) -> None:
@@ -173,30 +178,117 @@ def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = Non
                                              "directory)")
 
 
-def _add_maintain(sub: Any, common: argparse.ArgumentParser) -> None:
-    """The `maintain` command's parser."""
-    maintain = sub.add_parser("maintain", parents=[common],
-                              help="roll maintenance across HOSTs, batch by batch: disable, drain, run CMD, wait for "
-                                   "the service, enable (and put the servers back)")
-    maintain.add_argument("hosts", nargs="+", metavar="HOST", help="compute host, in the order to maintain them")
-    maintain.add_argument("--exec", required=True, metavar="CMD", dest="exec_command",
-                          help="shell command run once per host ({host} and $HOSTMAP_HOST name it); non-zero stops")
-    maintain.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="hosts at a time (default 1)")
-    maintain.add_argument("--up-timeout", type=_positive_float, default=1800.0, metavar="S",
-                          help="seconds to wait for a host's compute service to be up after CMD (default 1800)")
-    maintain.add_argument("--exec-timeout", type=_positive_float, default=3600.0, metavar="S",
-                          help="seconds CMD may run on one host before it is killed and counted failed "
-                               "(default 3600)")
-    maintain.add_argument("--restore", action="store_true",
-                          help="put every server back on its original host once that host is done")
-    maintain.add_argument("--dry-run", action="store_true", help="show the rollout batch by batch; change nothing")
-    maintain.add_argument("--rerun-exec", action="store_true",
-                          help="run CMD again on a host where an interrupted rollout started it without seeing it end")
-    maintain.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
-                          help="keep PCT %% of each resource free on every host that receives servers (default 0)")
-    maintain.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    _run_options(maintain)
-    _schedule_options(maintain)
+def _format_option(parser: argparse.ArgumentParser, default: str | None = "table", help: str | None = None) -> None:
+    """`-f FORMAT` and `-c COLUMN`, as the openstack client offers them (the plugin gets cliff's own instead)."""
+    from hostmap.listing import FORMATS
+
+    parser.add_argument("-f", "--format", choices=FORMATS, default=default, help=help)
+    parser.add_argument("-c", "--column", dest="columns", action="append", default=[], metavar="COLUMN",
+                        help="show only this column of the listing (repeat for more; names are the JSON keys)")
+
+
+def _args_export(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
+    if formats:
+        _format_option(parser, default=None,
+                       help="the host map as JSON (default), or its summary (host, count, servers) in this format")
+
+
+def _args_plan(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
+    if formats:
+        _format_option(parser)
+    _schedule_options(parser)
+
+
+def _args_drain(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("hosts", nargs="+", metavar="HOST", help="compute host (service host or hypervisor hostname)")
+    parser.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="write the host map to FILE (the summary then goes to stdout; else to stderr)")
+    if formats:
+        _format_option(parser, help="the summary's format")
+    parser.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
+                        help="keep PCT %% of each resource free on every host that receives servers (default 0)")
+    parser.add_argument("--apply", action="store_true",
+                        help="disable the HOSTs' compute services, then carry the map out as `apply` does")
+    _run_options(parser, journal_help=None)
+    _schedule_options(parser)
+
+
+def _args_restore(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("run", metavar="RUN", type=_positive_int, help="the run's id, as `hostmap history` lists it")
+    parser.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
+    if formats:
+        _format_option(parser, help="the report's format, with --apply")
+    parser.add_argument("--apply", action="store_true",
+                        help="re-enable the compute services RUN disabled, then carry the map out as `apply` does")
+    _run_options(parser, journal_help="the journal to read RUN from (and, with --apply, to write to)")
+    _schedule_options(parser)
+
+
+def _args_maintain(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("hosts", nargs="+", metavar="HOST", help="compute host, in the order to maintain them")
+    parser.add_argument("--exec", required=True, metavar="CMD", dest="exec_command",
+                        help="shell command run once per host ({host} and $HOSTMAP_HOST name it); non-zero stops")
+    parser.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="hosts at a time (default 1)")
+    parser.add_argument("--up-timeout", type=_positive_float, default=1800.0, metavar="S",
+                        help="seconds to wait for a host's compute service to be up after CMD (default 1800)")
+    parser.add_argument("--exec-timeout", type=_positive_float, default=3600.0, metavar="S",
+                        help="seconds CMD may run on one host before it is killed and counted failed "
+                             "(default 3600)")
+    parser.add_argument("--restore", action="store_true",
+                        help="put every server back on its original host once that host is done")
+    parser.add_argument("--dry-run", action="store_true", help="show the rollout batch by batch; change nothing")
+    parser.add_argument("--rerun-exec", action="store_true",
+                        help="run CMD again on a host where an interrupted rollout started it without seeing it end")
+    parser.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
+                        help="keep PCT %% of each resource free on every host that receives servers (default 0)")
+    if formats:
+        _format_option(parser)
+    _run_options(parser)
+    _schedule_options(parser)
+
+
+def _args_apply(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
+    if formats:
+        _format_option(parser)
+    _run_options(parser)
+    _schedule_options(parser)
+
+
+def _args_history(parser: argparse.ArgumentParser, formats: bool) -> None:
+    parser.add_argument("run", metavar="RUN", type=_positive_int, nargs="?", default=None,
+                        help="the run to show (default: list runs)")
+    if formats:
+        _format_option(parser)
+    parser.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
+    parser.add_argument("--limit", type=_positive_int, default=50, help="how many runs to list (default 50)")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command both faces offer (`hostmap NAME` and `openstack hostmap NAME`): its help and its arguments."""
+
+    help: str
+    #: Adds the command's own arguments; `formats`: also -f/-c (the openstack plugin has cliff's instead).
+    arguments: Callable[[argparse.ArgumentParser, bool], None]
+    #: Whether it talks to a cloud (the cloud options, authentication in the plugin).
+    cloud: bool = True
+
+
+#: Every command of both faces, in `hostmap --help` order: the one place their arguments are defined.
+COMMANDS: dict[str, CommandSpec] = {
+    "export": CommandSpec("print the current placement as a host map", _args_export),
+    "plan": CommandSpec("show what would move, in order; changes nothing", _args_plan),
+    "drain": CommandSpec("write a host map that empties HOSTs onto the others, spreading the load", _args_drain),
+    "restore": CommandSpec("write the host map that puts the servers run RUN moved back where they were",
+                           _args_restore),
+    "maintain": CommandSpec("roll maintenance across HOSTs, batch by batch: disable, drain, run CMD, wait for "
+                            "the service, enable (and put the servers back)", _args_maintain),
+    "apply": CommandSpec("live-migrate servers until the cloud matches the map", _args_apply),
+    "history": CommandSpec("list past runs from the journal, or show one run's moves", _args_history, cloud=False),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,53 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hostmap", description="Live-migrate OpenStack servers until the cloud matches a host map.")
     parser.add_argument("--version", action="version", version=f"hostmap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-
-    export = sub.add_parser("export", parents=[common], help="print the current placement as a host map")
-    export.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
-
-    plan = sub.add_parser("plan", parents=[common], help="show what would move, in order; changes nothing")
-    plan.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
-    plan.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    _schedule_options(plan)
-
-    drain = sub.add_parser("drain", parents=[common],
-                           help="write a host map that empties HOSTs onto the others, spreading the load")
-    drain.add_argument("hosts", nargs="+", metavar="HOST", help="compute host (service host or hypervisor hostname)")
-    drain.add_argument("-o", "--output", metavar="FILE", default=None,
-                       help="write the host map to FILE (the summary then goes to stdout; else to stderr)")
-    drain.add_argument("-f", "--format", choices=("table", "json"), default="table", help="the summary's format")
-    drain.add_argument("--headroom", type=_percent, default=0.0, metavar="PCT",
-                       help="keep PCT %% of each resource free on every host that receives servers (default 0)")
-    drain.add_argument("--apply", action="store_true",
-                       help="disable the HOSTs' compute services, then carry the map out as `apply` does")
-    _run_options(drain, journal_help=None)
-    _schedule_options(drain)
-
-    restore = sub.add_parser("restore", parents=[common],
-                             help="write the host map that puts the servers run RUN moved back where they were")
-    restore.add_argument("run", metavar="RUN", type=_positive_int, help="the run's id, as `hostmap history` lists it")
-    restore.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
-    restore.add_argument("-f", "--format", choices=("table", "json"), default="table",
-                         help="the report's format, with --apply")
-    restore.add_argument("--apply", action="store_true",
-                         help="re-enable the compute services RUN disabled, then carry the map out as `apply` does")
-    _run_options(restore, journal_help="the journal to read RUN from (and, with --apply, to write to)")
-    _schedule_options(restore)
-
-    _add_maintain(sub, common)
-
-    apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
-    apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
-    apply.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    _run_options(apply)
-    _schedule_options(apply)
-
-    history = sub.add_parser("history", help="list past runs from the journal, or show one run's moves")
-    history.add_argument("run", metavar="RUN", type=_positive_int, nargs="?", default=None,
-                         help="the run to show (default: list runs)")
-    history.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    history.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
-    history.add_argument("--limit", type=_positive_int, default=50, help="how many runs to list (default 50)")
+    for name, spec in COMMANDS.items():
+        spec.arguments(sub.add_parser(name, parents=[common] if spec.cloud else [], help=spec.help), True)
 
     sim = sub.add_parser("sim", help="the simulated cloud")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND", parser_class=_Parser)
@@ -441,8 +488,12 @@ def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> Migra
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
-    from hostmap.cloud.openstack import ConnectOptions, connect, connect_with
+    from hostmap.cloud.openstack import ConnectOptions, OpenStackCloud, connect, connect_with
 
+    given = getattr(args, "sdk_connection", None)
+    if given is not None:  # the openstack client's own connection (its authentication, TLS, clouds.yaml): its to close
+        yield _Session(OpenStackCloud(given), WallClock(), _estimate_params(args, MigrationParams()))
+        return
     sim_scenario = getattr(args, "sim_scenario", None)
     use_sim = bool(getattr(args, "sim", False) or sim_scenario)
     if getattr(args, "virtual_time", False) and not use_sim:
@@ -498,24 +549,32 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
 
 
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from hostmap.listing import map_listing
     from hostmap.serialise import export_map
 
     with _session(args) as session:
-        document = json.dumps(export_map(session.cloud.inventory()), indent=2) + "\n"
+        document = export_map(session.cloud.inventory())
+    text = json.dumps(document, indent=2) + "\n"
     if args.output:
-        _write_output(args.output, document)
-    else:
-        stdout.write(document)
+        _write_output(args.output, text)
+    # The host map itself is JSON; -f (and the openstack plugin) shows its summary instead, one row per host.
+    if _emitter(args) is not None or (args.format is not None and (args.format != "json" or args.columns)):
+        _show(args, stdout, map_listing(document), lambda: stdout.write(text))
+    elif not args.output:
+        stdout.write(text)
     return EXIT_OK
 
 
 def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from hostmap.listing import plan_listing
     from hostmap.report import print_plan
+    from hostmap.serialise import plan_json
 
     with _session(args) as session:
         inventory = session.cloud.inventory()
         the_plan = _make_plan(args, session, inventory)
-        print_plan(the_plan, inventory, stdout, args.format)
+        _show(args, stdout, plan_listing(plan_json(the_plan, inventory)),
+              lambda: print_plan(the_plan, inventory, stdout, args.format))
     return EXIT_OK
 
 
@@ -524,7 +583,8 @@ def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     from hostmap.drain import drain_map
     from hostmap.drain_report import print_drain, print_drained
     from hostmap.hostmap_file import parse_host_map
-    from hostmap.serialise import drained_json, export_map
+    from hostmap.listing import drain_listing
+    from hostmap.serialise import drain_json, drained_json, export_map
     from hostmap.services import drained_state
 
     with _session(args) as session:
@@ -545,15 +605,21 @@ def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
         text = json.dumps(document, indent=2) + "\n"
         if args.output:
             _write_output(args.output, text)
+        summary = drain_listing(drain_json(drain, inventory, the_plan))
+
+        def show_summary(out: IO[str], plugin: bool = True) -> None:
+            _show(args, out, summary, lambda: print_drain(drain, inventory, the_plan, out, _legacy(args)),
+                  plugin=plugin)
+
         if not args.apply:
             if args.output:
-                print_drain(drain, inventory, the_plan, stdout, args.format)
+                show_summary(stdout)
             else:
-                stdout.write(text)
-                print_drain(drain, inventory, the_plan, stderr, args.format)
+                _show_map(args, stdout, document, text)
+                show_summary(stderr, plugin=False)
             return EXIT_OK
         if args.format == "table":
-            print_drain(drain, inventory, the_plan, stdout, args.format)
+            show_summary(stdout)
         ran = _run_map(args, session, host_map, map_text=text, stdin=stdin, stdout=stdout, stderr=stderr,
                        limits=limits,
                        services=ServiceChanges(disable=drain.hosts, purpose="drain"))
@@ -590,7 +656,7 @@ def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stde
         if args.output:
             _write_output(args.output, text)
         elif not args.apply:
-            stdout.write(text)
+            _show_map(args, stdout, document, text)
         _restore_summary(args.run, back, stderr)
         if not args.apply:
             return EXIT_OK
@@ -624,8 +690,9 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
     from hostmap.drain import drained_hosts
     from hostmap.hostmap_file import parse_host_map
     from hostmap.journal import Journal
+    from hostmap.listing import maintain_listing, rollout_listing
     from hostmap.maintain import MaintainOptions, run_rollout
-    from hostmap.maintain_report import print_maintain, print_rollout_plan
+    from hostmap.maintain_report import maintain_json, print_maintain, print_rollout_plan, rollout_plan_json
     from hostmap.rollout import plan_rollout
 
     limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
@@ -640,8 +707,9 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
             raise NotLiveMigratable(tuple(_name(inventory, i) for i in refused),
                                     tuple(_status(inventory, i) for i in refused), cold=args.cold)
         if args.dry_run:
-            print_rollout_plan(rollout, inventory, stdout, args.format,
-                               lambda inv, doc: _plan_document(args, session, inv, doc, limits))
+            dry = rollout_plan_json(rollout, lambda inv, doc: _plan_document(args, session, inv, doc, limits))
+            _show(args, stdout, rollout_listing(dry),
+                  lambda: print_rollout_plan(dry, stdout, args.format))
             return EXIT_OK
         options = MaintainOptions(batch=args.batch, headroom_pct=args.headroom, restore=args.restore,
                                   up_timeout_s=args.up_timeout, rerun_exec=args.rerun_exec,
@@ -662,7 +730,7 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
                                  hosts=hosts, options=options, run_map=run_map,
                                  execute=_shell(args.exec_command, args.exec_timeout, session.env),
                                  say=lambda text: _say(stderr, text))
-    print_maintain(result, stdout, args.format)
+    _show(args, stdout, maintain_listing(maintain_json(result)), lambda: print_maintain(result, stdout, args.format))
     if any(run.interrupted for run in result.runs):
         return EXIT_INTERRUPTED  # Ctrl-C during a drain or a restore: the rollout stopped there
     if result.stopped is None:
@@ -813,9 +881,12 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
 def _print_result(args: argparse.Namespace, result: RunResult, stdout: IO[str], stderr: IO[str],
                   extra: Mapping[str, object] | None = None) -> None:
     """The run's report (with `extra` keys in JSON), and the error that stopped it early, if any."""
+    from hostmap.listing import run_listing
     from hostmap.report import print_run
+    from hostmap.serialise import run_json
 
-    print_run(result, stdout, args.format, extra)
+    _show(args, stdout, run_listing({**run_json(result), **(extra or {})}),
+          lambda: print_run(result, stdout, args.format, extra))
     if result.error:
         stderr.write(f"hostmap: error: the run stopped early: {result.error}\n")
 
@@ -828,14 +899,67 @@ def _print_resumed(resumed: RunResult, stderr: IO[str]) -> None:
 
 def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
     from hostmap.journal import Journal
+    from hostmap.listing import history_listing, history_run_listing
     from hostmap.report import print_history, print_history_run
+    from hostmap.serialise import history_run_json, summary_json
 
     with Journal.open(_existing_journal(args.journal)) as journal:
         if args.run is None:
-            print_history(journal.runs(limit=args.limit), stdout, args.format)
+            runs = journal.runs(limit=args.limit)
+            _show(args, stdout, history_listing([summary_json(r) for r in runs]),
+                  lambda: print_history(runs, stdout, args.format))
         else:
-            print_history_run(journal.run(args.run), stdout, args.format)
+            detail = journal.run(args.run)
+            _show(args, stdout, history_run_listing(history_run_json(detail)),
+                  lambda: print_history_run(detail, stdout, args.format))
     return EXIT_OK
+
+
+def _emitter(args: argparse.Namespace) -> Callable[[Listing], None] | None:
+    """The openstack plugin's cliff output, when this command runs as `openstack hostmap ...`."""
+    emit: Callable[[Listing], None] | None = getattr(args, "emit", None)
+    return emit
+
+
+def _legacy(args: argparse.Namespace) -> str:
+    """The format the table-or-JSON renderers take for the other formats (a summary on stderr, say)."""
+    return "json" if args.format == "json" else "table"
+
+
+def _show(args: argparse.Namespace, out: IO[str], listing: Listing, render: Callable[[], object], *,
+          plugin: bool = True) -> None:
+    """Show a listing: through cliff in the plugin; `render` (rich table or JSON document) for -f table/json
+    without -c, as hostmap always has; else in the asked format, only the asked columns."""
+    from hostmap.listing import select, write
+    from hostmap.report import print_listing
+
+    emit = _emitter(args)
+    if emit is not None:
+        if plugin:
+            emit(listing)
+        else:
+            render()
+        return
+    columns: list[str] = getattr(args, "columns", None) or []
+    fmt = args.format or "json"
+    if fmt in ("table", "json") and not columns:
+        render()
+        return
+    chosen = select(listing, columns)
+    if fmt == "table":
+        print_listing(chosen, out)
+    else:
+        write(chosen, fmt, out, selected=bool(columns))
+
+
+def _show_map(args: argparse.Namespace, out: IO[str], document: Mapping[str, list[str]], text: str) -> None:
+    """A host map on standard output: its JSON text, or in the plugin its summary (one row per host)."""
+    from hostmap.listing import map_listing
+
+    if _emitter(args) is not None:
+        _show(args, out, map_listing(document), lambda: out.write(text))
+    else:
+        out.write(text)
 
 
 def _main_thread() -> bool:
@@ -1103,6 +1227,30 @@ def main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, std
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="hostmap", seed=False)
+
+
+def add_plugin_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """The arguments of `openstack hostmap COMMAND`: the command's own (the client has the cloud's and --log-file, and
+    cliff the formats)."""
+    COMMANDS[command].arguments(parser, False)
+
+
+def run_plugin(command: str, args: argparse.Namespace, *, connection: object | None, formatter: str,
+               emit: Callable[[Listing], None], log_file: str | None, stdin: IO[str], stdout: IO[str],
+               stderr: IO[str]) -> int:
+    """Run `openstack hostmap COMMAND` as `hostmap COMMAND` runs: on the client's connection, listings to `emit`,
+    the log to the client's --log-file (else a new file in the state directory, as `hostmap` does)."""
+    args.command = command
+    args.log_file = log_file
+    args.format = formatter
+    args.emit = emit
+    args.sdk_connection = connection
+    # The client logs warnings of every logger to the terminal: hostmap's go to its log file, its words to stderr.
+    previous, log.propagate = log.propagate, False
+    try:
+        return _dispatch(args, stdin, stdout, stderr, prog="openstack hostmap", seed=False)
+    finally:
+        log.propagate = previous
 
 
 def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,

@@ -56,10 +56,9 @@ def rollout_plan_json(rollout: RolloutPlan, plan_for: PlanFor) -> dict[str, Any]
     return {"batches": batches, "moves": rollout.moves, "minimum_moves": rollout.minimum, "restore": rollout.restore}
 
 
-def print_rollout_plan(rollout: RolloutPlan, inventory: Inventory, out: IO[str], fmt: str,
-                       plan_for: PlanFor) -> None:
-    """The dry run: each batch's moves and estimated duration, and the total against the fewest possible."""
-    document = rollout_plan_json(rollout, plan_for)
+def print_rollout_plan(document: Mapping[str, Any], out: IO[str], fmt: str) -> None:
+    """The dry run (`rollout_plan_json`): each batch's moves and estimated duration, and the total against the
+    fewest possible."""
     if fmt == "json":
         out.write(json.dumps(document, indent=2) + "\n")
         return

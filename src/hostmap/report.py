@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hostmap.advice import explained
 from hostmap.journal import RunDetail, RunSummary
+from hostmap.listing import Listing, cell
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
 from hostmap.serialise import history_run_json, plan_json, run_json, summary_json
@@ -152,3 +153,13 @@ def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
                       "" if m.migration_id is None else str(m.migration_id),
                       m.outcome or "(unfinished)", str(row["reason"]), _seconds(m.seconds))
     console.print(table)
+
+
+def print_listing(listing: Listing, out: IO[str]) -> None:
+    """A listing's chosen columns (`-c`) as a plain table, named by their JSON keys."""
+    table = Table()
+    for column in listing.columns:
+        table.add_column(column, overflow="fold")
+    for row in listing.rows:
+        table.add_row(*(cell(v) for v in row))
+    _console(out).print(table, markup=False, highlight=False)

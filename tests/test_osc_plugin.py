@@ -1,0 +1,96 @@
+"""`openstack hostmap ...`: the real openstack command, its authentication and cliff's formatters, on a simulated cloud.
+
+The openstack command takes a second or more to start, so the invocations are few and share one served cloud.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import scenario, write_json
+
+OPENSTACK = shutil.which("openstack", path=str(Path(sys.executable).parent)) or shutil.which("openstack")
+pytestmark = pytest.mark.skipif(OPENSTACK is None, reason="python-openstackclient is not installed (the osc extra)")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
+    """A `hostmap sim serve` process, the environment that reaches it (OS_* only) and a directory for files."""
+    where = tmp_path_factory.mktemp("osc")
+    scenario_file = write_json(where / "scenario.json", scenario(migration={"setup_s": 0.1}))
+    process = subprocess.Popen([sys.executable, "-m", "hostmap", "sim", "serve", "--scenario", str(scenario_file)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["XDG_STATE_HOME"] = str(where / "state")
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 30
+        while "OS_USER_DOMAIN_NAME" not in env:
+            assert time.monotonic() < deadline, "sim serve printed no variables within 30 s"
+            line = process.stdout.readline()
+            assert line, "sim serve ended before printing its variables"
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            env[name] = value
+        yield env, where
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def _openstack(env: dict[str, str], where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert OPENSTACK is not None
+    return subprocess.run([OPENSTACK, "--log-file", str(where / "log"), "hostmap", *args], capture_output=True,
+                          text=True, env=env, timeout=120, check=False, cwd=where)
+
+
+def test_export_plan_apply_and_history_through_the_openstack_command(cloud: tuple[dict[str, str], Path]) -> None:
+    """export, plan and an apply that reaches its map authenticate with OS_*; history and restore find the run."""
+    env, where = cloud
+    journal = str(where / "journal.sqlite")
+    exported = _openstack(env, where, "export", "-f", "json")
+    assert exported.returncode == 0, exported.stderr
+    assert {"host": "compute001", "count": 2, "servers": ["web-0", "web-1"]} in json.loads(exported.stdout)
+    host_map = write_json(where / "map.json", {"compute004": ["web-0"]})
+    planned = _openstack(env, where, "plan", str(host_map), "-f", "value", "-c", "server", "-c", "target")
+    assert (planned.returncode, planned.stdout) == (0, "web-0 compute004\n"), planned.stderr
+    applied = _openstack(env, where, "apply", str(host_map), "--yes", "--journal", journal, "-f", "json")
+    assert applied.returncode == 0, applied.stderr
+    assert [(m["server"], m["target"], m["outcome"]) for m in json.loads(applied.stdout)] == \
+        [("web-0", "compute004", "migrated")]
+
+    listed = _openstack(env, where, "history", "--journal", journal, "-f", "yaml", "-c", "run", "-c", "status")
+    assert listed.returncode == 0, listed.stderr
+    assert yaml.safe_load(listed.stdout) == [{"run": 1, "status": "reached"}]
+    back = _openstack(env, where, "restore", "1", "--journal", journal, "-f", "csv", "-c", "host", "-c", "count")
+    assert back.returncode == 0, back.stderr
+    assert list(csv.reader(io.StringIO(back.stdout))) == [["host", "count"], ["compute001", "1"]]
+
+
+def test_drain_maintain_and_a_bad_map_through_the_openstack_command(cloud: tuple[dict[str, str], Path]) -> None:
+    """drain's summary (table) and maintain's dry run come through cliff; a bad map exits 2 with one line of error."""
+    env, where = cloud
+    drained = _openstack(env, where, "drain", "compute003", "-o", str(where / "drain.json"), "--sort-column", "host")
+    assert drained.returncode == 0, drained.stderr
+    assert "| cache-0" in drained.stdout
+    assert json.loads((where / "drain.json").read_text())["compute003"] == []
+    dry = _openstack(env, where, "maintain", "compute003", "--exec", "true", "--dry-run", "-f", "json")
+    assert dry.returncode == 0, dry.stderr
+    assert [row["moves"] for row in json.loads(dry.stdout)] == [1]
+    bad = _openstack(env, where, "plan", str(write_json(where / "bad.json", {"compute001": ["nope"]})))
+    assert bad.returncode == 2
+    errors = [line for line in bad.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, bad.stderr
+    assert 'no server named or with id "nope"' in errors[0]
