@@ -59,10 +59,12 @@ def resolve_server(ref: str, servers: tuple[Server, ...]) -> list[Server]:
     return [s for s in servers if s.name == ref]
 
 
-def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> Desired:
+def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False,
+            in_flight: frozenset[str] = frozenset()) -> Desired:
     """Resolve every entry; raise InputError(s) naming each entry that cannot be carried out.
 
-    With `cold`, a SHUTOFF server may move too (by cold migration).
+    With `cold`, a SHUTOFF server may move too (by cold migration).  Servers in `in_flight` (ids) are still being
+    moved by a request an earlier run sent: they are left out of the targets (not moved again, nor refused).
     """
     source = host_map.source
     errors: list[InputError] = []
@@ -109,6 +111,8 @@ def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> D
                 ))
                 continue
             entries[server.id] = entry
+            if server.id in in_flight:
+                continue
             targets[server.id] = host.name
             if server.host == host.name:
                 continue
