@@ -427,14 +427,16 @@ class Executor:
             self._finish(state, step, "failed", f"not sent: {unsupported}", started=now)
             return
         except MigrationRefused as refused:
-            if refused.status == 409 and self._adopt_conflict(step, state, known, original, now, refused):
+            if refused.status == 409 and self._adopt_conflict(step, state, known=known, original=original,
+                                                                       sent_at=now, refused=refused):
                 return
             self._finish(state, step, "failed", f"nova refused the request (HTTP {refused.status}): {refused.reason}",
                          started=now)
             return
         except CloudError as error:
             # The request may or may not have reached nova: never resend it; look for its migration instead.
-            self._look_for_answer(step, state, known, original, now, f"sent, no answer: {error.problem}")
+            self._look_for_answer(step, state, known=known, original=original, sent_at=now,
+                                  problem=f"sent, no answer: {error.problem}")
             return
         estimate = step.move.estimate_s
         state.flights[step.index] = _Flight(step, submission, now, known, original,
@@ -443,8 +445,8 @@ class Executor:
 
     # -- requests whose answer never came: find what nova did, never send them again --------------------------
 
-    def _look_for_answer(self, step: Step, state: _RunState, known: frozenset[int], original: str, sent_at: float,
-                         problem: str, *, unanswered: bool = False) -> None:
+    def _look_for_answer(self, step: Step, state: _RunState, *, known: frozenset[int], original: str, sent_at: float,
+                         problem: str, unanswered: bool = False) -> None:
         """Watch for the migration of a request nova may or may not have carried out; adopt it once it appears.
 
         The grace counts from when the request failed (now), or for an earlier run's request from when it was sent.
@@ -454,7 +456,7 @@ class Executor:
                                             answered_at=sent_at if unanswered else self._clock.now(),
                                             unanswered=unanswered)
 
-    def _adopt_conflict(self, step: Step, state: _RunState, known: frozenset[int], original: str, sent_at: float,
+    def _adopt_conflict(self, step: Step, state: _RunState, *, known: frozenset[int], original: str, sent_at: float,
                         refused: MigrationRefused) -> bool:
         """A 409 to the request: when the server is migrating (a request of ours whose answer was lost, or one
         sent a moment before), find that migration and adopt it; False when the server is not migrating."""
@@ -464,16 +466,16 @@ class Executor:
             return False
         if server.status != "MIGRATING" and server.task_state not in ("migrating", "resize_prep", "resize_migrating"):
             return False
-        self._look_for_answer(step, state, known, original, sent_at,
-                              f"nova answered 409 ({refused.reason}): the server was already migrating")
+        self._look_for_answer(step, state, known=known, original=original, sent_at=sent_at,
+                              problem=f"nova answered 409 ({refused.reason}): the server was already migrating")
         return True
 
     def _unanswered_flight(self, step: Step, state: _RunState, known: frozenset[int], age: float,
                            servers: Mapping[str, Server]) -> None:
         """Watch a request an earlier run sent `age` seconds ago and stopped before nova answered."""
         original = _resting_status(servers.get(step.move.server_id), step.move.cold)
-        self._look_for_answer(step, state, known, original, self._start - age,
-                              "sent, no answer (hostmap stopped before nova answered)", unanswered=True)
+        self._look_for_answer(step, state, known=known, original=original, sent_at=self._start - age,
+                              problem="sent, no answer (hostmap stopped before nova answered)", unanswered=True)
 
     def _found_answer(self, flight: _Flight, record: MigrationRecord) -> None:
         """The migration of an unanswered request appeared: say so, and report it started."""
