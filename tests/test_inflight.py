@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,11 @@ from typing import Any
 import pytest
 
 from conftest import Running, run_cli, scenario, write_json
+from hostmap.apply import ApplySettings, apply_map
+from hostmap.executor import ExecutorOptions
+from hostmap.hostmap_file import parse_host_map
+from hostmap.journal import Journal
+from hostmap.results import RunResult
 
 
 def _posts(running: Running, server_id: str) -> int:
@@ -107,3 +113,53 @@ def test_unclear_failure_nova_did_nothing(tmp_path: Path) -> None:
     move = result.json()["moves"][0]
     assert move["outcome"] == "failed"
     assert "nova shows no migration for it and the server ACTIVE on compute001 with no task" in move["reason"]
+
+
+def _apply_map(running: Running, tmp_path: Path, host_map: dict[str, list[str]]) -> RunResult:
+    assert running.clock is not None
+    return apply_map(
+        running.cloud, cloud_key="sim", clock=running.clock, host_map=parse_host_map(host_map, "map.json"),
+        map_text=json.dumps(host_map), settings=ApplySettings(ExecutorOptions(), tmp_path / "journal.sqlite"),
+        reporters=[], confirm_for=lambda inventory: None, interrupts=lambda: 0,
+    )
+
+
+def _crashed_intent(tmp_path: Path, server_id: str) -> None:
+    """A journal as a run leaves it when killed right after recording its intent to move web-0 to compute004."""
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        run_id = journal.start_run(cloud="sim", map_source="map.json", map_text="{}", plan={}, pid=999_999)
+        journal.intend(run_id, step=0, server_id=server_id, server_name="web-0", source="compute001",
+                       target="compute004", known_migration_ids=[])
+
+
+def test_unanswered_request_nova_never_got_is_judged_on_what_nova_shows(
+        tmp_path: Path, start_sim: Callable[..., Running]) -> None:
+    """A crashed run's request nova never carried out: looked for during the grace, then journaled with the facts."""
+    running = start_sim()
+    server_id = next(s.id for s in running.cloud.inventory().servers if s.name == "web-0")
+    _crashed_intent(tmp_path, server_id)
+    assert running.clock is not None
+    began = running.clock.now()
+    result = _apply_map(running, tmp_path, {"compute004": ["web-0"]})
+    resumed, fresh = result.moves
+    assert resumed.outcome == "not_started"
+    assert "sent, no answer (hostmap stopped before nova answered)" in resumed.reason
+    assert "nova shows no migration for it and the server ACTIVE on compute001 with no task" in resumed.reason
+    assert running.clock.now() - began >= ExecutorOptions().ambiguous_grace_s  # it looked, it did not guess
+    assert fresh.outcome == "migrated"  # then the fresh plan sent it, once
+    assert _posts(running, server_id) == 1
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        assert journal.run(1).moves[0].reason == resumed.reason.removeprefix("resumed: an interrupted run had sent "
+                                                                           "this request; ")
+
+
+def test_unanswered_request_adopted_when_its_migration_appears(
+        tmp_path: Path, start_sim: Callable[..., Running]) -> None:
+    """A crashed run's request that nova carried out: the rerun adopts its migration and sends nothing."""
+    running = start_sim()
+    server_id = next(s.id for s in running.cloud.inventory().servers if s.name == "web-0")
+    _crashed_intent(tmp_path, server_id)
+    running.cloud.start_live_migration(server_id, "compute004")  # what nova did after the client went away
+    result = _apply_map(running, tmp_path, {"compute004": ["web-0"]})
+    assert [(m.server_name, m.outcome) for m in result.moves] == [("web-0", "migrated")]
+    assert _posts(running, server_id) == 1
