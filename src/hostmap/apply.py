@@ -195,7 +195,8 @@ def _resume(
         recorder,
     )
     note = "resumed: an interrupted run had sent this request"
-    return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted)
+    return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted,
+                     identity_lost=result.identity_lost)
 
 
 def _noted(move: MoveResult, note: str) -> MoveResult:
@@ -211,4 +212,5 @@ def _combine(resumed: RunResult | None, result: RunResult) -> RunResult:
     fresh = tuple(m for m in result.moves if not (m.outcome == "skipped" and m.server_id in moved))
     spans = [s for s in (resumed.makespan_s, result.makespan_s) if s is not None]
     return RunResult(resumed.moves + fresh, sum(spans) if spans else None,
-                     resumed.interrupted or result.interrupted, resumed.error or result.error)
+                     resumed.interrupted or result.interrupted, resumed.error or result.error,
+                     resumed.identity_lost or result.identity_lost)

@@ -14,6 +14,7 @@ from hostmap.cloud.base import (
     UNSUCCESSFUL_STATUSES,
     Cloud,
     ColdMigrationUnsupported,
+    IdentityUnavailable,
     MigrationRecord,
     MigrationRefused,
     ServerStatus,
@@ -132,6 +133,8 @@ class _RunState:
     wake_at: float | None = None
     #: Per source host, migrations hostmap stopped watching while nova may still run them: they hold a slot.
     held: dict[str, list[str]] = field(default_factory=dict)
+    #: Set once keystone failed through its retries: no new request is sent, the flights are watched on.
+    identity_lost: str = ""
 
 
 def _resting_status(server: Server | None, cold: bool = False) -> str:
@@ -237,6 +240,8 @@ class Executor:
         except (HostmapError, OSError) as exc:
             # Never leave without a report: say what was in flight and what was never started.
             error = str(exc) or type(exc).__name__
+            if isinstance(exc, IdentityUnavailable):
+                state.identity_lost = state.identity_lost or error
             for flight in list(state.flights.values()):
                 self._finish(state, flight.step, "failed",
                              f"hostmap stopped watching ({error}) while the migration was "
@@ -253,7 +258,8 @@ class Executor:
             skipped + self._merge(plan, state.results),
             makespan_s=max(finished, default=0.0),
             interrupted=self._interrupts() > 0,
-            error=error,
+            error=error or state.identity_lost,
+            identity_lost=bool(state.identity_lost),
         )
         self._reporter.done(result)
         return result
@@ -395,6 +401,7 @@ class Executor:
             known = frozenset(m.id for m in _migrations_of(self._cloud, move.server_id, move.cold))
         except CloudError as error:
             reason = "the server no longer exists" if error.status == 404 else f"could not read it ({error.problem})"
+            self._lose_identity(state, error)
             self._finish(state, step, "not_started", f"{reason}; nothing was sent")
             return
         if current.host != move.source or current.task_state is not None:
@@ -433,6 +440,11 @@ class Executor:
             self._finish(state, step, "failed", f"nova refused the request (HTTP {refused.status}): {refused.reason}",
                          started=now)
             return
+        except IdentityUnavailable as error:
+            # No token, so keystoneauth sent nothing: a clear answer, unlike the failures below.
+            self._lose_identity(state, error)
+            self._finish(state, step, "not_started", f"{error.problem}; nothing was sent", started=now)
+            return
         except CloudError as error:
             # The request may or may not have reached nova: never resend it; look for its migration instead.
             self._look_for_answer(step, state, known=known, original=original, sent_at=now,
@@ -455,6 +467,14 @@ class Executor:
         state.flights[step.index] = _Flight(step, submission, sent_at, known, original, ambiguous=problem,
                                             answered_at=sent_at if unanswered else self._clock.now(),
                                             unanswered=unanswered)
+
+    @staticmethod
+    def _lose_identity(state: _RunState, error: CloudError) -> None:
+        """Keystone failed through its retries: start nothing more; the flights are watched as far as the token
+        allows (their reads are retried up to `outage_s`)."""
+        if isinstance(error, IdentityUnavailable) and not state.identity_lost:
+            state.identity_lost = str(error)
+            state.stop_reason = state.stop_reason or f"not started: {error.problem}"
 
     def _adopt_conflict(self, step: Step, state: _RunState, *, known: frozenset[int], original: str, sent_at: float,
                         refused: MigrationRefused) -> bool:
