@@ -55,12 +55,13 @@ class ServiceChanges:
 
 def plan_map(host_map: HostMap, inventory: Inventory, limits: Limits, *,
              duration: Callable[[Server], float] | None, links: Links | None = None,
-             group_settle_s: float = 0.0, cold: bool = False) -> Plan:
+             group_settle_s: float = 0.0, cold: bool = False, in_flight: frozenset[str] = frozenset()) -> Plan:
     """Resolve the map against the inventory and plan it with the run's limits (the plan carries them).
 
-    With `cold`, SHUTOFF servers in the map are cold-migrated rather than refused.
+    With `cold`, SHUTOFF servers in the map are cold-migrated rather than refused; servers in `in_flight` are left
+    where they are (an earlier run's request for them is still unresolved in nova).
     """
-    desired = resolve(host_map, inventory, cold=cold)
+    desired = resolve(host_map, inventory, cold=cold, in_flight=in_flight)
     return make_plan(inventory, desired.targets, max_per_host=limits.max_per_host, parallel=limits.parallel,
                      duration=duration, links=links, group_settle_s=group_settle_s, cold=cold)
 
@@ -99,8 +100,10 @@ def apply_map(
             if resumed.interrupted:
                 return resumed
         inventory = with_enabled(cloud.inventory(), services.enable)
+        # A server whose earlier request nova still works on (unresolved) is neither moved again nor refused.
+        in_flight = frozenset(m.server_id for m in resumed.moves if m.unresolved) if resumed else frozenset()
         the_plan = plan_map(host_map, inventory, settings.limits, duration=settings.duration, links=settings.links,
-                            group_settle_s=settings.group_settle_s, cold=settings.cold)
+                            group_settle_s=settings.group_settle_s, cold=settings.cold, in_flight=in_flight)
         on_plan(the_plan)
         run_id = journal.start_run(cloud=cloud_key, map_source=host_map.source, map_text=map_text,
                                    plan=plan_json(the_plan, inventory), pid=os.getpid())
@@ -156,6 +159,7 @@ def _resume(
     servers = {s.id: s for s in inventory.servers}
     steps: list[Step] = []
     adopted: dict[int, MigrationRecord] = {}
+    unanswered: dict[int, frozenset[int]] = {}
     ages: dict[int, float] = {}
     recorder = JournalRecorder(journal, 0, finish=False)
     for orphan in orphans:
@@ -164,22 +168,21 @@ def _resume(
             server_id = orphan.server_id
             records = cloud.cold_migrations(server_id) if orphan.cold else cloud.live_migrations(server_id)
             fresh = [r for r in records if r.id not in known]
-            busy = not fresh and cloud.server_status(orphan.server_id).task_state is not None
         except CloudError as error:
             if error.status == 404:
                 journal.outcome(orphan.id, "failed", "the server no longer exists", None)
             continue  # otherwise left unfinished: a later run looks again
-        if busy:
-            continue  # nova is still working on the request: leave it for a later run, never resend it
-        if not fresh:
-            journal.outcome(orphan.id, "not_started", "hostmap stopped before nova accepted this request", None)
-            continue
         server = servers.get(orphan.server_id)
         demand = server.demand if server is not None else Resources()
         step = Step(len(steps), Move(orphan.server_id, orphan.server_name, orphan.source, orphan.target, demand,
                                      orphan.target, cold=orphan.cold))
         steps.append(step)
-        adopted[step.index] = min(fresh, key=lambda r: r.id)
+        if fresh:
+            adopted[step.index] = min(fresh, key=lambda r: r.id)
+        else:
+            # Sent, and hostmap stopped before nova answered: nova may still be carrying it out. Never resent;
+            # the executor watches for its migration (its task state) for a bounded time and adopts it.
+            unanswered[step.index] = known
         ages[step.index] = journal.age_s(orphan)  # --timeout counts from the original request, not from now
         recorder.adopt(step, orphan.id)
     if not steps:
@@ -187,11 +190,13 @@ def _resume(
     executor = Executor(cloud, clock, reporter=Reporters([recorder, *reporters]), options=settings.options,
                         interrupts=interrupts)
     result = _with_journal_problem(
-        executor.run(Plan(tuple(steps), limits=settings.limits), inventory, adopted=adopted, adopted_age=ages),
+        executor.run(Plan(tuple(steps), limits=settings.limits), inventory, adopted=adopted, adopted_age=ages,
+                     unanswered=unanswered),
         recorder,
     )
-    note = "resumed: an interrupted run had started this migration; watched it to its end"
-    return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted)
+    note = "resumed: an interrupted run had sent this request"
+    return RunResult(tuple(_noted(m, note) for m in result.moves), result.makespan_s, result.interrupted,
+                     identity_lost=result.identity_lost)
 
 
 def _noted(move: MoveResult, note: str) -> MoveResult:
@@ -207,4 +212,5 @@ def _combine(resumed: RunResult | None, result: RunResult) -> RunResult:
     fresh = tuple(m for m in result.moves if not (m.outcome == "skipped" and m.server_id in moved))
     spans = [s for s in (resumed.makespan_s, result.makespan_s) if s is not None]
     return RunResult(resumed.moves + fresh, sum(spans) if spans else None,
-                     resumed.interrupted or result.interrupted, resumed.error or result.error)
+                     resumed.interrupted or result.interrupted, resumed.error or result.error,
+                     resumed.identity_lost or result.identity_lost)

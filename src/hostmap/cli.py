@@ -875,6 +875,8 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
             signal.signal(signal.SIGINT, previous)
     if interrupts.count:
         return _Ran(result, EXIT_INTERRUPTED)
+    if result.identity_lost:  # keystone did not answer through its retries: a cloud failure, as at start-up
+        return _Ran(result, EXIT_CLOUD)
     return _Ran(result, EXIT_OK if result.reached else EXIT_INCOMPLETE)
 
 

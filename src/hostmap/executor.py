@@ -14,8 +14,10 @@ from hostmap.cloud.base import (
     UNSUCCESSFUL_STATUSES,
     Cloud,
     ColdMigrationUnsupported,
+    IdentityUnavailable,
     MigrationRecord,
     MigrationRefused,
+    ServerStatus,
     Submission,
 )
 from hostmap.errors import CloudError, HostmapError
@@ -60,8 +62,10 @@ class ExecutorOptions:
     #: After nova accepted the request, how long its migration record may take to appear (while the server is
     #: not busy; a busy server is waited for up to the timeout).
     record_wait_s: float = 120.0
-    #: After a request failed ambiguously, how long to look for its migration before concluding none started.
-    ambiguous_grace_s: float = 10.0
+    #: After a request whose answer never came (an unclear failure, a crash before the answer, a 409 because the
+    #: server is already migrating), how long from the request to look for its migration before concluding that
+    #: nova started none (a server nova shows busy is looked at up to the timeout).
+    ambiguous_grace_s: float = 30.0
     #: How long the API may fail every read before hostmap stops watching and says what it could not confirm.
     outage_s: float = 300.0
 
@@ -102,6 +106,10 @@ class _Flight:
     progress: Progress = field(default_factory=Progress)
     #: For a cold migration: when hostmap last sent confirmResize (the record reached `finished`).
     confirmed_at: float | None = None
+    #: Set for a request an earlier run sent and whose answer never came (it stopped first): resumed by this run.
+    unanswered: bool = False
+    #: What nova showed of an unanswered request once its migration appeared; it leads the move's reason.
+    found_note: str = ""
 
     @property
     def server_id(self) -> str:
@@ -124,6 +132,8 @@ class _RunState:
     wake_at: float | None = None
     #: Per source host, migrations hostmap stopped watching while nova may still run them: they hold a slot.
     held: dict[str, list[str]] = field(default_factory=dict)
+    #: Set once keystone failed through its retries: no new request is sent, the flights are watched on.
+    identity_lost: str = ""
 
 
 def _resting_status(server: Server | None, cold: bool = False) -> str:
@@ -178,12 +188,16 @@ class Executor:
         inventory: Inventory,
         adopted: Mapping[int, MigrationRecord] | None = None,
         adopted_age: Mapping[int, float] | None = None,
+        unanswered: Mapping[int, frozenset[int]] | None = None,
     ) -> RunResult:
         """Execute `plan`; returns one result per server, in plan order, skipped ones first.
 
         `adopted` maps step indexes to migrations already in flight in nova (found after a crash): those steps
         are watched to their end instead of being submitted again.  `adopted_age` says how many seconds ago each
-        was requested: its timeout counts from then (one already past it is aborted at once).
+        was requested: its timeout counts from then (one already past it is aborted at once).  `unanswered` maps
+        step indexes to requests an earlier run sent without seeing nova's answer, with the server's migration ids
+        listed before it: nova is watched for what it did with each (never sent again) and a migration that
+        appears is adopted.
         """
         self._start = self._clock.now()
         self._group_settle_s = plan.group_settle_s
@@ -191,8 +205,13 @@ class Executor:
         state = _RunState(all_yes=self._confirm is None)
         servers = {s.id: s for s in inventory.servers}
         adopted = adopted or {}
-        pending = [step for step in plan.steps if step.index not in adopted]
+        unanswered = unanswered or {}
+        pending = [step for step in plan.steps if step.index not in adopted and step.index not in unanswered]
         self._reporter.planned(plan)
+        for step in plan.steps:
+            if step.index in unanswered:
+                age = max((adopted_age or {}).get(step.index, 0.0), 0.0)
+                self._unanswered_flight(step, state, unanswered[step.index], age, servers)
         for step in plan.steps:
             record = adopted.get(step.index)
             if record is not None:
@@ -220,6 +239,8 @@ class Executor:
         except (HostmapError, OSError) as exc:
             # Never leave without a report: say what was in flight and what was never started.
             error = str(exc) or type(exc).__name__
+            if isinstance(exc, IdentityUnavailable):
+                state.identity_lost = state.identity_lost or error
             for flight in list(state.flights.values()):
                 self._finish(state, flight.step, "failed",
                              f"hostmap stopped watching ({error}) while the migration was "
@@ -236,7 +257,8 @@ class Executor:
             skipped + self._merge(plan, state.results),
             makespan_s=max(finished, default=0.0),
             interrupted=self._interrupts() > 0,
-            error=error,
+            error=error or state.identity_lost,
+            identity_lost=bool(state.identity_lost),
         )
         self._reporter.done(result)
         return result
@@ -378,6 +400,7 @@ class Executor:
             known = frozenset(m.id for m in _migrations_of(self._cloud, move.server_id, move.cold))
         except CloudError as error:
             reason = "the server no longer exists" if error.status == 404 else f"could not read it ({error.problem})"
+            self._lose_identity(state, error)
             self._finish(state, step, "not_started", f"{reason}; nothing was sent")
             return
         if current.host != move.source or current.task_state is not None:
@@ -410,19 +433,86 @@ class Executor:
             self._finish(state, step, "failed", f"not sent: {unsupported}", started=now)
             return
         except MigrationRefused as refused:
+            if refused.status == 409 and self._adopt_conflict(step, state, known=known, original=original,
+                                                                       sent_at=now, refused=refused):
+                return
             self._finish(state, step, "failed", f"nova refused the request (HTTP {refused.status}): {refused.reason}",
                          started=now)
             return
+        except IdentityUnavailable as error:
+            # No token, so keystoneauth sent nothing: a clear answer, unlike the failures below.
+            self._lose_identity(state, error)
+            self._finish(state, step, "not_started", f"{error.problem}; nothing was sent", started=now)
+            return
         except CloudError as error:
             # The request may or may not have reached nova: never resend it; look for its migration instead.
-            submission = Submission(move.server_id, move.target, None, "")
-            state.flights[step.index] = _Flight(step, submission, now, known, original, ambiguous=error.problem,
-                                                answered_at=self._clock.now())
+            self._look_for_answer(step, state, known=known, original=original, sent_at=now,
+                                  problem=f"sent, no answer: {error.problem}")
             return
         estimate = step.move.estimate_s
         state.flights[step.index] = _Flight(step, submission, now, known, original,
                                             progress=Progress(planned_end=now + estimate if estimate > 0 else None))
         self._reporter.started(step, submission)
+
+    # -- requests whose answer never came: find what nova did, never send them again --------------------------
+
+    def _look_for_answer(self, step: Step, state: _RunState, *, known: frozenset[int], original: str, sent_at: float,
+                         problem: str, unanswered: bool = False) -> None:
+        """Watch for the migration of a request nova may or may not have carried out; adopt it once it appears.
+
+        The grace counts from when the request failed (now), or for an earlier run's request from when it was sent.
+        """
+        submission = Submission(step.move.server_id, step.move.target, None, "")
+        state.flights[step.index] = _Flight(step, submission, sent_at, known, original, ambiguous=problem,
+                                            answered_at=sent_at if unanswered else self._clock.now(),
+                                            unanswered=unanswered)
+
+    @staticmethod
+    def _lose_identity(state: _RunState, error: CloudError) -> None:
+        """Keystone failed through its retries: start nothing more; the flights are watched as far as the token
+        allows (their reads are retried up to `outage_s`)."""
+        if isinstance(error, IdentityUnavailable) and not state.identity_lost:
+            state.identity_lost = str(error)
+            state.stop_reason = state.stop_reason or f"not started: {error.problem}"
+
+    def _adopt_conflict(self, step: Step, state: _RunState, *, known: frozenset[int], original: str, sent_at: float,
+                        refused: MigrationRefused) -> bool:
+        """A 409 to the request: when the server is migrating (a request of ours whose answer was lost, or one
+        sent a moment before), find that migration and adopt it; False when the server is not migrating."""
+        try:
+            server = self._cloud.server_status(step.move.server_id)
+        except CloudError:
+            return False
+        if server.status != "MIGRATING" and server.task_state not in ("migrating", "resize_prep", "resize_migrating"):
+            return False
+        self._look_for_answer(step, state, known=known, original=original, sent_at=sent_at,
+                              problem=f"nova answered 409 ({refused.reason}): the server was already migrating")
+        return True
+
+    def _unanswered_flight(self, step: Step, state: _RunState, known: frozenset[int], age: float,
+                           servers: Mapping[str, Server]) -> None:
+        """Watch a request an earlier run sent `age` seconds ago and stopped before nova answered."""
+        original = _resting_status(servers.get(step.move.server_id), step.move.cold)
+        self._look_for_answer(step, state, known=known, original=original, sent_at=self._start - age,
+                              problem="sent, no answer (hostmap stopped before nova answered)", unanswered=True)
+
+    def _found_answer(self, flight: _Flight, record: MigrationRecord) -> None:
+        """The migration of an unanswered request appeared: say so, and report it started."""
+        flight.found_note = f"{flight.ambiguous}; nova shows migration {record.id} ({record.status}): adopted"
+        self._reporter.started(flight.step, flight.submission)
+
+    def _no_answer(self, flight: _Flight, server: ServerStatus, state: _RunState) -> None:
+        """The grace ran out and nova shows no migration for the request, and the server idle: say what is known."""
+        waited = self._clock.now() - flight.answered_at
+        seen = (f"after {waited:.0f} s nova shows no migration for it and the server {server.status} on "
+                f"{server.host} with no task")
+        if flight.unanswered:
+            self._finish(state, flight.step, "not_started",
+                         f"{flight.ambiguous}; {seen}: nova did not carry it out; not sent again", flight=flight)
+        else:
+            self._finish(state, flight.step, "failed",
+                         f"{flight.ambiguous}; {seen}: nova started no migration", flight=flight,
+                         advice=Advice("rerun"))
 
     # -- watching -------------------------------------------------------------------------------------------
 
@@ -508,7 +598,7 @@ class Executor:
             if record.id not in flight.known_ids:
                 flight.record = record
                 if flight.ambiguous:
-                    self._reporter.started(flight.step, flight.submission)
+                    self._found_answer(flight, record)
                 return
 
     def _judge(self, flight: _Flight, state: _RunState) -> None:
@@ -544,9 +634,7 @@ class Executor:
         if busy and now - flight.submitted_at <= opts.timeout_s:
             return  # nova is working on it; keep looking for the record until the timeout
         if flight.ambiguous and not busy:
-            self._finish(state, flight.step, "failed",
-                         f"the request failed ({flight.ambiguous}) and nova started no migration",
-                         flight=flight, advice=Advice("rerun"))
+            self._no_answer(flight, server, state)
             return
         reason = self._reason(flight, None)
         if busy:
@@ -729,6 +817,8 @@ class Executor:
         move = step.move
         # An adopted flight counts its timeout from before this run; its row reports the time this run watched it.
         begun = max(flight.submitted_at, self._start) if flight is not None else started
+        if flight is not None and flight.found_note:
+            reason = f"{flight.found_note}; {reason}" if reason else flight.found_note
         result = MoveResult(
             move.server_id, move.server_name, move.source, move.target, outcome, reason,
             seconds=None if begun is None else now - begun,

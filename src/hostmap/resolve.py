@@ -72,10 +72,12 @@ def _nearest(name: str, candidates: list[str], found: list[InputError]) -> list[
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
 
 
-def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> Desired:
+def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False,
+            in_flight: frozenset[str] = frozenset()) -> Desired:
     """Resolve every entry; raise InputError(s) naming each entry that cannot be carried out.
 
-    With `cold`, a SHUTOFF server may move too (by cold migration).
+    With `cold`, a SHUTOFF server may move too (by cold migration).  Servers in `in_flight` (ids) are still being
+    moved by a request an earlier run sent: they are left out of the targets (not moved again, nor refused).
     """
     source = host_map.source
     errors: list[InputError] = []
@@ -131,6 +133,8 @@ def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False) -> D
                 ))
                 continue
             entries[server.id] = entry
+            if server.id in in_flight:
+                continue
             targets[server.id] = host.name
             if server.host == host.name:
                 continue

@@ -60,6 +60,8 @@ class RunResult:
     interrupted: bool = False
     #: Why the run stopped early, when it did (the API stopped answering, the journal failed, ...).
     error: str = ""
+    #: True when the run stopped because keystone did not answer through its retries (the CLI exits 4).
+    identity_lost: bool = False
 
     @property
     def reached(self) -> bool:

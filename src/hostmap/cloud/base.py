@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hostmap.errors import HostmapError
+from hostmap.errors import CloudError, HostmapError
 from hostmap.model import Inventory
 
 #: Live-migration statuses after which nova changes the record no more.
@@ -65,6 +65,11 @@ class Submission:
     target: str
     request_id: str | None
     microversion: str
+
+
+@dataclass
+class IdentityUnavailable(CloudError):
+    """Keystone did not answer (connection failures, 5xx) through every retry: no token, so the request was not sent."""
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -17,6 +18,7 @@ import openstack.exceptions as sdk_exc
 
 from hostmap.cloud.base import (
     ColdMigrationUnsupported,
+    IdentityUnavailable,
     MigrationRecord,
     MigrationRefused,
     ServerStatus,
@@ -52,6 +54,9 @@ _RETRY_SETTINGS: dict[str, Any] = {
     "retriable_status_codes": list(RETRIABLE_STATUS_CODES),
 }
 
+#: keystoneauth's first retry delay, doubled at each retry (its exponential backoff, which nova's reads get).
+FIRST_RETRY_DELAY_S = 0.5
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -63,6 +68,52 @@ class ConnectOptions:
     cloud: str | None = None
     insecure: bool = False
     cacert: str | None = None
+
+
+class KeystoneUnavailable(ksa_exc.ClientException):
+    """Keystone (discovery or a token request) failed every retry; raised inside keystoneauth, so no request went."""
+
+
+def _cloud_error(action: str, exc: BaseException) -> CloudError:
+    """The CloudError for an SDK or keystoneauth exception; keystone's own outage is an IdentityUnavailable."""
+    if isinstance(exc, KeystoneUnavailable):
+        return IdentityUnavailable(action, str(exc))
+    return CloudError(action, _describe(exc), _status_of(exc))
+
+
+def _retrying_keystone(conn: Any, fixed_delay: float | None) -> None:
+    """Retry keystone as nova's reads are retried: version discovery, token issue and renewal (all of which the auth
+    plugin's `get_auth_ref` does), on connection failures and 5xx, READ_RETRIES times with the same backoff."""
+    plugin = conn.config.get_auth()
+    inner = getattr(plugin, "get_auth_ref", None)
+    if inner is None:
+        return
+    where = (getattr(plugin, "auth_url", None) or "").rstrip("/")
+
+    def get_auth_ref(session: Any, **kwargs: Any) -> Any:
+        delay = fixed_delay or FIRST_RETRY_DELAY_S
+        waited = 0.0
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                return inner(session, **kwargs)
+            except ksa_exc.HttpError as exc:
+                if _status_of(exc) not in RETRIABLE_STATUS_CODES:
+                    raise
+                last: BaseException = exc
+            except (ksa_exc.ConnectionError, ksa_exc.DiscoveryFailure) as exc:
+                if isinstance(exc, ksa_exc.SSLError):
+                    raise
+                last = exc
+            if attempt == READ_RETRIES:
+                break
+            log.warning("keystone %s: %s; retrying in %.1f s", where, _describe(last), delay)
+            time.sleep(delay)
+            waited += delay
+            delay = delay if fixed_delay else min(delay * 2, 60.0)
+        raise KeystoneUnavailable(f"keystone ({where}) did not answer after {READ_RETRIES + 1} attempts over "
+                                  f"{waited:.1f} s: {_describe(last)}")
+
+    plugin.get_auth_ref = get_auth_ref
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -79,10 +130,9 @@ def _edge(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             try:
                 return func(*args, **kwargs)
             except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
-                status = _status_of(exc)
-                problem = _describe(exc)
-                log.warning("%s failed: %s", action, problem)
-                raise CloudError(action, problem, status) from None
+                error = _cloud_error(action, exc)
+                log.warning("%s failed: %s", action, error.problem)
+                raise error from None
 
         return inner
 
@@ -135,12 +185,14 @@ def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> Op
         conn = openstack.connect(cloud=cloud_name, **kwargs) if cloud_name else openstack.connect(**kwargs)
     except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
         raise CloudConfigError(_describe(exc)) from None
+    _retrying_keystone(conn, None)
     return OpenStackCloud(conn)
 
 
 def connect_with(kwargs: Mapping[str, Any]) -> OpenStackCloud:
     """Connect with explicit keyword arguments only (no clouds.yaml, no OS_* variables): for the simulated cloud."""
     conn = openstack.connect(load_envvars=False, load_yaml_config=False, **{**_RETRY_SETTINGS, **kwargs})
+    _retrying_keystone(conn, kwargs.get("connect_retry_delay"))
     return OpenStackCloud(conn)
 
 
@@ -316,7 +368,7 @@ class OpenStackCloud:
                 raise_exc=False,
             )
         except ksa_exc.ClientException as exc:
-            raise CloudError(action, _describe(exc), _status_of(exc)) from None
+            raise _cloud_error(action, exc) from None
         if response.status_code not in (202, 204):
             reason = _error_message(response)
             log.warning("%s refused: HTTP %s %s", name, response.status_code, reason)
@@ -333,7 +385,7 @@ class OpenStackCloud:
             )
         except ksa_exc.ClientException as exc:
             log.warning("%s server %s: %s", verb, server_id, _describe(exc))
-            raise CloudError(f"{verb} server {server_id}", _describe(exc), _status_of(exc)) from None
+            raise _cloud_error(f"{verb} server {server_id}", exc) from None
         request_id = response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
         if response.status_code == 202:
             log.info("%s server %s accepted (request %s)", verb, server_id, request_id)
@@ -372,7 +424,7 @@ class OpenStackCloud:
         except sdk_exc.NotFoundException:
             return None
         except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
-            raise CloudError("read migration progress", _describe(exc), _status_of(exc)) from None
+            raise _cloud_error("read migration progress", exc) from None
         return _migration(raw, server_id=server_id)
 
     @_edge("read a server")
