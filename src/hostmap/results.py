@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hostmap.stall import StallFacts
+
 #: "stranded": a detour's first leg reached its pivot host and the second did not happen (the report's rows only;
 #: the journal records each leg with its own outcome).
-Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started", "stranded"]
+#: "stalled": hostmap aborted a migration that stopped converging (the server confirmed on its source);
+#: "check_failed": the operator's pre-move health check failed, so nothing was sent.
+Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started", "stranded", "stalled",
+                  "check_failed"]
 #: Outcomes after which the server is where the map wants it.
 GOOD_OUTCOMES: frozenset[Outcome] = frozenset({"migrated", "skipped"})
 
@@ -30,6 +35,8 @@ class MoveResult:
     unresolved: bool = False
     #: True for a cold migration (a SHUTOFF server moved with nova's `migrate`, then confirmed).
     cold: bool = False
+    #: The stall hostmap saw (or the figures it forced or aborted on at the timeout), and the action it took.
+    stall: StallFacts | None = None
 
 
 @dataclass(frozen=True)
