@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from hostmap.journal import (
+    _SCHEMA,
+    _UPGRADES,
     SCHEMA_VERSION,
     Journal,
     JournalError,
@@ -354,10 +356,32 @@ def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: 
         assert [(c.host, c.action, c.reason) for c in journal.service_changes(run_id)] == [
             ("compute001", "disabled", "hostmap run 1 (drain)")]
         versions = journal._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert versions == [(1,), (2,), (3,), (4,)]
+        assert versions == [(1,), (2,), (3,), (4,), (5,)]
         rollout = journal.start_rollout(cloud="prod", hosts=["c1"], batch=1, restore=False, command="true",
                                         original={"vm": "c1"})
         journal.rollout_step(rollout, "c1", "exec_started")
         found = journal.open_rollout("prod", ["c1"])
         assert found is not None
         assert found.done("c1", "exec_started") is not None
+
+
+def test_a_version_4_journal_keeps_its_moves_and_takes_the_stall_outcomes(tmp_path: Path) -> None:
+    """Upgrading to schema 5 copies the moves table: its rows stay, and `stalled` and a detail can be recorded."""
+    path = tmp_path / "journal.sqlite"
+    with Journal.open(path) as journal:
+        run_id = journal.start_run(cloud="prod", map_source="m", map_text="", plan={}, pid=os.getpid())
+        # The moves table as schema 4 had it (its CHECK knows no `stalled`), with one move.
+        journal._conn.execute("DROP TABLE moves")
+        for statement in (*(s for s in _SCHEMA if "CREATE TABLE moves" in s or "ON moves" in s), *_UPGRADES[4]):
+            journal._conn.execute(statement)
+        move = journal.intend(run_id, step=0, server_id="s", server_name="vm", source="a", target="b",
+                              known_migration_ids=[])
+        journal._conn.execute("DELETE FROM schema_version")
+        journal._conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (4, 'then')")
+        with pytest.raises(sqlite3.IntegrityError):
+            journal._conn.execute("UPDATE moves SET outcome = 'stalled'")
+    with Journal.open(path) as journal:
+        journal.outcome(move, "stalled", "stalled", 61.0)
+        journal.detail(move, '{"stall": {"action": "abort"}}')
+        (found,) = journal.run(run_id).moves
+        assert (found.server_name, found.outcome) == ("vm", "stalled")

@@ -365,7 +365,8 @@ def test_abort(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]])
 
 
 def test_force_complete(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:
-    """force_complete switches a running migration over at once."""
+    """force_complete pauses the guest and finishes the copy: the server is on its target once what was left is
+    sent at the stream's rate."""
     data = base_scenario(faults=[{"kind": "never_converge", "server": "db-0"}])
     sim, conn, clock = sim_factory(data)
     db = server_id(sim, "db-0")
@@ -378,8 +379,12 @@ def test_force_complete(sim_factory: Callable[..., tuple[SimServer, Conn, Virtua
         f"/servers/{db}/migrations/{mig.id}/action", json={"force_complete": None}, microversion="2.22"
     )
     assert response.status_code == 202
+    assert mig.status == "running"
+    assert mig.paused_at_s is not None
+    clock.advance(mig.left_bytes / mig.rate_bps + 1)
     assert conn.compute.get_server(db).compute_host == "compute003"
     assert mig.status == "completed"
+    assert mig.paused_s > 0
 
 
 def test_token_expiry_reauth(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:
@@ -461,6 +466,7 @@ def test_sdk_server_migration_proxies(sim_factory: Callable[..., tuple[SimServer
     migration = next(iter(conn.compute.server_migrations(db)))
     assert conn.compute.get_server_migration(migration, db).status == "running"
     conn.compute.force_complete_server_migration(migration, db)
+    clock.advance(30)  # the paused guest's remaining memory is copied
     assert conn.compute.get_server(db.id).compute_host == "compute004"
     conn.compute.live_migrate_server(cache, host="compute004", block_migration="auto")
     clock.advance(3)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hostmap.clock import VirtualClock
 from hostmap.sim.scenario import parse_scenario
-from hostmap.sim.state import SimCloud, SimMigration
+from hostmap.sim.state import SimCloud, SimError, SimMigration
 from hostmap.timing import MigrationParams, completion_timeout_s, solo_duration_s
 
 
@@ -196,3 +196,79 @@ def test_scheduler_picks_a_host_when_none_given() -> None:
     clock.advance(100)
     sim.advance()
     assert sim.servers[m.server_id].host == m.dest
+
+
+def force(sim: SimCloud, m: SimMigration) -> None:
+    """force_complete as the API route calls it."""
+    sim.force_complete(m.server_id, str(m.id), request_id="req-force")
+
+
+def test_force_complete_pauses_for_remaining_over_rate() -> None:
+    """A forced never-converging migration pauses its guest (dirty rate 0) and finishes once what was left is
+    copied at the stream's rate; the paused seconds are recorded on the migration."""
+    sim, clock = cloud({"setup_s": 2}, faults=[{"kind": "never_converge", "server": "a"}], ram=4096)
+    m = start(sim, "a", "h2")
+    clock.advance(60)
+    sim.advance()
+    left, rate = m.left_bytes, m.rate_bps
+    force(sim, m)
+    assert m.status == "running"
+    assert m.paused_s == 0.0
+    clock.advance(left / rate - 0.01)
+    sim.advance()
+    assert m.status == "running"
+    clock.advance(0.02)
+    sim.advance()
+    assert m.status == "completed"
+    assert m.paused_s == pytest.approx(left / rate)
+    server = sim.servers[m.server_id]
+    assert (server.host, server.status, server.task_state) == ("h2", "ACTIVE", None)
+
+
+def test_force_complete_post_copy_switches_at_once() -> None:
+    """With permit_post_copy a forced migration shows `running (post-copy)` until its pages are pulled, and the
+    guest is never paused."""
+    sim, clock = cloud({"setup_s": 2, "permit_post_copy": True}, faults=[{"kind": "never_converge", "server": "a"}])
+    m = start(sim, "a", "h2")
+    clock.advance(30)
+    sim.advance()
+    left, rate = m.left_bytes, m.rate_bps
+    force(sim, m)
+    assert m.status == "running (post-copy)"
+    with pytest.raises(SimError) as refused:  # nova accepts force_complete only in `running`
+        force(sim, m)
+    assert refused.value.status == 400
+    clock.advance(left / rate + 0.01)
+    sim.advance()
+    assert (m.status, m.paused_s) == ("completed", 0.0)
+
+
+def test_force_complete_refused_outside_running() -> None:
+    """force_complete of a preparing migration is a 400 as nova words it; of a server not migrating, a 409."""
+    sim, clock = cloud({"setup_s": 5})
+    m = start(sim, "a", "h2")
+    with pytest.raises(SimError) as early:
+        force(sim, m)
+    assert early.value.status == 400
+    assert "is preparing" in str(early.value)
+    clock.advance(100)
+    sim.advance()
+    assert m.status == "completed"
+    with pytest.raises(SimError) as late:
+        force(sim, m)
+    assert late.value.status == 409
+
+
+def test_busy_then_quiet_converges_after_its_busy_spell() -> None:
+    """busy_then_quiet: remaining memory does not shrink for the busy spell, then the migration converges."""
+    sim, clock = cloud({"setup_s": 2}, faults=[{"kind": "busy_then_quiet", "server": "a", "busy_s": 90}])
+    m = start(sim, "a", "h2")
+    clock.advance(2 + 89)
+    sim.advance()
+    assert m.status == "running"
+    assert m.left_bytes >= m.total_bytes
+    clock.advance(30)
+    sim.advance()
+    assert m.status == "completed"
+    assert m.finished_s is not None
+    assert m.finished_s > 92

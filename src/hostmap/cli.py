@@ -170,8 +170,18 @@ def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = Non
     parser.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
     parser.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S",
                         help="seconds each migration may take from its submission (default 600)")
-    parser.add_argument("--on-timeout", choices=("abort", "leave"), default="abort",
-                        help="abort a migration that times out (default) or leave it running")
+    parser.add_argument("--on-timeout", choices=("abort", "leave", "force-complete"), default="abort",
+                        help="abort a migration that times out (default), leave it running, or force it to complete "
+                             "(within --max-pause-s, else abort)")
+    parser.add_argument("--stall-s", type=_positive_float, default=60.0, metavar="S",
+                        help="a running migration whose remaining memory made no new low (or whose copy rate stayed "
+                             "at or below its dirty rate) for S seconds is stalled (default 60)")
+    parser.add_argument("--on-stall", choices=("abort", "force-complete", "wait"), default="abort",
+                        help="abort a stalled migration (default; outcome stalled), force it to complete (nova "
+                             "pauses the guest to finish the copy, or switches to post-copy), or wait until --timeout")
+    parser.add_argument("--max-pause-s", type=_positive_float, default=5.0, metavar="S",
+                        help="force a migration to complete only if its guest's predicted pause (remaining memory "
+                             "over the copy rate) is at most S seconds (default 5); otherwise abort it")
     parser.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
     parser.add_argument("--journal", metavar="FILE", default=None,
                         help=journal_help or "SQLite journal of runs (default: journal.sqlite in the user's state "
@@ -847,7 +857,8 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
     reporters = [LogReporter()] + ([live] if live is not None else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
-                              stop_on_failure=args.stop_on_failure)
+                              stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
+                              max_pause_s=args.max_pause_s)
     journal = Path(args.journal) if args.journal else None
 
     def confirm_for(inventory: Inventory) -> Prompter | None:
@@ -1267,6 +1278,7 @@ def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None
         return int(exit_.code or 0)
     args.command = "apply"
     args.on_timeout = "abort"
+    args.stall_s, args.on_stall, args.max_pause_s = 60.0, "abort", 5.0
     args.stop_on_failure = False
     args.format = "table"
     return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="openstack-live-migration", seed=True)

@@ -25,6 +25,7 @@ from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
+from hostmap.stall import StallFacts
 
 
 class _BytesOnly(ProgressColumn):
@@ -62,6 +63,8 @@ class LiveDisplay(Reporter):
         self._running = False
         #: Verdicts of migrations that ended while a question was on screen: shown once it is answered.
         self._held: list[str] | None = None
+        #: Per step index, the mark of a stalled migration on its line (what hostmap does about it).
+        self._stalled: dict[int, str] = {}
 
     def planned(self, plan: Plan) -> None:
         """Start the display with an overall bar counting finished migrations."""
@@ -82,12 +85,19 @@ class LiveDisplay(Reporter):
         if task is None:
             return
         m = step.move
-        desc = f"{m.server_name}: {m.source} -> {m.target} [{record.status}]"
+        desc = f"{m.server_name}: {m.source} -> {m.target} [{record.status}]{self._stalled.get(step.index, '')}"
         if record.memory_total_bytes:
             self._progress.update(task, description=desc, total=record.memory_total_bytes,
                                   completed=record.memory_processed_bytes or 0)
         else:
             self._progress.update(task, description=desc)
+
+    def stalled(self, step: Step, facts: StallFacts | None) -> None:
+        """Mark (or unmark) a stalled migration's line."""
+        if facts is None:
+            self._stalled.pop(step.index, None)
+        else:
+            self._stalled[step.index] = f" [yellow]STALLED {facts.stalled_s:.0f} s: {facts.action}[/]"
 
     def _end(self, step: Step, text: str) -> None:
         task = self._tasks.pop(step.index, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,8 @@ from typing import Literal
 from hostmap.clock import Clock
 from hostmap.cloud.base import (
     COLD_FINISHED,
+    COPYING_STATUSES,
+    POST_COPY,
     UNSUCCESSFUL_STATUSES,
     Cloud,
     ColdMigrationUnsupported,
@@ -25,13 +28,15 @@ from hostmap.model import COLD_MIGRATABLE_STATUSES, MIGRATABLE_STATUSES, Invento
 from hostmap.progress import Progress, Sample, expected_end, save_time
 from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, Advice, MoveResult, Outcome, RunResult
+from hostmap.stall import StallFacts, StallWatch, predicted_pause
 from hostmap.start_rule import Verdict, ready_at, verdict
 
 Answer = Literal["yes", "no", "all", "quit"]
 #: Asks the operator about one step and returns their answer; while it waits for them it calls the second argument
 #: every few seconds, which watches the migrations in flight (their timeouts and failures do not wait for answers).
 Confirm = Callable[[Step, Callable[[], None]], Answer]
-OnTimeout = Literal["abort", "leave"]
+OnTimeout = Literal["abort", "leave", "force-complete"]
+OnStall = Literal["abort", "force-complete", "wait"]
 
 
 
@@ -68,6 +73,11 @@ class ExecutorOptions:
     ambiguous_grace_s: float = 30.0
     #: How long the API may fail every read before hostmap stops watching and says what it could not confirm.
     outage_s: float = 300.0
+    #: A running migration is stalled after this long without progress (the rule: stall.py), and then handled so.
+    stall_s: float = 60.0
+    on_stall: OnStall = "abort"
+    #: Force a migration to complete only if the guest's predicted pause (remaining / copy rate) is within this.
+    max_pause_s: float = 5.0
 
 
 @dataclass
@@ -110,6 +120,12 @@ class _Flight:
     unanswered: bool = False
     #: What nova showed of an unanswered request once its migration appeared; it leads the move's reason.
     found_note: str = ""
+    #: The stall rule's view of nova's saved counters, and the stall it last reported (None: not stalled).
+    #: (Made at the first save read, with the run's stall_s.)
+    stall: StallWatch | None = None
+    stall_seen: StallFacts | None = None
+    #: When hostmap sent force_complete, and the figures it forced on.
+    forced_at: float | None = None
 
     @property
     def server_id(self) -> str:
@@ -528,7 +544,7 @@ class Executor:
         ends = [end for f in state.flights.values() if (end := self._end_in(f, now)) is not None]
         # A progress read due before the next regular round (the second reading of a new migration) is kept.
         reads = [f.progress.next_read_at - now for f in state.flights.values()
-                 if f.record is not None and f.record.status == "running" and f.progress.next_read_at > now]
+                 if f.record is not None and f.record.status in COPYING_STATUSES and f.progress.next_read_at > now]
         return max(opts.min_poll_s, min([opts.poll_s, *ends, *reads]))
 
     def _end_in(self, flight: _Flight, now: float) -> float | None:
@@ -683,12 +699,17 @@ class Executor:
         now = self._clock.now()
         opts = self._options
         self._reporter.progress(flight.step, record)
+        if flight.forced_at is not None or record.status == POST_COPY:
+            self._judge_forced(flight, record, state)
+            return
         if now - flight.submitted_at > opts.timeout_s:
             # Read this migration directly before acting: a completion the watch query missed must not be aborted.
             latest = next((r for r in self._cloud.live_migrations(flight.server_id) if r.id == record.id), record)
             flight.record = latest
             if latest.terminal:
                 self._judge_ended(flight, latest, state)
+            elif opts.on_timeout == "force-complete":
+                self._force_or_abort(flight, self._timeout_facts(flight, latest), "timeout")
             elif opts.on_timeout == "leave":
                 self._finish(state, flight.step, "timed_out",
                              f"still {latest.status} after {opts.timeout_s:.0f} s",
@@ -698,10 +719,11 @@ class Executor:
             else:
                 self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
             return
-        if record.status == "running" and now >= flight.progress.next_read_at:
-            self._read_progress(flight)
+        if record.status == "running" and now >= flight.progress.next_read_at and self._read_progress(flight):
+            self._judge_stall(flight)
 
-    def _read_progress(self, flight: _Flight) -> None:
+    def _read_progress(self, flight: _Flight) -> bool:
+        """Read the migration's byte counters; True when nova had saved them anew (the stall rule saw them)."""
         now = self._clock.now()
         opts = self._options
         detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
@@ -709,27 +731,94 @@ class Executor:
         progress.next_read_at = now + opts.progress_every_s
         read_before, progress.read_at = progress.read_at, now
         if detail is None or detail.memory_remaining_bytes is None:
-            return
+            return False
         self._reporter.progress(flight.step, detail)
         sample = Sample(detail.updated_s, now, detail.memory_processed_bytes or 0, detail.memory_remaining_bytes)
         if sample.saved_s is not None:  # nova's clock against ours: a save is never seen before it happens
             seen_after = now - sample.saved_s
             self._offset = seen_after if self._offset is None else min(self._offset, seen_after)
         if not progress.add(sample, opts.rate_window_s):
-            return  # nova has not saved the counters again yet
+            return False  # nova has not saved the counters again yet
+        self._stall_watch(flight).add(sample)
         if len(progress.samples) == 1:
             # One save gives no rate: look again soon, so short migrations get an expected end too.
             progress.next_read_at = now + min(opts.progress_every_s, 0.5)
-            return
+            return True
         base = progress.samples[0]
         if sample.since(base) <= 0:
-            return
+            return True
         # From when nova saved the counters (on our clock), not from now: they may be a few seconds old.
         saved_at = save_time(now, sample.saved_s, self._offset, read_before)
         end = progress.expected_end = expected_end(base, sample, saved_at, opts.switchover_s)
         if end is not None and end - now < 2 * opts.progress_every_s:
             # Read progress again halfway to the expected end, to refine the estimate as the end nears.
             progress.next_read_at = now + max((end - now) / 2, opts.poll_s / 4)
+        return True
+
+    # -- stalls ---------------------------------------------------------------------------------------------
+
+    def _judge_stall(self, flight: _Flight) -> None:
+        """Apply the stall rule to the counters just read, and do what the operator chose (`on_stall`)."""
+        facts = self._stall_watch(flight).facts()
+        if facts is None:
+            if flight.stall_seen is not None:  # it converges again (the guest got quieter)
+                flight.stall_seen = None
+                self._reporter.stalled(flight.step, None)
+            return
+        if self._options.on_stall == "wait":
+            first = flight.stall_seen is None
+            flight.stall_seen = replace(facts, action="wait")
+            if first:
+                self._reporter.stalled(flight.step, flight.stall_seen)
+            return
+        self._force_or_abort(flight, facts, "stall", force=self._options.on_stall == "force-complete")
+
+    def _stall_watch(self, flight: _Flight) -> StallWatch:
+        if flight.stall is None:
+            flight.stall = StallWatch(self._options.stall_s)
+        return flight.stall
+
+    def _timeout_facts(self, flight: _Flight, record: MigrationRecord) -> StallFacts:
+        """The figures to force on at the timeout: the last saves' rates (an endless pause when none were read)."""
+        watch = self._stall_watch(flight)
+        seen = watch.samples[-1] if watch.samples else None
+        remaining = seen.remaining if seen else record.memory_remaining_bytes or record.memory_total_bytes or 0
+        copy, dirty = watch.rates() or (0.0, 0.0)
+        stalled = flight.stall_seen.stalled_s if flight.stall_seen else 0.0
+        return StallFacts(remaining, copy, dirty, stalled, predicted_pause_s=predicted_pause(remaining, copy))
+
+    def _force_or_abort(self, flight: _Flight, facts: StallFacts, trigger: str, force: bool = True) -> None:
+        """Force the migration to complete if the predicted pause is within the budget, else abort it."""
+        opts = self._options
+        assert flight.record is not None
+        if force and facts.predicted_pause_s <= opts.max_pause_s:
+            flight.stall_seen = replace(facts, action="force-complete", trigger=trigger)
+            flight.forced_at = self._clock.now()
+            self._reporter.stalled(flight.step, flight.stall_seen)
+            # Refused (400: no longer `running`, it ended or switched to post-copy; 409: the server is not migrating
+            # any more) or lost: the record says what became of it, judged as any other.
+            with contextlib.suppress(CloudError):
+                self._cloud.force_complete_migration(flight.server_id, flight.record)
+            return
+        flight.stall_seen = replace(facts, action="abort", trigger=trigger, pause_too_long=force)
+        self._reporter.stalled(flight.step, flight.stall_seen)
+        if trigger == "stall":
+            self._abort(flight, "stalled", outcome="stalled")
+        else:
+            self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
+
+    def _judge_forced(self, flight: _Flight, record: MigrationRecord, state: _RunState) -> None:
+        """A forced (or post-copy) migration: nova cannot abort it any more, so hostmap waits for its end, reading
+        the counters on; one still running `abort_wait_s` after the force is aborted (the force did not take)."""
+        now = self._clock.now()
+        opts = self._options
+        if record.status == "running" and flight.forced_at is not None and now - flight.forced_at > opts.abort_wait_s:
+            self._abort(flight, f"force-complete did not finish within {opts.abort_wait_s:.0f} s",
+                        outcome="stalled" if flight.stall_seen and flight.stall_seen.trigger == "stall"
+                        else "timed_out")
+            return
+        if now >= flight.progress.next_read_at:
+            self._read_progress(flight)
 
     def _abort(self, flight: _Flight, why: str, outcome: Outcome = "timed_out") -> None:
         flight.abort = _Abort(self._clock.now(), why, outcome)
@@ -828,6 +917,7 @@ class Executor:
             unresolved=unresolved,
             cold=move.cold,
             advice=advice,
+            stall=flight.stall_seen if flight is not None else None,
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)

@@ -34,7 +34,7 @@ from hostmap.state_dir import default_state_dir, private_dir
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
 #: Version of the tables below; a journal written by a newer hostmap is refused, not guessed at.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Written to the SQLite header (``PRAGMA application_id``) so another program's database is recognised.
 APPLICATION_ID = 0x686D6170  # "hmap"
 #: How long a write waits for another hostmap process (e.g. `history` reading) to let go of the file.
@@ -84,6 +84,9 @@ CREATE TABLE moves (
     "CREATE INDEX moves_open ON moves (outcome, run_id)",
 )
 
+_MOVES_V4 = ("id, run_id, step, server_id, server_name, source, target, intended_at, known_migration_ids, "
+             "submitted_at, request_id, migration_id, outcome, reason, seconds, cold")
+
 #: What each schema version adds to the one before; a journal of an older version is brought up to date on open.
 _UPGRADES: dict[int, tuple[str, ...]] = {
     2: (
@@ -126,6 +129,37 @@ CREATE TABLE rollout_steps (
     ),
     # A cold migration (`--cold`): resuming it reads the server's cold-migration records and confirms it.
     4: ("ALTER TABLE moves ADD COLUMN cold INTEGER NOT NULL DEFAULT 0",),
+    # Outcomes `stalled` and `check_failed`, and `detail` (JSON: the stall hostmap saw and what it did, the health
+    # checks' results). SQLite cannot change a CHECK constraint in place: the table is copied.
+    5: (
+        """
+CREATE TABLE moves_v5 (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id              INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step                INTEGER NOT NULL,
+    server_id           TEXT NOT NULL,
+    server_name         TEXT NOT NULL,
+    source              TEXT NOT NULL,
+    target              TEXT NOT NULL,
+    intended_at         TEXT NOT NULL,
+    known_migration_ids TEXT NOT NULL,
+    submitted_at        TEXT,
+    request_id          TEXT,
+    migration_id        INTEGER,
+    outcome             TEXT CHECK (outcome IS NULL OR outcome IN
+                        ('migrated', 'failed', 'timed_out', 'declined', 'skipped', 'not_started', 'stalled',
+                         'check_failed')),
+    reason              TEXT NOT NULL DEFAULT '',
+    seconds             REAL,
+    cold                INTEGER NOT NULL DEFAULT 0,
+    detail              TEXT NOT NULL DEFAULT '{}'
+)""",
+        f"INSERT INTO moves_v5 ({_MOVES_V4}) SELECT {_MOVES_V4} FROM moves",
+        "DROP TABLE moves",
+        "ALTER TABLE moves_v5 RENAME TO moves",
+        "CREATE INDEX moves_run ON moves (run_id)",
+        "CREATE INDEX moves_open ON moves (outcome, run_id)",
+    ),
 }
 
 # The columns a `RunSummary` and a `MoveRecord` are read from, each named (rows are read by name, not position).
@@ -454,6 +488,10 @@ class Journal:
         if outcome not in get_args(Outcome):
             raise ValueError(f"unknown outcome {outcome!r}")
         self._update_move(move_id, "outcome = ?, reason = ?, seconds = ?", (outcome, reason, seconds))
+
+    def detail(self, move_id: int, detail: str) -> None:
+        """Record a move's detail (JSON text): the stall seen and the action taken, the health checks' results."""
+        self._update_move(move_id, "detail = ?", (detail,))
 
     def service_changed(self, run_id: int, host: str, action: ServiceAction, reason: str) -> ServiceChange:
         """Record that run `run_id` disabled (with `reason`) or enabled the compute service of `host`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -12,6 +13,8 @@ from hostmap.journal import Journal, JournalError
 from hostmap.model import Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
+from hostmap.serialise import stall_json
+from hostmap.stall import StallFacts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +75,13 @@ class JournalRecorder(Reporter):
         if move_id is not None and move_id not in self._found:
             self._found.add(move_id)
             self._write(lambda: self._journal.migration_found(move_id, record.id))
+
+    def stalled(self, step: Step, facts: StallFacts | None) -> None:
+        """Record the stall and the action before hostmap takes it (a resumed run knows a force was sent)."""
+        move_id = self._moves.get(step.index)
+        if move_id is not None:
+            detail = json.dumps({"stall": None if facts is None else stall_json(facts)})
+            self._write(lambda: self._journal.detail(move_id, detail))
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """Record the outcome."""

@@ -15,9 +15,10 @@ from hostmap.listing import Listing, cell
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
 from hostmap.serialise import history_run_json, plan_json, run_json, summary_json
+from hostmap.stall import StallFacts
 
 _STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "red", "declined": "yellow",
-          "not_started": "yellow", "stranded": "red"}
+          "not_started": "yellow", "stranded": "red", "stalled": "red", "check_failed": "yellow"}
 
 
 #: What sets a plan's lower bound (`Plan.lower_bound_by`), in words.
@@ -55,7 +56,8 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
     for m in result.moves:
         style = _STYLE.get(m.outcome, "")
         outcome = f"{m.outcome} (cold)" if m.cold else m.outcome
-        table.add_row(m.server_name, m.source, m.target, f"[{style}]{outcome}[/]", explained(m), _seconds(m.seconds))
+        reason = "; ".join(r for r in (explained(m), stall_words(m.stall) if m.stall else "") if r)
+        table.add_row(m.server_name, m.source, m.target, f"[{style}]{outcome}[/]", reason, _seconds(m.seconds))
     console.print(table)
     counts: dict[str, int] = {}
     for m in result.moves:
@@ -67,6 +69,23 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
     if any(m.unresolved for m in result.moves):
         console.print("Some migrations could not be confirmed; run `hostmap apply` with the same map again to "
                       "watch them to their end.", highlight=False)
+
+
+def stall_words(facts: StallFacts) -> str:
+    """A stall's figures and what hostmap did about it, in words."""
+    pause = facts.predicted_pause_s
+    pause_text = "an endless pause" if pause == float("inf") else f"a pause of {pause:.1f} s"
+    seen = (f"stalled for {facts.stalled_s:.0f} s" if facts.trigger == "stall" and facts.stalled_s > 0
+            else "at the timeout" if facts.trigger == "timeout" else "stalled")
+    figures = (f"{seen}: {facts.remaining_bytes / 2**30:.2f} GiB left, copying {facts.copy_bps / 1e6:.0f} MB/s "
+               f"against {facts.dirty_bps / 1e6:.0f} MB/s dirtied")
+    if facts.action == "force-complete":
+        return f"{figures}; force-completed ({pause_text} predicted)"
+    if facts.pause_too_long:
+        return f"{figures}; aborted, not forced: {pause_text} predicted, over --max-pause-s"
+    if facts.action == "abort":
+        return f"{figures}; aborted (--on-stall abort)"
+    return f"{figures}; waited (--on-stall wait)"
 
 
 def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None:

@@ -13,6 +13,7 @@ from hostmap.advice import explained
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.results import MoveResult, RunResult
+from hostmap.stall import StallFacts
 
 log = logging.getLogger("hostmap.run")
 
@@ -34,6 +35,9 @@ class Reporter:
 
     def progress(self, step: Step, record: MigrationRecord) -> None:
         """A fresh migration record (status, bytes) was read for an in-flight step."""
+
+    def stalled(self, step: Step, facts: StallFacts | None) -> None:
+        """An in-flight step's migration is stalled (with the action hostmap takes), or no longer (None)."""
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """The step ended with the server on its target."""
@@ -70,6 +74,11 @@ class Reporters(Reporter):
         """Forward."""
         for r in self._reporters:
             r.progress(step, record)
+
+    def stalled(self, step: Step, facts: StallFacts | None) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.stalled(step, facts)
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """Forward."""

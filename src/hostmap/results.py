@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hostmap.stall import StallFacts
+
 #: "stranded": a detour's first leg reached its pivot host and the second did not happen (the report's rows only;
 #: the journal records each leg with its own outcome).
-Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started", "stranded"]
+#: "stalled": hostmap aborted a migration that stopped converging (the server confirmed on its source);
+#: "check_failed": the operator's pre-move health check failed, so nothing was sent.
+Outcome = Literal["migrated", "failed", "timed_out", "declined", "skipped", "not_started", "stranded", "stalled",
+                  "check_failed"]
 #: What the operator can do next about a move that ended unclearly (see `Advice`).
 AdviceKind = Literal["check", "rerun", "left_running", "confirm_cold", "finish_detour"]
 #: Outcomes after which the server is where the map wants it.
@@ -49,6 +54,8 @@ class MoveResult:
     cold: bool = False
     #: What the operator can do next, when there is something to do (worded by `advice.explained`).
     advice: Advice | None = None
+    #: The stall hostmap saw (or the figures it forced or aborted on at the timeout), and the action it took.
+    stall: StallFacts | None = None
 
 
 @dataclass(frozen=True)

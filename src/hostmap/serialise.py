@@ -14,6 +14,7 @@ from hostmap.journal import MoveRecord, RunDetail, RunSummary
 from hostmap.model import Inventory, Plan, Resources
 from hostmap.results import RunResult
 from hostmap.services import DrainedHost
+from hostmap.stall import StallFacts
 
 
 def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
@@ -49,6 +50,21 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
     }
 
 
+def stall_json(facts: StallFacts) -> dict[str, Any]:
+    """A stall's figures and the action hostmap took, as the JSON report and the journal give them."""
+    pause = facts.predicted_pause_s
+    return {
+        "trigger": facts.trigger,
+        "action": facts.action,
+        "remaining_gib": round(facts.remaining_bytes / 2**30, 3),
+        "copy_mb_s": round(facts.copy_bps / 1e6, 1),
+        "dirty_mb_s": round(facts.dirty_bps / 1e6, 1),
+        "stalled_s": round(facts.stalled_s, 1),
+        "predicted_pause_s": None if pause == float("inf") else round(pause, 2),
+        "pause_too_long": facts.pause_too_long,
+    }
+
+
 def run_json(result: RunResult) -> dict[str, Any]:
     """The report as the JSON document `-f json` prints."""
     return {
@@ -69,6 +85,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "finished_s": None if m.finished_s is None else round(m.finished_s, 3),
                 "unresolved": m.unresolved,
                 "cold": m.cold,
+                "stall": None if m.stall is None else stall_json(m.stall),
             }
             for m in result.moves
         ],

@@ -39,6 +39,8 @@ class MigrationParams:
     #: nova's libvirt live_migration_monitor_interval: the byte counters of a running migration are saved (and
     #: shown by the API) this often; 0 shows them live (a simulator-only idealisation).
     monitor_interval_s: float = 5.0
+    #: nova's libvirt live_migration_permit_post_copy: a force_complete switches to post-copy instead of pausing.
+    permit_post_copy: bool = False
 
 
 def gbps_to_bytes_per_s(gbps: float) -> float:

@@ -9,6 +9,11 @@ from typing import Protocol
 from hostmap.errors import CloudError, HostmapError
 from hostmap.model import Inventory
 
+#: The status of a live migration nova's libvirt driver switched to post-copy (the guest runs on the destination,
+#: which pulls its remaining pages): still in progress, and nova aborts or force-completes it no more.
+POST_COPY = "running (post-copy)"
+#: Live-migration statuses in which memory is being copied.
+COPYING_STATUSES = frozenset({"running", POST_COPY})
 #: Live-migration statuses after which nova changes the record no more.
 TERMINAL_STATUSES = frozenset({"completed", "error", "failed", "cancelled", "done"})
 #: Terminal statuses that mean the server did not move.
@@ -144,6 +149,11 @@ class Cloud(Protocol):
 
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
         """Abort an in-progress live migration (DELETE the server's migration)."""
+        ...
+
+    def force_complete_migration(self, server_id: str, migration: MigrationRecord) -> None:
+        """Force a running live migration to complete (POST .../migrations/{id}/action force_complete, 2.22+):
+        nova pauses the guest until the copy ends, or switches to post-copy where the cloud permits it."""
         ...
 
     def cold_migrations(self, server_id: str) -> Sequence[MigrationRecord]:

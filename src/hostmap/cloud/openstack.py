@@ -470,6 +470,12 @@ class OpenStackCloud:
         self._conn.compute.abort_server_migration(migration.id, server_id)
 
 
+    @_edge("force a live migration to complete")
+    def force_complete_migration(self, server_id: str, migration: MigrationRecord) -> None:
+        """POST the force_complete action of the server's running migration (2.22)."""
+        log.info("force_complete migration %s of server %s (status %s)", migration.id, server_id, migration.status)
+        self._conn.compute.force_complete_server_migration(migration.id, server_id)
+
     @_edge("enable or disable a compute service")
     def set_service(self, host: str, *, enabled: bool, reason: str | None = None) -> None:
         """PUT os-services/{id} with status (and disabled_reason) at the negotiated microversion (2.53 or later)."""

@@ -226,6 +226,16 @@ class NeverConverge:
 
 
 @dataclass(frozen=True)
+class BusyThenQuiet:
+    """`server`'s guest is busy for the first `busy_s` of its migration's copy, dirtying memory at `busy_dirty_mb_s`
+    (None: faster than any stream copies it), then quiet again (its usual rate): a stall that clears by itself."""
+
+    server: str
+    busy_s: float = 90.0
+    busy_dirty_mb_s: float | None = None
+
+
+@dataclass(frozen=True)
 class AbortLeavesError:
     """An abort of `server`'s migration is carried out, but nova's rollback leaves the server in ERROR."""
 
@@ -286,8 +296,8 @@ class CapacityTaken:
 
 
 Fault = (
-    PrecheckFail | FailMidway | NeverConverge | AbortLeavesError | ApiError | Slow | ServiceDown | ServiceDisabled
-    | CapacityTaken
+    PrecheckFail | FailMidway | NeverConverge | BusyThenQuiet | AbortLeavesError | ApiError | Slow | ServiceDown
+    | ServiceDisabled | CapacityTaken
 )
 
 
@@ -484,7 +494,7 @@ _GROUP = ("name", "policy", "members", "id", "project", "rules")
 _RULES = ("max_server_per_host",)
 _MIGRATION = (
     "nic_gbps", "stream_gbps", "touched", "dirty_mb_s", "downtime_ms", "setup_s", "max_concurrent_live_migrations",
-    "instance_sync_s", "monitor_interval_s",
+    "instance_sync_s", "monitor_interval_s", "permit_post_copy",
 )
 _API = ("max_microversion", "page_size")
 _AUTH = ("username", "password", "project_name", "token_ttl_s")
@@ -492,6 +502,7 @@ _FAULT_KEYS: Mapping[str, tuple[str, ...]] = {
     "precheck_fail": ("kind", "server", "reason"),
     "fail_midway": ("kind", "server", "at_fraction", "reason"),
     "never_converge": ("kind", "server"),
+    "busy_then_quiet": ("kind", "server", "busy_s", "busy_dirty_mb_s"),
     "abort_leaves_error": ("kind", "server"),
     "api_error": ("kind", "method", "path_regex", "status", "rate", "count", "seed", "after", "from_s"),
     "slow": ("kind", "method", "path_regex", "seconds"),
@@ -546,6 +557,7 @@ def _parse_migration(source: str, raw: object) -> MigrationParams:
         ),
         instance_sync_s=r.number("instance_sync_s", base.instance_sync_s),
         monitor_interval_s=r.number("monitor_interval_s", base.monitor_interval_s),
+        permit_post_copy=r.boolean("permit_post_copy", base.permit_post_copy),
     )
 
 
@@ -880,6 +892,10 @@ def _parse_fault(
         return FailMidway(sid, fraction, reason) if reason else FailMidway(sid, fraction)
     if kind == "never_converge":
         return NeverConverge(server_id())
+    if kind == "busy_then_quiet":
+        sid = server_id()
+        busy_s = r.number("busy_s", 90.0)
+        return BusyThenQuiet(sid, busy_s, r.number("busy_dirty_mb_s") if r.has("busy_dirty_mb_s") else None)
     if kind == "abort_leaves_error":
         return AbortLeavesError(server_id())
     if kind == "api_error":

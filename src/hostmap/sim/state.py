@@ -28,6 +28,7 @@ from hostmap.sim.scenario import (
     SERVER_STATUSES,
     AbortLeavesError,
     ApiError,
+    BusyThenQuiet,
     CapacityTaken,
     FailMidway,
     FlavorSpec,
@@ -50,10 +51,15 @@ from hostmap.timing import (
     touched_bytes,
 )
 
+#: The status nova's libvirt driver gives a migration that switched to post-copy (the guest runs on the
+#: destination, which pulls the pages it still lacks from the source).
+POST_COPY = "running (post-copy)"
+#: Statuses in which memory is being copied.
+COPYING = ("running", POST_COPY)
 #: Migration statuses during which the migration holds claims and the server is MIGRATING.
-IN_PROGRESS = ("accepted", "queued", "preparing", "running")
+IN_PROGRESS = ("accepted", "queued", "preparing", "running", POST_COPY)
 #: Statuses that hold one of the source host's live-migration slots.
-ACTIVE_PHASES = ("preparing", "running")
+ACTIVE_PHASES = ("preparing", "running", POST_COPY)
 #: Task states of a cold migration (a resize to the same flavor) on its way, as nova names them.
 RESIZE_TASK_STATES = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish")
 #: Cold-migration statuses during which nova holds the flavor on both hosts (until confirmed or reverted).
@@ -207,7 +213,13 @@ class SimMigration:
     finished_s: float | None = None
     fail_fraction: float | None = None
     fail_reason: str = ""
-    force_complete: bool = False
+    #: When force_complete paused the guest (libvirt's pause, post-copy not permitted); None while it runs.
+    paused_at_s: float | None = None
+    #: Seconds the guest was paused by a force_complete: what an operator cannot see through the API.
+    paused_s: float = 0.0
+    #: A guest whose dirty rate changes during the migration (fault busy_then_quiet): when, and the new rate.
+    dirty_change_s: float | None = None
+    dirty_after_bps: float = 0.0
     error: str = ""
     #: The byte counters as nova last saved them (total, processed, remaining); None before the first save.
     saved: tuple[float, float, float] | None = None
@@ -221,7 +233,12 @@ class SimMigration:
     @property
     def remaining_bytes(self) -> float:
         """What is left to copy."""
-        return self.left_bytes if self.status in ("running", "completed") else self.total_bytes
+        return self.left_bytes if self.status in (*COPYING, "completed") else self.total_bytes
+
+    @property
+    def effective_dirty_bps(self) -> float:
+        """The rate at which the source's memory gets dirty again: none once paused or switched to post-copy."""
+        return 0.0 if self.paused_at_s is not None or self.status == POST_COPY else self.dirty_bps
 
 
 @dataclass
@@ -327,6 +344,7 @@ class SimCloud:
         self._abort_error = {f.server for f in scenario.faults if isinstance(f, AbortLeavesError)}
         self._precheck = {f.server: f.reason for f in scenario.faults if isinstance(f, PrecheckFail)}
         self._midway = {f.server: f for f in scenario.faults if isinstance(f, FailMidway)}
+        self._busy = {f.server: f for f in scenario.faults if isinstance(f, BusyThenQuiet)}
         for i, sspec in enumerate(scenario.servers):
             vm_state, power = SERVER_STATUSES[sspec.status]
             flavor = self.flavors[sspec.flavor]
@@ -508,14 +526,14 @@ class SimCloud:
                     handler()
 
     def _rates(self) -> None:
-        running = [m for m in self.migrations if m.status == "running"]
+        running = [m for m in self.migrations if m.status in COPYING]
         out_count: dict[str, int] = {}
         in_count: dict[str, int] = {}
         for m in running:
             out_count[m.source] = out_count.get(m.source, 0) + 1
             in_count[m.dest] = in_count.get(m.dest, 0) + 1
         for m in self.migrations:
-            if m.status == "running":
+            if m.status in COPYING:
                 m.rate_bps = min(
                     m.stream_bps,
                     self.hosts[m.source].nic_bps / out_count[m.source],
@@ -545,13 +563,18 @@ class SimCloud:
         for m in self.migrations:
             if m.status == "preparing" and m.started_s is not None:
                 offer(m.started_s + self.params.setup_s, partial(self._start_copy, m))
-            elif m.status == "running" and m.copy_started_s is not None:
-                offer(m.copy_started_s + m.timeout_s, partial(self._fail, m, "timeout"))
+            elif m.status in COPYING and m.copy_started_s is not None:
                 if m.next_save_s is not None:
                     offer(m.next_save_s, partial(self._save_stats, m))
-                if m.force_complete:
-                    offer(self._t, partial(self._complete, m))
+                if m.paused_at_s is not None or m.status == POST_COPY:
+                    # Forced: what is left is sent at the stream's rate, the guest not dirtying it any more (paused,
+                    # or running on the destination and pulling its pages); libvirt's completion timeout is off.
+                    offer(self._t + (m.left_bytes / m.rate_bps if m.rate_bps > 0 else math.inf),
+                          partial(self._complete, m))
                     continue
+                offer(m.copy_started_s + m.timeout_s, partial(self._fail, m, "timeout"))
+                if m.dirty_change_s is not None:
+                    offer(max(m.dirty_change_s, self._t), partial(self._change_dirty, m))
                 offer(
                     self._t + copy_time_s(m.left_bytes, m.rate_bps, m.dirty_bps, self.params.downtime_ms),
                     partial(self._complete, m),
@@ -563,9 +586,9 @@ class SimCloud:
 
     def _progress(self, dt: float) -> None:
         for m in self.migrations:
-            if m.status == "running" and m.rate_bps > 0:
+            if m.status in COPYING and m.rate_bps > 0:
                 m.sent_bytes += m.rate_bps * dt
-                m.left_bytes = min(max(m.left_bytes - (m.rate_bps - m.dirty_bps) * dt, 0.0), m.ram_bytes)
+                m.left_bytes = min(max(m.left_bytes - (m.rate_bps - m.effective_dirty_bps) * dt, 0.0), m.ram_bytes)
 
     def _start_queued(self) -> None:
         """Start queued migrations on sources with a free slot (FIFO)."""
@@ -625,6 +648,8 @@ class SimCloud:
         m.status = "running"
         m.copy_started_s = m.updated_s = self._t
         m.left_bytes = m.total_bytes
+        if m.dirty_change_s is not None:  # the fault's busy spell counts from the start of the copy
+            m.dirty_change_s += self._t
         if self.params.monitor_interval_s > 0:
             m.next_save_s = self._t  # libvirt's monitor saves the counters as the copy starts, then periodically
         action = self._action_for(m)
@@ -634,15 +659,23 @@ class SimCloud:
 
     def _save_stats(self, m: SimMigration) -> None:
         """Nova's libvirt monitor saving the migration's byte counters (and so its updated_at)."""
-        if m.status != "running":
+        if m.status not in COPYING:
             return
         m.saved = (m.total_bytes, m.sent_bytes, m.left_bytes)
         m.updated_s = self._t
         m.next_save_s = self._t + self.params.monitor_interval_s
 
+    def _change_dirty(self, m: SimMigration) -> None:
+        """The guest's workload changes (fault busy_then_quiet): from now on it dirties memory at the new rate."""
+        m.dirty_bps, m.dirty_change_s = m.dirty_after_bps, None
+
     def _complete(self, m: SimMigration) -> None:
-        if m.status != "running":
+        if m.status not in COPYING:
             return
+        if m.paused_at_s is not None:
+            # The guest is resumed on the destination (libvirt starts it there, nova records it ACTIVE).
+            m.paused_s += self._t - m.paused_at_s
+            m.paused_at_s = None
         m.sent_bytes += m.left_bytes
         m.left_bytes = 0.0
         m.status = "completed"
@@ -679,6 +712,9 @@ class SimCloud:
         m.status = status
         m.finished_s = m.updated_s = self._t
         m.error = reason
+        if m.paused_at_s is not None:  # nova's rollback unpauses a guest that force_complete paused
+            m.paused_s += self._t - m.paused_at_s
+            m.paused_at_s = None
         server = self.servers[m.server_id]
         server.task_state = None
         server.updated_s = self._t
@@ -883,6 +919,11 @@ class SimCloud:
         dirty = server.dirty_bps
         if server.id in self._never_converge:
             dirty = max(dirty, stream * 1.25)
+        busy = self._busy.get(server.id)
+        quiet = dirty
+        if busy is not None:
+            dirty = max(dirty, stream * 1.25) if busy.busy_dirty_mb_s is None \
+                else dirty_bytes_per_s(busy.busy_dirty_mb_s)
         midway = self._midway.get(server.id)
         m = SimMigration(
             id=len(self.migrations) + 1, uuid=sim_uuid("migration", len(self.migrations) + 1, server.id),
@@ -893,6 +934,7 @@ class SimCloud:
             total_bytes=touched_bytes(server.flavor.ram, server.touched), ram_bytes=ram_bytes, dirty_bps=dirty,
             stream_bps=stream, timeout_s=completion_timeout_s(server.flavor.ram),
             fail_fraction=midway.at_fraction if midway else None, fail_reason=midway.reason if midway else "",
+            dirty_change_s=busy.busy_s if busy else None, dirty_after_bps=quiet,
         )
         self.migrations.append(m)
         return m
@@ -960,7 +1002,11 @@ class SimCloud:
                       "compute_live_migration_force_complete"),
                 allowed=("running",),
             )
-            m.force_complete = True
+            if self.params.permit_post_copy:
+                # libvirt's migrate_start_postcopy: the guest switches over to the destination at once.
+                m.status, m.updated_s = POST_COPY, self._t
+            elif m.paused_at_s is None:
+                m.paused_at_s = self._t  # libvirt's pause: the guest stops dirtying memory until it is resumed
         self.advance()
 
 
