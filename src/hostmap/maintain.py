@@ -8,7 +8,9 @@ as is the clock, so the same rollout runs on wall time against a cloud and on vi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -167,23 +169,32 @@ class _Roller:
         return None
 
     def _commands(self, group: Sequence[str]) -> Stopped | None:
-        """The command, once per host; one whose outcome is unknown is not run again unless asked."""
+        """The batch's commands, all at once; one whose outcome is unknown is not run again unless asked.
+
+        Each start is journaled before any command runs, and each end as it comes; the batch goes on only once every
+        command has ended, and the first host (in batch order) whose command failed stops the rollout.
+        """
+        hosts: list[str] = []
         for h in group:
             rollout = self._state()
             started, ended = rollout.last(h, "exec_started"), rollout.last(h, "exec_ended")
             if ended > started and rollout.steps[ended].code == 0:
                 continue  # done by an earlier invocation
-            unknown = started > ended
-            if unknown and not self.options.rerun_exec:
+            if started > ended and not self.options.rerun_exec:
                 return Stopped(h, "exec_unknown")
             # A command that failed before is run again: the operator reran the rollout after seeing why.
+            hosts.append(h)
+        for h in hosts:
             self._step(h, "exec_started")
-            self.say(f"{h}: running the maintenance command")
-            code = self.execute(h)
+        if hosts:
+            self.say(f"{', '.join(hosts)}: running the maintenance command" + (" on each at once" if len(hosts) > 1
+                                                                               else ""))
+        codes: dict[str, int] = {}
+        for h, code in _at_once(self.execute, hosts):
             self._step(h, "exec_ended", code=code)
-            if code != 0:
-                return Stopped(h, "exec_failed", code=code)
-        return None
+            codes[h] = code
+        failed = next((h for h in hosts if codes[h] != 0), None)
+        return None if failed is None else Stopped(failed, "exec_failed", code=codes[failed])
 
     def _back_up(self, group: Sequence[str]) -> Stopped | None:
         """Wait for each host's compute service, then enable it if it still carries the drain's reason."""
@@ -226,6 +237,37 @@ class _Roller:
         for h in group:
             self._step(h, "restored", run_id=run_id)
         return None
+
+
+def _at_once(execute: Exec, hosts: Sequence[str]) -> Iterator[tuple[str, int]]:
+    """Run `execute` for every host at once, each in its own thread; yields (host, exit code) as each ends.
+
+    Every command is bounded by its own timeout (the `Exec`'s), so the wait for all of them is bounded too. An
+    exception from a command is re-raised here, once the others have been waited for.
+    """
+    if len(hosts) <= 1:
+        for h in hosts:
+            yield h, execute(h)
+        return
+    ended: queue.Queue[tuple[str, int | BaseException]] = queue.Queue()
+
+    def run(host: str) -> None:
+        try:
+            ended.put((host, execute(host)))
+        except BaseException as error:  # carried to the main thread and re-raised there
+            ended.put((host, error))
+
+    for h in hosts:
+        threading.Thread(target=run, args=(h,), name=f"exec {h}", daemon=True).start()
+    failure: BaseException | None = None
+    for _ in hosts:
+        host, outcome = ended.get()
+        if isinstance(outcome, BaseException):
+            failure = failure or outcome
+            continue
+        yield host, outcome
+    if failure is not None:
+        raise failure
 
 
 def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float) -> Host | None:
