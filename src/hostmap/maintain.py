@@ -42,6 +42,9 @@ StopReason = Literal["drain_incomplete", "exec_failed", "exec_unknown", "not_up"
 #: Seconds between two looks at a host's compute service while waiting for it to come back.
 UP_POLL_S = 10.0
 
+#: Seconds between two looks while the service is up but has not reported since the command ended.
+FRESH_POLL_S = 2.0
+
 
 @dataclass(frozen=True)
 class MaintainOptions:
@@ -114,6 +117,8 @@ class _Roller:
         self.runs: list[RunResult] = []
         #: (server id, host it left, when) for every migration of this invocation's runs.
         self.departures: list[tuple[str, str, float]] = []
+        #: Per host, its compute service's `updated_at` as read just after its command ended (see `_wait_up`).
+        self.baselines: dict[str, float | None] = {}
 
     def _run(self, inventory: Inventory, moves: Mapping[str, str], document: Mapping[str, list[str]],
              services: ServiceChanges, label: str) -> tuple[RunResult, int | None]:
@@ -192,6 +197,7 @@ class _Roller:
         codes: dict[str, int] = {}
         for h, code in _at_once(self.execute, hosts):
             self._step(h, "exec_ended", code=code)
+            self.baselines[h] = _heartbeat(self.cloud, h)
             codes[h] = code
         failed = next((h for h in hosts if codes[h] != 0), None)
         return None if failed is None else Stopped(failed, "exec_failed", code=codes[failed])
@@ -204,7 +210,9 @@ class _Roller:
             drain_run = drained.run_id if drained else None
             host: Host | None = None
             if not rollout.done(h, "up"):
-                host = _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s)
+                # Seen by an earlier invocation: a fresh read, so a heartbeat after this one is asked for.
+                after = self.baselines[h] if h in self.baselines else _heartbeat(self.cloud, h)
+                host = _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s, after)
                 if host is None:
                     return Stopped(h, "not_up")
                 self._step(h, "up")
@@ -270,14 +278,28 @@ def _at_once(execute: Exec, hosts: Sequence[str]) -> Iterator[tuple[str, int]]:
         raise failure
 
 
-def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float) -> Host | None:
-    """Wait (at most `timeout_s`) until `host`'s compute service is up; the host as then read, or None."""
+def _heartbeat(cloud: Cloud, host: str) -> float | None:
+    """The compute service's `updated_at` now (seconds since the epoch), or None when the cloud does not say."""
+    return next((h.heartbeat_s for h in cloud.inventory().hosts if h.name == host), None)
+
+
+def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float, after: float | None) -> Host | None:
+    """Wait (at most `timeout_s`) until `host`'s compute service is back; the host as then read, or None.
+
+    Back means up with a heartbeat later than `after` (its `updated_at` read just after the command ended). nova
+    counts a service up until its last heartbeat is older than service_down_time (60 s by default), so a host
+    rebooting still looks up for a while after the command; a heartbeat that came after the command did not. When
+    the cloud gives no `updated_at`, up is all that is asked.
+    """
     deadline = clock.now() + timeout_s
-    for _ in range(math.ceil(timeout_s / UP_POLL_S) + 2):
+    for _ in range(math.ceil(timeout_s / FRESH_POLL_S) + 2):
         found = next((h for h in cloud.inventory().hosts if h.name == host), None)
-        if found is not None and found.up:
+        stale = found is not None and found.up and None not in (after, found.heartbeat_s) \
+            and (found.heartbeat_s or 0.0) <= (after or 0.0)
+        if found is not None and found.up and not stale:
             return found
         if clock.now() >= deadline:
             return None
-        clock.sleep(min(UP_POLL_S, max(0.0, deadline - clock.now())))
+        # Up but stale: nova-compute reports every report_interval (10 s) while it runs, so look again soon.
+        clock.sleep(min(FRESH_POLL_S if stale else UP_POLL_S, max(0.0, deadline - clock.now())))
     return None
