@@ -195,3 +195,69 @@ def test_a_stopped_server_on_a_later_batch_is_refused_before_anything_without_co
     assert "--cold" in result.err
     assert running.sim.state.mutating_request_count() == 0
     assert _ran(tmp_path) == []
+
+
+def _embedded(tmp_path: Path, data: dict[str, Any]) -> list[str]:
+    """The options that run hostmap against an embedded simulated cloud on virtual time."""
+    return ["--sim-scenario", str(write_json(tmp_path / "cloud.json", data)), "--virtual-time"]
+
+
+def _marks(tmp_path: Path) -> list[str]:
+    path = tmp_path / "marks.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_batchs_commands_run_at_once_and_the_next_batch_waits_for_all(
+    tmp_path: Path,
+) -> None:
+    """Both commands of a batch start before either ends, and the next batch starts only after both ended."""
+    sim = _embedded(tmp_path, _cloud(hosts=5))
+    marks = tmp_path / "marks.txt"
+    command = f"echo start {{host}} >> {marks}; sleep 0.4; echo end {{host}} >> {marks}"
+    result = run_cli(["maintain", "compute001", "compute002", "compute003", "--batch", "2", "--exec", command,
+                      "--yes", "-f", "json", *sim, *_opts(tmp_path)])
+    assert result.code == 0, result.err
+    lines = _marks(tmp_path)
+    assert sorted(lines[:2]) == ["start compute001", "start compute002"]
+    assert sorted(lines[2:4]) == ["end compute001", "end compute002"]
+    assert lines[4:] == ["start compute003", "end compute003"]
+    log = (tmp_path / "hostmap.log").read_text()
+    assert "compute001: the command exited with 0" in log
+    assert "compute002: the command exited with 0" in log
+
+
+def test_a_failing_command_in_a_batch_stops_after_the_others_ended_each_journaled(
+    tmp_path: Path,
+) -> None:
+    """One command of the batch fails: its sibling still runs to its end, both ends are journaled with their codes,
+    and the next batch is not started."""
+    sim = _embedded(tmp_path, _cloud(hosts=5))
+    marks = tmp_path / "marks.txt"
+    command = (f'if [ {{host}} = compute001 ]; then exit 5; fi; sleep 0.3; echo end {{host}} >> {marks}; '
+               f'echo "hello from {{host}}"')
+    hosts = ["compute001", "compute002", "compute003"]
+    failed = run_cli(["maintain", *hosts, "--batch", "2", "--exec", command, "--yes", "-f", "json",
+                      *sim, *_opts(tmp_path)])
+    assert failed.code == 1, failed.err
+    assert failed.json()["stopped"]["host"] == "compute001"
+    assert _marks(tmp_path) == ["end compute002"]
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        steps = journal.rollout(1).steps
+    ended = {s.host: s.code for s in steps if s.step == "exec_ended"}
+    assert ended == {"compute001": 5, "compute002": 0}
+    assert not any(s.host == "compute003" for s in steps)  # the next batch was not touched
+    assert "compute002: stdout: hello from compute002" in (tmp_path / "hostmap.log").read_text()
+
+
+def test_each_command_of_a_batch_is_bounded_by_the_exec_timeout(
+    tmp_path: Path,
+) -> None:
+    """A command that outlives --exec-timeout is killed (exit 124) while its quick sibling ends normally."""
+    sim = _embedded(tmp_path, _cloud(hosts=4))
+    command = "if [ {host} = compute001 ]; then sleep 30; fi; true"
+    result = run_cli(["maintain", "compute001", "compute002", "--batch", "2", "--exec", command,
+                      "--exec-timeout", "0.5", "--yes", "-f", "json", *sim, *_opts(tmp_path)])
+    assert result.code == 1, result.err
+    report = result.json()
+    assert (report["stopped"]["host"], report["stopped"]["exit_code"]) == ("compute001", 124)
+    assert [h["command_exit"] for h in report["hosts"]] == [124, 0]

@@ -9,9 +9,12 @@ import json
 import logging
 import os
 import select
+import shlex
 import signal
 import stat
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -735,11 +738,14 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
                 _print_result(args, ran.result, stdout, stderr)
             return ran.result, (started[0] if started else None)
 
+        shell = _Shell(args.exec_command, args.exec_timeout, session.env)
         with Journal.open(Path(args.journal) if args.journal else None) as journal:
-            result = run_rollout(session.cloud, session.clock, journal, cloud_key=session.cloud.identity,
-                                 hosts=hosts, options=options, run_map=run_map,
-                                 execute=_shell(args.exec_command, args.exec_timeout, session.env),
-                                 say=lambda text: _say(stderr, text))
+            try:
+                result = run_rollout(session.cloud, session.clock, journal, cloud_key=session.cloud.identity,
+                                     hosts=hosts, options=options, run_map=run_map, execute=shell,
+                                     say=lambda text: _say(stderr, text))
+            finally:
+                shell.kill_all()
     _show(args, stdout, maintain_listing(maintain_json(result)), lambda: print_maintain(result, stdout, args.format))
     if any(run.interrupted for run in result.runs):
         return EXIT_INTERRUPTED  # Ctrl-C during a drain or a restore: the rollout stopped there
@@ -762,28 +768,61 @@ def _plan_document(args: argparse.Namespace, session: _Session, inventory: Inven
                     group_settle_s=args.group_settle, cold=args.cold)
 
 
-def _shell(command: str, timeout_s: float, cloud_env: Mapping[str, str]) -> Callable[[str], int]:
-    """Runs `command` for one host with /bin/sh: {host} replaced (quoted), HOSTMAP_HOST set; output to the log."""
-    import shlex
-    import subprocess
+class _Shell:
+    """Runs `command` for one host with /bin/sh: {host} replaced (quoted), HOSTMAP_HOST set; output to the log.
 
-    def run(host: str) -> int:
-        line = command.replace("{host}", shlex.quote(host))
-        env = {**os.environ, **cloud_env, "HOSTMAP_HOST": host}
+    Each command runs in its own session, so that a timeout or `kill_all` ends it with everything it started; a
+    batch's commands run at once (from several threads), and each one's output is logged as a block prefixed by
+    its host, so that outputs stay apart.
+    """
+
+    def __init__(self, command: str, timeout_s: float, cloud_env: Mapping[str, str]) -> None:
+        self.command, self.timeout_s, self.cloud_env = command, timeout_s, cloud_env
+        self._running: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str) -> int:
+        line = self.command.replace("{host}", shlex.quote(host))
+        env = {**os.environ, **self.cloud_env, "HOSTMAP_HOST": host}
         log.info("%s: running %s", host, line)
-        try:
-            done = subprocess.run(["/bin/sh", "-c", line], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                  text=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            log.error("%s: the command ran longer than %.0f s and was killed", host, timeout_s)
-            return 124
-        for stream, text in (("out", done.stdout), ("err", done.stderr)):
-            for output in text.splitlines():
-                log.info("%s: std%s: %s", host, stream, output)
-        log.info("%s: the command exited with %d", host, done.returncode)
-        return done.returncode
+        with subprocess.Popen(["/bin/sh", "-c", line], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+            with self._lock:
+                self._running.add(process)
+            try:
+                out, err = process.communicate(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_session(process)
+                out, err = process.communicate()
+                self._log_output(host, out, err)
+                log.error("%s: the command ran longer than %.0f s and was killed", host, self.timeout_s)
+                return 124
+            finally:
+                with self._lock:
+                    self._running.discard(process)
+        self._log_output(host, out, err)
+        log.info("%s: the command exited with %d", host, process.returncode)
+        return process.returncode
 
-    return run
+    def kill_all(self) -> None:
+        """End every command still running (Ctrl-C, or an error, stopped the rollout while they ran)."""
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            log.error("%s: killed: the rollout was interrupted while it ran", process.args)
+            _kill_session(process)
+
+    @staticmethod
+    def _log_output(host: str, out: str, err: str) -> None:
+        for stream, text in (("out", out), ("err", err)):
+            for output in (text or "").splitlines():
+                log.info("%s: std%s: %s", host, stream, output)
+
+
+def _kill_session(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the command's session (its shell and what the shell started); it may have ended already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _existing_journal(path: str | None) -> Path | None:

@@ -8,7 +8,9 @@ as is the clock, so the same rollout runs on wall time against a cloud and on vi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -39,6 +41,9 @@ StopReason = Literal["drain_incomplete", "exec_failed", "exec_unknown", "not_up"
 
 #: Seconds between two looks at a host's compute service while waiting for it to come back.
 UP_POLL_S = 10.0
+
+#: Seconds between two looks while the service is up but has not reported since the command ended.
+FRESH_POLL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ class _Roller:
         self.runs: list[RunResult] = []
         #: (server id, host it left, when) for every migration of this invocation's runs.
         self.departures: list[tuple[str, str, float]] = []
+        #: Per host, its compute service's `updated_at` as read just after its command ended (see `_wait_up`).
+        self.baselines: dict[str, float | None] = {}
 
     def _run(self, inventory: Inventory, moves: Mapping[str, str], document: Mapping[str, list[str]],
              services: ServiceChanges, label: str) -> tuple[RunResult, int | None]:
@@ -167,23 +174,33 @@ class _Roller:
         return None
 
     def _commands(self, group: Sequence[str]) -> Stopped | None:
-        """The command, once per host; one whose outcome is unknown is not run again unless asked."""
+        """The batch's commands, all at once; one whose outcome is unknown is not run again unless asked.
+
+        Each start is journaled before any command runs, and each end as it comes; the batch goes on only once every
+        command has ended, and the first host (in batch order) whose command failed stops the rollout.
+        """
+        hosts: list[str] = []
         for h in group:
             rollout = self._state()
             started, ended = rollout.last(h, "exec_started"), rollout.last(h, "exec_ended")
             if ended > started and rollout.steps[ended].code == 0:
                 continue  # done by an earlier invocation
-            unknown = started > ended
-            if unknown and not self.options.rerun_exec:
+            if started > ended and not self.options.rerun_exec:
                 return Stopped(h, "exec_unknown")
             # A command that failed before is run again: the operator reran the rollout after seeing why.
+            hosts.append(h)
+        for h in hosts:
             self._step(h, "exec_started")
-            self.say(f"{h}: running the maintenance command")
-            code = self.execute(h)
+        if hosts:
+            self.say(f"{', '.join(hosts)}: running the maintenance command" + (" on each at once" if len(hosts) > 1
+                                                                               else ""))
+        codes: dict[str, int] = {}
+        for h, code in _at_once(self.execute, hosts):
             self._step(h, "exec_ended", code=code)
-            if code != 0:
-                return Stopped(h, "exec_failed", code=code)
-        return None
+            self.baselines[h] = _heartbeat(self.cloud, h)
+            codes[h] = code
+        failed = next((h for h in hosts if codes[h] != 0), None)
+        return None if failed is None else Stopped(failed, "exec_failed", code=codes[failed])
 
     def _back_up(self, group: Sequence[str]) -> Stopped | None:
         """Wait for each host's compute service, then enable it if it still carries the drain's reason."""
@@ -193,7 +210,9 @@ class _Roller:
             drain_run = drained.run_id if drained else None
             host: Host | None = None
             if not rollout.done(h, "up"):
-                host = _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s)
+                # Seen by an earlier invocation: a fresh read, so a heartbeat after this one is asked for.
+                after = self.baselines[h] if h in self.baselines else _heartbeat(self.cloud, h)
+                host = _wait_up(self.cloud, self.clock, h, self.options.up_timeout_s, after)
                 if host is None:
                     return Stopped(h, "not_up")
                 self._step(h, "up")
@@ -228,14 +247,59 @@ class _Roller:
         return None
 
 
-def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float) -> Host | None:
-    """Wait (at most `timeout_s`) until `host`'s compute service is up; the host as then read, or None."""
+def _at_once(execute: Exec, hosts: Sequence[str]) -> Iterator[tuple[str, int]]:
+    """Run `execute` for every host at once, each in its own thread; yields (host, exit code) as each ends.
+
+    Every command is bounded by its own timeout (the `Exec`'s), so the wait for all of them is bounded too. An
+    exception from a command is re-raised here, once the others have been waited for.
+    """
+    if len(hosts) <= 1:
+        for h in hosts:
+            yield h, execute(h)
+        return
+    ended: queue.Queue[tuple[str, int | BaseException]] = queue.Queue()
+
+    def run(host: str) -> None:
+        try:
+            ended.put((host, execute(host)))
+        except BaseException as error:  # carried to the main thread and re-raised there
+            ended.put((host, error))
+
+    for h in hosts:
+        threading.Thread(target=run, args=(h,), name=f"exec {h}", daemon=True).start()
+    failure: BaseException | None = None
+    for _ in hosts:
+        host, outcome = ended.get()
+        if isinstance(outcome, BaseException):
+            failure = failure or outcome
+            continue
+        yield host, outcome
+    if failure is not None:
+        raise failure
+
+
+def _heartbeat(cloud: Cloud, host: str) -> float | None:
+    """The compute service's `updated_at` now (seconds since the epoch), or None when the cloud does not say."""
+    return next((h.heartbeat_s for h in cloud.inventory().hosts if h.name == host), None)
+
+
+def _wait_up(cloud: Cloud, clock: Clock, host: str, timeout_s: float, after: float | None) -> Host | None:
+    """Wait (at most `timeout_s`) until `host`'s compute service is back; the host as then read, or None.
+
+    Back means up with a heartbeat later than `after` (its `updated_at` read just after the command ended). nova
+    counts a service up until its last heartbeat is older than service_down_time (60 s by default), so a host
+    rebooting still looks up for a while after the command; a heartbeat that came after the command did not. When
+    the cloud gives no `updated_at`, up is all that is asked.
+    """
     deadline = clock.now() + timeout_s
-    for _ in range(math.ceil(timeout_s / UP_POLL_S) + 2):
+    for _ in range(math.ceil(timeout_s / FRESH_POLL_S) + 2):
         found = next((h for h in cloud.inventory().hosts if h.name == host), None)
-        if found is not None and found.up:
+        stale = found is not None and found.up and None not in (after, found.heartbeat_s) \
+            and (found.heartbeat_s or 0.0) <= (after or 0.0)
+        if found is not None and found.up and not stale:
             return found
         if clock.now() >= deadline:
             return None
-        clock.sleep(min(UP_POLL_S, max(0.0, deadline - clock.now())))
+        # Up but stale: nova-compute reports every report_interval (10 s) while it runs, so look again soon.
+        clock.sleep(min(FRESH_POLL_S if stale else UP_POLL_S, max(0.0, deadline - clock.now())))
     return None

@@ -67,6 +67,8 @@ class Host:
     disabled_reason: str | None = None
     #: The availability zone the host is in, when known.
     zone: str | None = None
+    #: The compute service's `updated_at` in seconds since the epoch (its last heartbeat or change), when given.
+    heartbeat_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,7 @@ class OpenStackCloud:
                 used=used,
                 disabled_reason=getattr(service, "disabled_reason", None),
                 zone=_zone_of(service),
+                heartbeat_s=_epoch_s(getattr(service, "updated_at", None)),
             ))
         flavors: dict[str, Any] = {}
         pins_visible = self.microversion >= PINNED_ZONE_MICROVERSION

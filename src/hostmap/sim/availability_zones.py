@@ -55,7 +55,7 @@ def availability_zones_detail() -> Response:
                 "hosts": {
                     h.name: {"nova-compute": {
                         "available": h.alive, "active": True,
-                        "updated_at": ts(cloud.now_s() if h.up else h.changed_s),
+                        "updated_at": ts(h.updated_s(cloud.now_s(), cloud.scenario.report_interval_s)),
                     }}
                     for h in sorted(hosts, key=lambda h: h.name)
                 },

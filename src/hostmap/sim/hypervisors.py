@@ -123,8 +123,8 @@ def service_view(host: SimHost) -> JSON:
         "zone": cloud.zones.of_host(host.name),
         "status": "enabled" if host.enabled else "disabled",
         "state": "up" if host.alive else "down",
-        # The last heartbeat: a service forced down still reports in.
-        "updated_at": ts(cloud.now_s() if host.up else host.changed_s),
+        # The row's last update: its last heartbeat (a service forced down still reports in) or its last change.
+        "updated_at": ts(host.updated_s(cloud.now_s(), cloud.scenario.report_interval_s)),
         "disabled_reason": host.disabled_reason,
     }
     if at_least(2, 11):

@@ -318,6 +318,10 @@ class Scenario:
     aggregates: tuple[AggregateSpec, ...] = ()
     #: nova's [DEFAULT] default_availability_zone: the zone of hosts in no aggregate with one.
     default_zone: str = DEFAULT_ZONE
+    #: nova's [DEFAULT] report_interval: seconds between two heartbeats of a compute service.
+    report_interval_s: float = 10.0
+    #: nova's [DEFAULT] service_down_time: a service whose last heartbeat is older than this is counted down.
+    service_down_time_s: float = 60.0
 
     def host(self, name: str) -> HostSpec:
         """The host named `name` (KeyError if none)."""
@@ -480,7 +484,7 @@ def _known_hint(known: tuple[str, ...]) -> str:
 
 _TOP = (
     "hosts", "flavors", "servers", "server_groups", "migration", "api", "auth", "faults", "description", "aggregates",
-    "default_availability_zone",
+    "default_availability_zone", "report_interval_s", "service_down_time_s",
 )
 _HOST = (
     "name", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "cpu_allocation_ratio",
@@ -534,6 +538,8 @@ def parse_scenario(data: object, source: str) -> Scenario:
     return Scenario(
         hosts=hosts, flavors=flavors, servers=servers, server_groups=groups, migration=migration,
         api=api, auth=auth, faults=faults, source=source, aggregates=aggregates, default_zone=default_zone,
+        report_interval_s=top.number("report_interval_s", 10.0, exclusive=True),
+        service_down_time_s=top.number("service_down_time_s", 60.0, exclusive=True),
     )
 
 

@@ -104,6 +104,22 @@ class SimHost:
     generation: int = 1
     #: Set by `PUT /os-services/{id}` (2.53+): nova then counts the service down whatever its heartbeat says.
     forced_down: bool = False
+    #: When nova-compute stopped reporting (the host went down, e.g. to reboot); None while it reports. nova goes on
+    #: counting the service up until its last heartbeat is older than service_down_time.
+    silent_since_s: float | None = None
+    #: When nova-compute (re)started reporting: a heartbeat then and every report_interval after.
+    reporting_since_s: float = -3600.0
+
+    def heartbeat_s(self, now_s: float, interval_s: float) -> float:
+        """The last heartbeat (nova's `last_seen_up`) as of `now_s`; a host found down keeps the moment it went."""
+        if not self.up:
+            return self.changed_s
+        last = now_s if self.silent_since_s is None else self.silent_since_s
+        return self.reporting_since_s + math.floor((last - self.reporting_since_s) / interval_s) * interval_s
+
+    def updated_s(self, now_s: float, interval_s: float) -> float:
+        """The service row's `updated_at`: its last heartbeat or its last change (a PUT), whichever came last."""
+        return max(self.heartbeat_s(now_s, interval_s), self.changed_s)
 
     @property
     def alive(self) -> bool:
@@ -375,6 +391,8 @@ class SimCloud:
             (f, random.Random(f.seed), [0]) for f in scenario.faults if isinstance(f, ApiError)
         ]
         self._slow = [f for f in scenario.faults if isinstance(f, Slow)]
+        #: (when, host): a silent host whose last heartbeat gets older than service_down_time then.
+        self._silences: list[tuple[float, str]] = []
         self.advance()
 
     # ------------------------------------------------------------------------------------------
@@ -557,6 +575,8 @@ class SimCloud:
         for at_s, _, fault in self._timeline:
             offer(max(at_s, self._t), partial(self._apply_fault, fault))
             break
+        for at_s, name in self._silences:
+            offer(max(at_s, self._t), partial(self._counted_down, name))
         for m in self.migrations:
             if m.phase_end_s is not None and m.on_phase_end is not None:  # a cold migration's (sim/cold.py)
                 offer(m.phase_end_s, m.on_phase_end)
@@ -626,6 +646,32 @@ class SimCloud:
                 host.forced_down = bool(changes["forced_down"])
             host.changed_s = self._t
             return host
+
+    def stop_heartbeats(self, name: str) -> None:
+        """nova-compute on `name` stops reporting (the host goes down): nova counts it up until its last heartbeat
+        is older than service_down_time, as `servicegroup.drivers.db.DbDriver.is_up` does."""
+        with self.view():
+            host = self.hosts[name]
+            if host.silent_since_s is not None or not host.up:
+                return
+            host.silent_since_s = self._t
+            interval = self.scenario.report_interval_s
+            self._silences.append((host.heartbeat_s(self._t, interval) + self.scenario.service_down_time_s, name))
+
+    def start_heartbeats(self, name: str) -> None:
+        """nova-compute on `name` starts again: it reports at once and every report_interval after."""
+        with self.view():
+            host = self.hosts[name]
+            host.up, host.silent_since_s, host.reporting_since_s = True, None, self._t
+            self._silences = [(at, h) for at, h in self._silences if h != name]
+
+    def _counted_down(self, name: str) -> None:
+        self._silences = [(at, h) for at, h in self._silences if h != name]
+        host = self.hosts[name]
+        if host.silent_since_s is not None:
+            last = host.heartbeat_s(self._t, self.scenario.report_interval_s)
+            host.up, host.changed_s = False, max(host.changed_s, last)
+            host.silent_since_s = None
 
     def _apply_fault(self, fault: TimedFault) -> None:
         self._timeline.pop(0)
