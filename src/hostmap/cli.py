@@ -254,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sim_sub.add_parser("serve", help="serve the simulated cloud and print the OS_* variables that reach it")
     serve.add_argument("--scenario", metavar="FILE", default=None, help="scenario file (default: the demo)")
     serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
+    capture = sim_sub.add_parser("capture", parents=[common],
+                                 help="write a scenario file of the cloud (read-only), to rehearse on its twin")
+    capture.add_argument("-o", "--output", metavar="FILE", default=None, help="write the scenario to FILE")
+    capture.add_argument("--journal", metavar="FILE", default=None,
+                         help="the journal whose runs on this cloud give measured copy rates (default: hostmap's)")
+    capture.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
+                         help="each host's migration network where the journal measured nothing (default 10)")
+    capture.add_argument("--stream-gbps", type=_positive_float, default=None, metavar="G",
+                         help="the most one live migration moves where the journal measured nothing (default 8)")
     return parser
 
 
@@ -821,6 +830,36 @@ def _cmd_sim_serve(args: argparse.Namespace, stdout: IO[str]) -> int:
             return EXIT_OK
 
 
+def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.capture import PairRate, copy_rates, past_moves, scenario_document
+    from hostmap.journal import Journal, default_journal_path
+    from hostmap.sim.scenario import SERVER_STATUSES
+
+    journal_path = _existing_journal(args.journal) or default_journal_path()
+    with _session(args) as session:
+        snapshot = session.cloud.snapshot()
+        identity = session.cloud.identity
+        params = session.params  # the scenario's in the simulated cloud, with --nic-gbps / --stream-gbps given
+    rates: tuple[PairRate, ...] = ()
+    if journal_path.exists():  # never created by a capture
+        with Journal.open(journal_path) as journal:
+            runs = [journal.run(r.id) for r in journal.runs(limit=1000, cloud=identity)]
+        rates = copy_rates(past_moves(runs), {f.name: f.ram for f in snapshot.flavors}, params)
+    document = scenario_document(snapshot, params, SERVER_STATUSES, rates)
+    text = json.dumps(document, indent=1) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        stdout.write(text)
+    left_out = len(document["captured"]["servers_left_out"])
+    source = f"{len(rates)} host pairs of the journal" if rates else "--nic-gbps/--stream-gbps"
+    stderr.write(f"hostmap: captured {len(document['hosts'])} hosts, {len(document['servers'])} servers, "
+                 f"{len(document['server_groups'])} server groups; copy rates from {source}"
+                 + (f"; {left_out} servers left out (no compute host, or a state not simulated)" if left_out else "")
+                 + "\n")
+    return EXIT_OK
+
+
 # -- errors become words here, and only here -----------------------------------------------------------------
 
 
@@ -995,7 +1034,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
     try:
         if getattr(args, "insecure", False):
             stderr.write(f"{prog}: warning: --insecure: the API's TLS certificate is NOT verified\n")
-        if args.command not in ("sim", "history"):
+        if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
             handler = _open_log(args.log_file, stderr)
         if seed:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
@@ -1013,6 +1052,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_history(args, stdout)
         if args.command == "apply":
             return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
+        if args.sim_command == "capture":
+            return _cmd_sim_capture(args, stdout, stderr)
         return _cmd_sim_serve(args, stdout)
     except HostmapError as error:
         log.error("%s: %s", type(error).__name__, error)

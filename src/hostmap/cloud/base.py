@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hostmap.errors import HostmapError
 from hostmap.model import Inventory
+
+if TYPE_CHECKING:
+    from hostmap.capture import Snapshot
 
 #: Live-migration statuses after which nova changes the record no more.
 TERMINAL_STATUSES = frozenset({"completed", "error", "failed", "cancelled", "done"})
@@ -104,6 +107,10 @@ class Cloud(Protocol):
 
     def inventory(self) -> Inventory:
         """Read hosts (with placement capacity and usage), servers and server groups."""
+        ...
+
+    def snapshot(self) -> Snapshot:
+        """Read, without changing anything, what a scenario of this cloud needs (`hostmap sim capture`)."""
         ...
 
     def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
