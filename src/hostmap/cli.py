@@ -31,14 +31,16 @@ from hostmap.errors import (
     InfeasiblePlanError,
     InputError,
     InputErrors,
+    MissingExtra,
     NotLiveMigratable,
     PolicyError,
     UnknownHostError,
     ZoneError,
 )
 from hostmap.executor import Answer, ExecutorOptions
-from hostmap.journal import JournalError, ServiceChange, UnknownRun
+from hostmap.journal import JournalError, RunDetail, ServiceChange, UnknownRun
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
+from hostmap.reporter import LegRecorder, Reporter
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
 from hostmap.state_dir import default_state_dir
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from hostmap.apply import ServiceChanges
     from hostmap.hostmap_file import HostMap
     from hostmap.restore import Restore
+    from hostmap.timeline import Timeline
 
 EXIT_OK = 0
 #: Seconds between an anti-affine member leaving a host and another arriving: nova's scheduler_instance_sync_interval
@@ -156,6 +159,29 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                             "cloud)")
 
 
+def _timeline_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeline", metavar="FILE.html", default=None,
+                        help="also draw the schedule as a self-contained HTML page (needs hostmap[timeline])")
+
+
+def _write_timeline(path: str | None, timeline: Callable[[], Timeline], stderr: IO[str]) -> None:
+    """Draw the timeline to `path` when one was asked for (the check for plotly comes first, in `need_plotly`)."""
+    if not path:
+        return
+    from hostmap.timeline_html import write_html
+
+    write_html(timeline(), path)
+    stderr.write(f"hostmap: timeline written to {path}\n")
+
+
+def _need_plotly(path: str | None) -> None:
+    """Refuse --timeline before anything runs when plotly is missing."""
+    if path:
+        from hostmap.timeline_html import require_plotly
+
+        require_plotly()
+
+
 def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = None) -> None:
     """The options of a run that migrates: `apply`, and `drain`/`restore` with --apply."""
     parser.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
@@ -208,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", parents=[common], help="show what would move, in order; changes nothing")
     plan.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
     plan.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    _timeline_option(plan)
     _schedule_options(plan)
 
     drain = sub.add_parser("drain", parents=[common],
@@ -239,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", parents=[common], help="live-migrate servers until the cloud matches the map")
     apply.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
     apply.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    _timeline_option(apply)
     _run_options(apply)
     _schedule_options(apply)
 
@@ -248,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("-f", "--format", choices=("table", "json"), default="table")
     history.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
     history.add_argument("--limit", type=_positive_int, default=50, help="how many runs to list (default 50)")
+    _timeline_option(history)
 
     sim = sub.add_parser("sim", help="the simulated cloud")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND", parser_class=_Parser)
@@ -479,13 +508,18 @@ def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
+def _cmd_plan(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from hostmap.report import print_plan
+    from hostmap.serialise import plan_json
+    from hostmap.timeline import build_timeline
 
+    _need_plotly(args.timeline)
     with _session(args) as session:
         inventory = session.cloud.inventory()
         the_plan = _make_plan(args, session, inventory)
         print_plan(the_plan, inventory, stdout, args.format)
+    _write_timeline(args.timeline, lambda: build_timeline(plan_json(the_plan, inventory), title=f"hostmap plan: "
+                    f"{args.host_map}", touched=session.params.touched), stderr)
     return EXIT_OK
 
 
@@ -724,11 +758,33 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     from hostmap.hostmap_file import read_host_map
 
     host_map, map_text = read_host_map(args.host_map)
+    timeline_path = getattr(args, "timeline", None)
+    _need_plotly(timeline_path)
+    runs: list[int] = []
+    legs = LegRecorder()
     with _session(args) as session:
         result = _run_map(args, session, host_map, map_text=map_text, stdin=stdin, stdout=stdout, stderr=stderr,
-                          limits=Limits(max_per_host=max_per_host, parallel=parallel))
+                          limits=Limits(max_per_host=max_per_host, parallel=parallel), on_start=runs.append,
+                          watch=[legs])
         _print_result(args, result.result, stdout, stderr)
+    if timeline_path and runs:
+        _write_timeline(timeline_path, lambda: _apply_timeline(args, runs[-1], result.result, legs,
+                                                               session.params.touched), stderr)
     return result.exit_code
+
+
+def _apply_timeline(args: argparse.Namespace, run_id: int, result: RunResult, legs: LegRecorder,
+                    touched: float) -> Timeline:
+    """The run's plan (as the journal stored it) beside each leg as it happened, on the run's own clock."""
+    from hostmap.journal import Journal
+    from hostmap.timeline import ActualMove, build_timeline
+
+    with Journal.open(Path(args.journal) if args.journal else None) as journal:
+        plan = journal.run(run_id).plan
+    actual = [ActualMove(m.server_id, m.server_name, m.source, m.target, m.outcome, m.reason, m.started_s,
+                         m.finished_s, step + 1) for step, m in sorted(legs.legs.items())]
+    return build_timeline(plan, title=f"hostmap apply {args.host_map} (run {run_id})", actual=actual,
+                          touched=touched, makespan_s=result.makespan_s)
 
 
 @dataclass(frozen=True)
@@ -739,7 +795,7 @@ class _Ran:
 
 def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, map_text: str, stdin: IO[str],
              stdout: IO[str], stderr: IO[str], limits: Limits, services: ServiceChanges | None = None,
-             on_start: Callable[[int], None] = lambda run_id: None) -> _Ran:
+             on_start: Callable[[int], None] = lambda run_id: None, watch: Sequence[Reporter] = ()) -> _Ran:
     """Carry `host_map` out as `apply` does (prompts, journal, resume, Ctrl-C), switching `services` first."""
     from hostmap.apply import ApplySettings, ServiceChanges, apply_map
     from hostmap.display import LiveDisplay
@@ -747,7 +803,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
 
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
-    reporters = [LogReporter()] + ([live] if live is not None else [])
+    reporters = [LogReporter(), *watch] + ([live] if live is not None else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure)
     journal = Path(args.journal) if args.journal else None
@@ -796,7 +852,7 @@ def _print_resumed(resumed: RunResult, stderr: IO[str]) -> None:
         stderr.write(f"  {m.server_name}: {m.source} -> {m.target}: {m.outcome}\n")
 
 
-def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
+def _cmd_history(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from hostmap.journal import Journal
     from hostmap.report import print_history, print_history_run
 
@@ -804,8 +860,18 @@ def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
         if args.run is None:
             print_history(journal.runs(limit=args.limit), stdout, args.format)
         else:
-            print_history_run(journal.run(args.run), stdout, args.format)
+            _need_plotly(args.timeline)
+            detail = journal.run(args.run)
+            print_history_run(detail, stdout, args.format)
+            _write_timeline(args.timeline, lambda: _history_timeline(detail), stderr)
     return EXIT_OK
+
+
+def _history_timeline(detail: RunDetail) -> Timeline:
+    from hostmap.timeline import build_timeline, journal_moves
+
+    return build_timeline(detail.plan, title=f"hostmap run {detail.summary.id}: {detail.summary.map_source}",
+                          actual=journal_moves(detail.moves))
 
 
 def _main_thread() -> bool:
@@ -1021,6 +1087,9 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         say(f"journal {error.path}: {error.problem}")
         stderr.write("  choose another file with --journal, or move this one aside\n")
         return EXIT_USAGE
+    if isinstance(error, MissingExtra):
+        say(f"{error}; nothing was done")
+        return EXIT_USAGE
     if isinstance(error, UnknownRun):
         say(f"no run {error.run_id} in the journal; `hostmap history` lists the runs")
         return EXIT_USAGE
@@ -1041,7 +1110,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         if args.command == "export":
             return _cmd_export(args, stdout)
         if args.command == "plan":
-            return _cmd_plan(args, stdout)
+            return _cmd_plan(args, stdout, stderr)
         if args.command == "drain":
             return _cmd_drain(args, stdin, stdout, stderr)
         if args.command == "restore":
@@ -1049,7 +1118,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         if args.command == "maintain":
             return _cmd_maintain(args, stdin, stdout, stderr)
         if args.command == "history":
-            return _cmd_history(args, stdout)
+            return _cmd_history(args, stdout, stderr)
         if args.command == "apply":
             return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
         if args.sim_command == "capture":
