@@ -77,21 +77,22 @@ def figure(timeline: Timeline) -> Any:
     if xs:
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="detour legs", hoverinfo="skip",
                                  line={"dash": "dot", "color": "#555", "width": 1}))
-    marks = [("lower bound", timeline.lower_bound_s, "#444"), ("estimate", timeline.estimated_s, "#1f5fbf")]
+    marks = [("lower bound", timeline.lower_bound_s, "#444", "top left"),
+             ("estimate", timeline.estimated_s, "#1f5fbf", "top right")]
     if timeline.makespan_s is not None:
-        marks.append(("actual makespan", timeline.makespan_s, "#2e9d4f"))
-    for label, x, colour in marks:
+        marks.append(("actual makespan", timeline.makespan_s, "#2e9d4f", "bottom right"))
+    for label, x, colour, where in marks:
         if x > 0:
-            fig.add_vline(x=x, line={"dash": "dash", "color": colour, "width": 1},
-                          annotation={"text": f"{label} {x:.0f} s", "font": {"color": colour}})
+            fig.add_vline(x=x, line={"dash": "dash", "color": colour, "width": 1}, annotation_position=where,
+                          annotation={"text": f"{label} {x:.1f} s", "font": {"color": colour}})
     lanes = list(timeline.lanes)
     fig.update_layout(
         title=timeline.title, barmode="group", bargap=0.25, bargroupgap=0.05, template="plotly_white",
-        height=max(420, LANE_PX * len(lanes) + 180), hovermode="closest", legend={"orientation": "h", "y": -0.08},
+        height=max(420, LANE_PX * len(lanes) + 180), hovermode="closest", legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         xaxis={"title": "seconds from the start", "rangemode": "tozero"},
         yaxis={"title": "host (source of each bar)", "categoryorder": "array", "categoryarray": lanes[::-1],
                "type": "category", "range": [-0.5, len(lanes) - 0.5]},
-        margin={"l": 140, "r": 30, "t": 60, "b": 60},
+        margin={"l": 140, "r": 30, "t": 90, "b": 50},
     )
     return fig
 
