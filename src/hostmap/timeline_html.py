@@ -88,7 +88,8 @@ def figure(timeline: Timeline) -> Any:
     lanes = list(timeline.lanes)
     fig.update_layout(
         title=timeline.title, barmode="group", bargap=0.25, bargroupgap=0.05, template="plotly_white",
-        height=max(420, LANE_PX * len(lanes) + 180), hovermode="closest", legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        height=max(420, LANE_PX * len(lanes) + 180), hovermode="closest",
+        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         xaxis={"title": "seconds from the start", "rangemode": "tozero"},
         yaxis={"title": "host (source of each bar)", "categoryorder": "array", "categoryarray": lanes[::-1],
                "type": "category", "range": [-0.5, len(lanes) - 0.5]},
