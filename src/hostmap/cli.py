@@ -37,15 +37,17 @@ from hostmap.errors import (
     InfeasiblePlanError,
     InputError,
     InputErrors,
+    MissingExtra,
     NotLiveMigratable,
     PolicyError,
     UnknownHostError,
     ZoneError,
 )
 from hostmap.executor import Answer, ExecutorOptions
-from hostmap.journal import JournalError, ServiceChange, UnknownRun
+from hostmap.journal import JournalError, RunDetail, ServiceChange, UnknownRun
 from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
+from hostmap.reporter import LegRecorder, Reporter
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
 from hostmap.state_dir import default_state_dir, private_dir
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from hostmap.hostmap_file import HostMap
     from hostmap.listing import Listing
     from hostmap.restore import Restore
+    from hostmap.timeline import Timeline
 
 EXIT_OK = 0
 #: Seconds between an anti-affine member leaving a host and another arriving: nova's scheduler_instance_sync_interval
@@ -168,6 +171,29 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                             "cloud)")
 
 
+def _timeline_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeline", metavar="FILE.html", default=None,
+                        help="also draw the schedule as a self-contained HTML page (needs hostmap[timeline])")
+
+
+def _write_timeline(path: str | None, timeline: Callable[[], Timeline], stderr: IO[str]) -> None:
+    """Draw the timeline to `path` when one was asked for (the check for plotly comes first, in `need_plotly`)."""
+    if not path:
+        return
+    from hostmap.timeline_html import write_html
+
+    write_html(timeline(), path)
+    stderr.write(f"hostmap: timeline written to {path}\n")
+
+
+def _need_plotly(path: str | None) -> None:
+    """Refuse --timeline before anything runs when plotly is missing."""
+    if path:
+        from hostmap.timeline_html import require_plotly
+
+        require_plotly()
+
+
 def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = None) -> None:
     """The options of a run that migrates: `apply`, and `drain`/`restore` with --apply."""
     parser.add_argument("-y", "--yes", "--y", action="store_true", help="do not prompt before each migration")
@@ -211,6 +237,7 @@ def _args_plan(parser: argparse.ArgumentParser, formats: bool) -> None:
     parser.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
     if formats:
         _format_option(parser)
+    _timeline_option(parser)
     _schedule_options(parser)
 
 
@@ -266,6 +293,7 @@ def _args_apply(parser: argparse.ArgumentParser, formats: bool) -> None:
     parser.add_argument("host_map", metavar="MAP", help="host map file (JSON, or YAML by extension)")
     if formats:
         _format_option(parser)
+    _timeline_option(parser)
     _run_options(parser)
     _schedule_options(parser)
 
@@ -277,6 +305,7 @@ def _args_history(parser: argparse.ArgumentParser, formats: bool) -> None:
         _format_option(parser)
     parser.add_argument("--journal", metavar="FILE", default=None, help="the journal to read")
     parser.add_argument("--limit", type=_positive_int, default=50, help="how many runs to list (default 50)")
+    _timeline_option(parser)
 
 
 @dataclass(frozen=True)
@@ -318,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sim_sub.add_parser("serve", help="serve the simulated cloud and print the OS_* variables that reach it")
     serve.add_argument("--scenario", metavar="FILE", default=None, help="scenario file (default: the demo)")
     serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
+    capture = sim_sub.add_parser("capture", parents=[common],
+                                 help="write a scenario file of the cloud (read-only), to rehearse on its twin")
+    capture.add_argument("-o", "--output", metavar="FILE", default=None, help="write the scenario to FILE")
+    capture.add_argument("--journal", metavar="FILE", default=None,
+                         help="the journal whose runs on this cloud give measured copy rates (default: hostmap's)")
+    capture.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
+                         help="each host's migration network where the journal measured nothing (default 10)")
+    capture.add_argument("--stream-gbps", type=_positive_float, default=None, metavar="G",
+                         help="the most one live migration moves where the journal measured nothing (default 8)")
     return parser
 
 
@@ -578,16 +616,20 @@ def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _cmd_plan(args: argparse.Namespace, stdout: IO[str]) -> int:
+def _cmd_plan(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from hostmap.listing import plan_listing
     from hostmap.report import print_plan
     from hostmap.serialise import plan_json
+    from hostmap.timeline import build_timeline
 
+    _need_plotly(args.timeline)
     with _session(args) as session:
         inventory = session.cloud.inventory()
         the_plan = _make_plan(args, session, inventory)
         _show(args, stdout, plan_listing(plan_json(the_plan, inventory)),
               lambda: print_plan(the_plan, inventory, stdout, args.format))
+    _write_timeline(args.timeline, lambda: build_timeline(plan_json(the_plan, inventory), title=f"hostmap plan: "
+                    f"{args.host_map}", touched=session.params.touched), stderr)
     return EXIT_OK
 
 
@@ -871,11 +913,33 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     from hostmap.hostmap_file import read_host_map
 
     host_map, map_text = read_host_map(args.host_map)
+    timeline_path = getattr(args, "timeline", None)
+    _need_plotly(timeline_path)
+    runs: list[int] = []
+    legs = LegRecorder()
     with _session(args) as session:
         result = _run_map(args, session, host_map, map_text=map_text, stdin=stdin, stdout=stdout, stderr=stderr,
-                          limits=Limits(max_per_host=max_per_host, parallel=parallel))
+                          limits=Limits(max_per_host=max_per_host, parallel=parallel), on_start=runs.append,
+                          watch=[legs])
         _print_result(args, result.result, stdout, stderr)
+    if timeline_path and runs:
+        _write_timeline(timeline_path, lambda: _apply_timeline(args, runs[-1], result.result, legs,
+                                                               session.params.touched), stderr)
     return result.exit_code
+
+
+def _apply_timeline(args: argparse.Namespace, run_id: int, result: RunResult, legs: LegRecorder,
+                    touched: float) -> Timeline:
+    """The run's plan (as the journal stored it) beside each leg as it happened, on the run's own clock."""
+    from hostmap.journal import Journal
+    from hostmap.timeline import ActualMove, build_timeline
+
+    with Journal.open(Path(args.journal) if args.journal else None) as journal:
+        plan = journal.run(run_id).plan
+    actual = [ActualMove(m.server_id, m.server_name, m.source, m.target, m.outcome, m.reason, m.started_s,
+                         m.finished_s, step + 1) for step, m in sorted(legs.legs.items())]
+    return build_timeline(plan, title=f"hostmap apply {args.host_map} (run {run_id})", actual=actual,
+                          touched=touched, makespan_s=result.makespan_s)
 
 
 @dataclass(frozen=True)
@@ -886,7 +950,7 @@ class _Ran:
 
 def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, map_text: str, stdin: IO[str],
              stdout: IO[str], stderr: IO[str], limits: Limits, services: ServiceChanges | None = None,
-             on_start: Callable[[int], None] = lambda run_id: None) -> _Ran:
+             on_start: Callable[[int], None] = lambda run_id: None, watch: Sequence[Reporter] = ()) -> _Ran:
     """Carry `host_map` out as `apply` does (prompts, journal, resume, Ctrl-C), switching `services` first."""
     from hostmap.apply import ApplySettings, ServiceChanges, apply_map
     from hostmap.display import LiveDisplay
@@ -894,7 +958,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
 
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
-    reporters = [LogReporter()] + ([live] if live is not None else [])
+    reporters = [LogReporter(), *watch] + ([live] if live is not None else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
                               max_pause_s=args.max_pause_s)
@@ -949,7 +1013,7 @@ def _print_resumed(resumed: RunResult, stderr: IO[str]) -> None:
         stderr.write(f"  {m.server_name}: {m.source} -> {m.target}: {m.outcome}\n")
 
 
-def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
+def _cmd_history(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from hostmap.journal import Journal
     from hostmap.listing import history_listing, history_run_listing
     from hostmap.report import print_history, print_history_run
@@ -961,10 +1025,20 @@ def _cmd_history(args: argparse.Namespace, stdout: IO[str]) -> int:
             _show(args, stdout, history_listing([summary_json(r) for r in runs]),
                   lambda: print_history(runs, stdout, args.format))
         else:
+            _need_plotly(args.timeline)
             detail = journal.run(args.run)
             _show(args, stdout, history_run_listing(history_run_json(detail)),
                   lambda: print_history_run(detail, stdout, args.format))
+            _write_timeline(args.timeline, lambda: _history_timeline(detail), stderr)
     return EXIT_OK
+
+
+def _history_timeline(detail: RunDetail) -> Timeline:
+    from hostmap.timeline import build_timeline, journal_moves
+
+    return build_timeline(detail.plan, title=f"hostmap run {detail.summary.id}: {detail.summary.map_source}",
+                          actual=journal_moves(detail.moves))
+
 
 
 def _emitter(args: argparse.Namespace) -> Callable[[Listing], None] | None:
@@ -1034,6 +1108,36 @@ def _cmd_sim_serve(args: argparse.Namespace, stdout: IO[str]) -> int:
                 time.sleep(3600)
         except KeyboardInterrupt:
             return EXIT_OK
+
+
+def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.capture import PairRate, copy_rates, past_moves, scenario_document
+    from hostmap.journal import Journal, default_journal_path
+    from hostmap.sim.scenario import SERVER_STATUSES
+
+    journal_path = _existing_journal(args.journal) or default_journal_path()
+    with _session(args) as session:
+        snapshot = session.cloud.snapshot()
+        identity = session.cloud.identity
+        params = session.params  # the scenario's in the simulated cloud, with --nic-gbps / --stream-gbps given
+    rates: tuple[PairRate, ...] = ()
+    if journal_path.exists():  # never created by a capture
+        with Journal.open(journal_path) as journal:
+            runs = [journal.run(r.id) for r in journal.runs(limit=1000, cloud=identity)]
+        rates = copy_rates(past_moves(runs), {f.name: f.ram for f in snapshot.flavors}, params)
+    document = scenario_document(snapshot, params, SERVER_STATUSES, rates)
+    text = json.dumps(document, indent=1) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        stdout.write(text)
+    left_out = len(document["captured"]["servers_left_out"])
+    source = f"{len(rates)} host pairs of the journal" if rates else "--nic-gbps/--stream-gbps"
+    stderr.write(f"hostmap: captured {len(document['hosts'])} hosts, {len(document['servers'])} servers, "
+                 f"{len(document['server_groups'])} server groups; copy rates from {source}"
+                 + (f"; {left_out} servers left out (no compute host, or a state not simulated)" if left_out else "")
+                 + "\n")
+    return EXIT_OK
 
 
 # -- errors become words here, and only here -----------------------------------------------------------------
@@ -1201,6 +1305,9 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         say(f"journal {error.path}: {error.problem}")
         stderr.write("  choose another file with --journal, or move this one aside\n")
         return EXIT_USAGE
+    if isinstance(error, MissingExtra):
+        say(f"{error}; nothing was done")
+        return EXIT_USAGE
     if isinstance(error, UnknownRun):
         say(f"no run {error.run_id} in the journal; `hostmap history` lists the runs")
         return EXIT_USAGE
@@ -1214,14 +1321,14 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
     try:
         if getattr(args, "insecure", False):
             stderr.write(f"{prog}: warning: --insecure: the API's TLS certificate is NOT verified\n")
-        if args.command not in ("sim", "history"):
+        if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
             handler = _open_log(args.log_file, stderr)
         if seed:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
         if args.command == "export":
             return _cmd_export(args, stdout)
         if args.command == "plan":
-            return _cmd_plan(args, stdout)
+            return _cmd_plan(args, stdout, stderr)
         if args.command == "drain":
             return _cmd_drain(args, stdin, stdout, stderr)
         if args.command == "restore":
@@ -1229,9 +1336,11 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         if args.command == "maintain":
             return _cmd_maintain(args, stdin, stdout, stderr)
         if args.command == "history":
-            return _cmd_history(args, stdout)
+            return _cmd_history(args, stdout, stderr)
         if args.command == "apply":
             return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
+        if args.sim_command == "capture":
+            return _cmd_sim_capture(args, stdout, stderr)
         return _cmd_sim_serve(args, stdout)
     except HostmapError as error:
         if isinstance(error, InputErrors):

@@ -209,3 +209,15 @@ class ZoneError(HostmapError):
 
     def __str__(self) -> str:
         return "; ".join(f"{v.server} (zone {v.zone}) to {v.host} (zone {v.host_zone})" for v in self.violations)
+
+
+@dataclass
+class MissingExtra(HostmapError):
+    """A feature needs an optional extra that is not installed."""
+
+    feature: str
+    extra: str
+    module: str
+
+    def __str__(self) -> str:
+        return f"{self.feature} needs {self.module}, which is not installed: pip install 'hostmap[{self.extra}]'"

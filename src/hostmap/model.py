@@ -191,6 +191,8 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     #: Seconds a step waits after each of its `settle_after` steps ended.
     group_settle_s: float = 0.0
+    #: Per step, when it is expected to start and end (seconds from the run's start), as the estimate replays it.
+    spans: tuple[tuple[float, float], ...] = ()
 
     @property
     def max_per_host(self) -> int:

@@ -115,3 +115,16 @@ class LogReporter(Reporter):
     def failed(self, step: Step, result: MoveResult) -> None:
         """Log any other outcome with its reason."""
         log.warning("%s: %s -> %s: %s", result.outcome, result.server_name, result.target, explained(result))
+
+
+class LegRecorder(Reporter):
+    """Keeps each step's own result (a detour's legs apart, as the final report merges them): for the timeline."""
+
+    def __init__(self) -> None:
+        self.legs: dict[int, MoveResult] = {}
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        self.legs[step.index] = result
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        self.legs[step.index] = result

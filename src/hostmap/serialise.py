@@ -34,8 +34,11 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
                 "after": [i + 1 for i in step.after],
                 "settle_after": [i + 1 for i in step.settle_after],
                 "estimate_s": round(step.move.estimate_s, 3),
+                "ram_mb": step.move.demand.memory_mb,
                 # Only on cold moves, so that plans without them read exactly as before.
                 **({"cold": True} if step.move.cold else {}),
+                **({"start_s": round(plan.spans[step.index][0], 3), "end_s": round(plan.spans[step.index][1], 3)}
+                   if len(plan.spans) == len(plan.steps) else {}),
             }
             for step in plan.steps
         ],

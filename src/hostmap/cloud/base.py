@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hostmap.errors import CloudError, HostmapError
 from hostmap.model import Inventory
@@ -14,6 +14,9 @@ from hostmap.model import Inventory
 POST_COPY = "running (post-copy)"
 #: Live-migration statuses in which memory is being copied.
 COPYING_STATUSES = frozenset({"running", POST_COPY})
+if TYPE_CHECKING:
+    from hostmap.capture import Snapshot
+
 #: Live-migration statuses after which nova changes the record no more.
 TERMINAL_STATUSES = frozenset({"completed", "error", "failed", "cancelled", "done"})
 #: Terminal statuses that mean the server did not move.
@@ -114,6 +117,10 @@ class Cloud(Protocol):
 
     def inventory(self) -> Inventory:
         """Read hosts (with placement capacity and usage), servers and server groups."""
+        ...
+
+    def snapshot(self) -> Snapshot:
+        """Read, without changing anything, what a scenario of this cloud needs (`hostmap sim capture`)."""
         ...
 
     def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:

@@ -16,6 +16,7 @@ import openstack
 import openstack.config
 import openstack.exceptions as sdk_exc
 
+from hostmap.capture import FlavorRecord, GroupRecord, HostRecord, InventoryRecord, ServerRecord, Snapshot
 from hostmap.cloud.base import (
     ColdMigrationUnsupported,
     IdentityUnavailable,
@@ -273,6 +274,71 @@ class OpenStackCloud:
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
         log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
         return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups)
+
+    @_edge("capture the cloud's hosts, flavors, servers and server groups")
+    def snapshot(self) -> Snapshot:
+        """Read (GET only, every list paged) what a scenario of this cloud needs: `hostmap sim capture`."""
+        compute, placement = self._conn.compute, self._conn.placement
+        version = self.microversion
+        services = {s.host: s for s in compute.services(binary="nova-compute")}
+        providers = {rp.name: rp for rp in placement.resource_providers()}
+        hosts: list[HostRecord] = []
+        for hyp in compute.hypervisors(details=True):
+            name = (hyp.service_details or {}).get("host")
+            if not name:
+                continue
+            service = services.get(name)
+            provider = providers.get(hyp.name)
+            inventories = tuple(
+                InventoryRecord(inv.resource_class, int(inv.total), int(inv.reserved or 0),
+                                float(inv.allocation_ratio or 1.0))
+                for inv in (placement.resource_provider_inventories(provider) if provider is not None else ())
+            )
+            hosts.append(HostRecord(
+                name=name, hypervisor_hostname=hyp.name, inventories=inventories,
+                enabled=service is not None and service.status == "enabled",
+                up=service is not None and service.state == "up",
+                disabled_reason=getattr(service, "disabled_reason", None) or None, zone=_zone_of(service),
+            ))
+        flavors = tuple(
+            FlavorRecord(str(f.id), f.name, int(f.vcpus or 0), int(f.ram or 0), int(f.disk or 0))
+            for f in compute.flavors(details=True)
+        )
+        by_id = {f.id: f for f in flavors}
+        pins_visible = version >= PINNED_ZONE_MICROVERSION
+        servers: list[ServerRecord] = []
+        for raw in compute.servers(details=True, all_projects=True):
+            flavor = raw.flavor
+            known = by_id.get(str(getattr(flavor, "id", "") or ""))
+            name = getattr(flavor, "original_name", None) or (known.name if known else str(getattr(flavor, "id", "")))
+            pinned = getattr(raw, "pinned_availability_zone", None) if pins_visible else None
+            servers.append(ServerRecord(
+                id=raw.id, name=raw.name, flavor=name,
+                vcpus=int(getattr(flavor, "vcpus", 0) or (known.vcpus if known else 0)),
+                ram=int(getattr(flavor, "ram", 0) or (known.ram if known else 0)),
+                disk=int(getattr(flavor, "disk", 0) or (known.disk if known else 0)),
+                host=raw.compute_host or "", status=raw.status or "", project=raw.project_id or "",
+                zone=getattr(raw, "availability_zone", None) or None,
+                pinned_zone=pinned if isinstance(pinned, str) and pinned else None,
+                created_at=str(raw.created_at or ""),
+            ))
+        groups: list[GroupRecord] = []
+        for raw in compute.server_groups(all_projects=True):
+            group = self._group(raw)
+            rules = raw.rules if isinstance(raw.rules, dict) else {}
+            groups.append(GroupRecord(group.id, group.name, group.policy,
+                                      group.max_per_host if rules.get("max_server_per_host") else None,
+                                      group.members, raw.project_id or ""))
+        config = self._conn.config
+        auth = config.auth or {}
+        log.info("captured %d compute hosts, %d flavors, %d servers, %d server groups",
+                 len(hosts), len(flavors), len(servers), len(groups))
+        return Snapshot(
+            hosts=tuple(sorted(hosts, key=lambda h: h.name)), flavors=flavors, servers=tuple(servers),
+            groups=tuple(groups), auth_url=str(auth.get("auth_url", "")), region=config.region_name or "",
+            project=str(auth.get("project_name") or auth.get("project_id") or ""),
+            captured_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), microversion=_version_text(version),
+        )
 
     def _provider_figures(self, provider: Any) -> tuple[Resources, Resources]:
         placement = self._conn.placement

@@ -21,7 +21,7 @@ from hostmap.planner import priorities
 from hostmap.planner.bounds import free_room, lower_bound
 from hostmap.planner.moves import KeyOf, Mv, Request, Stuck
 from hostmap.planner.parking import Parking
-from hostmap.planner.replay import simulate
+from hostmap.planner.replay import simulate, spans
 from hostmap.planner.requests import PassInputs, final_check, pass_inputs, requests_of, unusable
 from hostmap.planner.scheduler import Scheduler
 from hostmap.planner.sequential import sequential_order
@@ -179,6 +179,7 @@ def _plan_moves(
         limits=limits,
         notes=notes,
         group_settle_s=group_settle_s,
+        spans=spans(best.steps, limits, inputs.links, group_settle_s),
     )
 
 

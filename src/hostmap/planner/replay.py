@@ -21,6 +21,16 @@ def simulate(steps: Sequence[Step], limits: Limits, links: Links | None, group_s
     return Replay(steps, limits, links, group_settle_s).run()
 
 
+def spans(
+    steps: Sequence[Step], limits: Limits, links: Links | None, group_settle_s: float = 0.0
+) -> tuple[tuple[float, float], ...]:
+    """Each step's (start, end) in seconds from the run's start, as the executor would run them within `limits`."""
+    replay = Replay(steps, limits, links, group_settle_s)
+    replay.run()
+    return tuple((start, end if end is not None else start)
+                 for start, end in zip(replay.started_at, replay.finished, strict=True))
+
+
 def _index(steps: Sequence[Step]) -> tuple[list[list[int]], dict[str, int], dict[str, list[int]]]:
     """The steps waiting for each step, a number per host, and per source host its steps in index order."""
     children: list[list[int]] = [[] for _ in steps]
@@ -50,6 +60,7 @@ class Replay:
         #: Per source host, ready steps waiting for one of its slots.
         self.parked: dict[str, list[int]] = {}
         self.started = [False] * n
+        self.started_at = [0.0] * n
         self.finished: list[float | None] = [None] * n
         self.flow = Flow(len(self.names), links)
 
@@ -86,6 +97,7 @@ class Replay:
                 continue
             self.busy[move.source] = self.busy.get(move.source, 0) + 1
             self.started[i] = True
+            self.started_at[i] = now
             self.flow.start(i, self.names[move.source], self.names[move.target], move.estimate_s, now)
         for i in held:
             heapq.heappush(self.ready, i)

@@ -484,7 +484,7 @@ def _known_hint(known: tuple[str, ...]) -> str:
 
 _TOP = (
     "hosts", "flavors", "servers", "server_groups", "migration", "api", "auth", "faults", "description", "aggregates",
-    "default_availability_zone", "report_interval_s", "service_down_time_s",
+    "default_availability_zone", "report_interval_s", "service_down_time_s", "captured",
 )
 _HOST = (
     "name", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "cpu_allocation_ratio",
@@ -521,6 +521,8 @@ def parse_scenario(data: object, source: str) -> Scenario:
     top = _Reader(source, "", data, _TOP)
     if top.has("description") and not isinstance(top.data["description"], str):
         raise top.error("description", "must be a string")
+    if top.has("captured") and not isinstance(top.data["captured"], dict):
+        raise top.error("captured", "must be an object (where and when `hostmap sim capture` read the cloud)")
     migration = _parse_migration(source, top.data.get("migration"))
     hosts = _parse_hosts(source, top.items("hosts", required=True))
     default_zone = top.string("default_availability_zone", DEFAULT_ZONE)
