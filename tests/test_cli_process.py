@@ -110,6 +110,42 @@ def test_log_file_is_private_and_names_actions(tmp_path: Path) -> None:
     assert "migrated: web-0 to compute004" in text
 
 
+def test_sigterm_is_taken_as_a_first_ctrl_c_and_exits_143(served: dict[str, str], tmp_path: Path) -> None:
+    """SIGTERM (systemd, timeout, CI runners) once: nothing new starts, the migration in flight is watched to its
+    end, the report printed, exit 143."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    log = tmp_path / "log"
+    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log),
+                       env=_env_with(served))
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "started:" in log.read_text()):
+        assert time.monotonic() < deadline, "no migration started within 60 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    outcomes = sorted(m["outcome"] for m in json.loads(out)["moves"])
+    assert outcomes == ["migrated", "not_started"]
+    assert "terminated (SIGTERM): starting no new migrations" in err
+
+
+def test_sighup_does_not_stop_a_run_started_with_yes(served: dict[str, str], tmp_path: Path) -> None:
+    """A lost terminal (SIGHUP) during a run started with --yes: the run goes on to its map and exits 0."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    log = tmp_path / "log"
+    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log),
+                       env=_env_with(served))
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "started:" in log.read_text()):
+        assert time.monotonic() < deadline, "no migration started within 60 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert sorted(m["outcome"] for m in json.loads(out)["moves"]) == ["migrated", "migrated"]
+    assert "SIGHUP" in log.read_text()
+
+
 def test_ctrl_c_once_finishes_in_flight_and_exits_130(served: dict[str, str], tmp_path: Path) -> None:
     """Ctrl-C once: nothing new starts, the migration in flight is watched to its end, the report printed, exit 130."""
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})

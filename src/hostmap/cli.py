@@ -886,26 +886,48 @@ def _status(inventory: Inventory, server_id: str) -> str:
 
 
 class _Interrupts:
-    """Counts Ctrl-C presses during a run instead of dying on the first one; the third one exits at once."""
+    """Counts Ctrl-C presses (and SIGTERMs, which count alike) during a run instead of dying on the first one;
+    the third one exits at once."""
 
     def __init__(self, stderr: IO[str]) -> None:
         self.count = 0
         self._stderr = stderr
         #: True while a prompt waits for the operator: Ctrl-C then ends the prompt (as "quit").
         self.prompting = False
+        #: The signal that came first (SIGINT or SIGTERM): the run's exit code is 128 + it, as a shell expects.
+        self.first: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.first or signal.SIGINT)
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        self.first = self.first or signum
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        again = "SIGTERM or Ctrl-C again" if signum == signal.SIGTERM else "Ctrl-C again"
         if self.prompting or self.count >= 3:
             if self.count >= 3:
-                self._stderr.write("\nhostmap: interrupted three times: exiting now; migrations still in flight go "
+                self._stderr.write(f"\nhostmap: {what} three times: exiting now; migrations still in flight go "
                                    "on in nova, and the next `hostmap apply` watches them\n")
             raise KeyboardInterrupt
         if self.count == 1:
-            self._stderr.write("\nhostmap: interrupted: starting no new migrations; in-flight ones are watched to "
-                               "their end (Ctrl-C again to abort them)\n")
+            self._stderr.write(f"\nhostmap: {what}: starting no new migrations; in-flight ones are watched to "
+                               f"their end ({again} to abort them)\n")
         else:
-            self._stderr.write("\nhostmap: interrupted again: aborting in-flight migrations\n")
+            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight migrations\n")
+
+
+def _on_hangup(signum: int, frame: FrameType | None) -> None:
+    """The terminal went away during a run started with --yes: the run goes on; what it would print there goes to
+    /dev/null (the log and the journal still have it)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                os.dup2(null, fd)
+    os.close(null)
+    log.warning("SIGHUP: the terminal went away; the run goes on (started with --yes)")
 
 
 def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
@@ -975,7 +997,10 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
     settings = ApplySettings(options, journal, duration_model(session.params), nic_links(session.params),
                              getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S), limits,
                              cold=getattr(args, "cold", False))
-    previous = signal.signal(signal.SIGINT, interrupts) if _main_thread() else None
+    handled = [signal.SIGINT, signal.SIGTERM]
+    previous = {signum: signal.signal(signum, interrupts) for signum in handled} if _main_thread() else {}
+    if previous and args.yes and hasattr(signal, "SIGHUP"):
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _on_hangup)
     try:
         result = apply_map(
             session.cloud, cloud_key=session.cloud.identity, clock=session.clock, host_map=host_map,
@@ -985,10 +1010,11 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
             services=services or ServiceChanges(), on_service=on_service, on_start=on_start,
         )
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     if interrupts.count:
-        return _Ran(result, EXIT_INTERRUPTED)
+        return _Ran(result, interrupts.exit_code)
     if result.identity_lost:  # keystone did not answer through its retries: a cloud failure, as at start-up
         return _Ran(result, EXIT_CLOUD)
     return _Ran(result, EXIT_OK if result.reached else EXIT_INCOMPLETE)
