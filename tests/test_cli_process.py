@@ -96,6 +96,55 @@ def test_insecure_warns(start_sim: Callable[..., Running], tmp_path: Path, monke
     assert "warning: --insecure" in result.err
 
 
+def test_os_insecure_warns_as_insecure_does(start_sim: Callable[..., Running], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """OS_INSECURE=true turns verification off as --insecure does, and gets the same warning."""
+    running = start_sim()
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    for name, value in running.sim.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OS_INSECURE", "true")
+    result = run_cli(["export", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert "warning: OS_INSECURE: the API's TLS certificate is NOT verified" in result.err
+
+
+def test_clouds_yaml_verify_false_warns(start_sim: Callable[..., Running], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`verify: false` in a clouds.yaml entry gets the same warning, naming the cloud."""
+    running = start_sim()
+    env = running.sim.env()
+    clouds = {"clouds": {"lab": {
+        "auth": {"auth_url": env["OS_AUTH_URL"], "username": env["OS_USERNAME"], "password": env["OS_PASSWORD"],
+                 "project_name": env["OS_PROJECT_NAME"], "user_domain_name": env["OS_USER_DOMAIN_NAME"],
+                 "project_domain_name": env["OS_PROJECT_DOMAIN_NAME"]},
+        "region_name": env["OS_REGION_NAME"], "identity_api_version": 3, "verify": False,
+    }}}
+    config = tmp_path / "clouds.yaml"
+    config.write_text(yaml.safe_dump(clouds))
+    for name in list(os.environ):
+        if name.startswith("OS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    result = run_cli(["export", "--os-cloud", "lab", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert "cloud lab" in result.err
+    assert "TLS certificate is NOT verified" in result.err
+
+
+def test_a_verified_cloud_gets_no_warning(start_sim: Callable[..., Running], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With verification on, no TLS warning is printed."""
+    running = start_sim()
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    monkeypatch.delenv("OS_INSECURE", raising=False)
+    for name, value in running.sim.env().items():
+        monkeypatch.setenv(name, value)
+    result = run_cli(["export", "--log-file", str(tmp_path / "log")])
+    assert result.code == 0, result.err
+    assert "NOT verified" not in result.err
+
+
 def test_log_file_is_private_and_names_actions(tmp_path: Path) -> None:
     """The log file is created 0600 and records every migration request and outcome."""
     data = write_json(tmp_path / "scenario.json", scenario())

@@ -1,4 +1,5 @@
-"""Errors that stay readable at any size: a capped list, the nearest names, every problem in the log, logs pruned."""
+"""Errors that stay readable at any size (a capped list, the nearest names, every problem in the log), and the
+state directory: logs pruned, the directory private."""
 
 from __future__ import annotations
 
@@ -79,3 +80,10 @@ def test_a_command_prunes_the_default_log_directory(
         (logs / f"hostmap-2020{i:04d}-000000-1.log").write_text("x")
     assert run_cli(["export"]).code == 0
     assert len(list(logs.glob("hostmap-*.log"))) == 50
+
+
+def test_the_state_directory_is_private(private_state: Path, env_cloud: Callable[..., Running]) -> None:
+    """The state directory that holds logs, journals and locks (whose names include the auth URL) is created 0700."""
+    env_cloud()
+    assert run_cli(["export"]).code == 0
+    assert (private_state / "hostmap").stat().st_mode & 0o777 == 0o700

@@ -1341,12 +1341,24 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     return EXIT_INCOMPLETE
 
 
+def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> None:
+    """One warning, whichever way TLS verification was turned off (--insecure, OS_INSECURE, clouds.yaml)."""
+    if getattr(args, "emit", None) is not None or not hasattr(args, "insecure"):
+        return  # the openstack client's own connection, or a command that talks to no cloud
+    if getattr(args, "sim", False) or getattr(args, "sim_scenario", None):
+        return
+    from hostmap.cloud.openstack import ConnectOptions, tls_unverified
+
+    where = tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+    if where is not None:
+        stderr.write(f"{prog}: warning: {where}: the API's TLS certificate is NOT verified\n")
+
+
 def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
               seed: bool) -> int:
     handler: logging.Handler | None = None
     try:
-        if getattr(args, "insecure", False):
-            stderr.write(f"{prog}: warning: --insecure: the API's TLS certificate is NOT verified\n")
+        _warn_unverified(args, stderr, prog)
         if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
             handler = _open_log(args.log_file, stderr)
         if seed:

@@ -71,6 +71,24 @@ class ConnectOptions:
     cacert: str | None = None
 
 
+def tls_unverified(options: ConnectOptions) -> str | None:
+    """Where certificate verification is turned off for this cloud, if it is: `--insecure`, `OS_INSECURE`, or
+    `verify: false` / `insecure: true` in clouds.yaml; None when it is on (or the configuration cannot be read,
+    which connecting then reports). Reads the configuration only; contacts nothing."""
+    if options.insecure:
+        return "--insecure"
+    try:
+        region = openstack.config.OpenStackConfig().get_one(cloud=options.cloud)
+        verify, _ = region.get_requests_verify_args()
+    except Exception:  # any configuration problem is reported by connect(), in its own words
+        return None
+    if verify is not False:
+        return None
+    if os.environ.get("OS_INSECURE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "OS_INSECURE"
+    return f"clouds.yaml (cloud {region.name}: verify: false or insecure: true)"
+
+
 class KeystoneUnavailable(ksa_exc.ClientException):
     """Keystone (discovery or a token request) failed every retry; raised inside keystoneauth, so no request went."""
 
