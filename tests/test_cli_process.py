@@ -195,6 +195,26 @@ def test_sighup_does_not_stop_a_run_started_with_yes(served: dict[str, str], tmp
     assert "SIGHUP" in log.read_text()
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_maintains_drain_stops_the_rollout_with_its_exit_code(
+    served: dict[str, str], tmp_path: Path, signum: int, code: int
+) -> None:
+    """Ctrl-C (or SIGTERM) while maintain drains its first host: the drain's migration in flight ends, the command
+    is never run, and maintain exits 130 (or 143)."""
+    log = tmp_path / "log"
+    ran = tmp_path / "ran"
+    process = _hostmap("maintain", "compute001", "--exec", f"touch {ran}", "--yes", "-f", "json",
+                       "--log-file", str(log), env=_env_with(served))
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "started:" in log.read_text()):
+        assert time.monotonic() < deadline, "no migration started within 60 s"
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    assert not ran.exists()
+
+
 def test_ctrl_c_once_finishes_in_flight_and_exits_130(served: dict[str, str], tmp_path: Path) -> None:
     """Ctrl-C once: nothing new starts, the migration in flight is watched to its end, the report printed, exit 130."""
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})

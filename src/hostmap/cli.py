@@ -770,6 +770,8 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
                                   up_timeout_s=args.up_timeout, rerun_exec=args.rerun_exec,
                                   command=args.exec_command, group_settle_s=args.group_settle)
 
+        interrupted: list[int] = []  # the exit code of a run a signal stopped (130 for Ctrl-C, 143 for SIGTERM)
+
         def run_map(document: Mapping[str, list[str]], services: ServiceChanges,
                     label: str) -> tuple[RunResult, int | None]:
             started: list[int] = []
@@ -778,6 +780,8 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
                            stdout=stdout, stderr=stderr, limits=limits, services=services, on_start=started.append)
             if args.format == "table":
                 _print_result(args, ran.result, stdout, stderr)
+            if ran.result.interrupted:
+                interrupted.append(ran.exit_code)
             return ran.result, (started[0] if started else None)
 
         shell = _Shell(args.exec_command, args.exec_timeout, session.env)
@@ -790,7 +794,8 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
                 shell.kill_all()
     _show(args, stdout, maintain_listing(maintain_json(result)), lambda: print_maintain(result, stdout, args.format))
     if any(run.interrupted for run in result.runs):
-        return EXIT_INTERRUPTED  # Ctrl-C during a drain or a restore: the rollout stopped there
+        # Ctrl-C (or SIGTERM) during a drain or a restore: the rollout stopped there.
+        return interrupted[0] if interrupted else EXIT_INTERRUPTED
     if result.stopped is None:
         return EXIT_OK
     return EXIT_INCOMPLETE
