@@ -53,6 +53,24 @@ def _env_with(variables: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _wait_for_a_migration(log: Path) -> None:
+    """Wait (at most 60 s) until the run's log says a migration started."""
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "started:" in log.read_text()):
+        assert time.monotonic() < deadline, "no migration started within 60 s"
+        time.sleep(0.05)
+
+
+def _apply_two_moves(served: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """`hostmap apply --yes -f json` of web-0 and web-1 onto compute004 in its own process, once a migration
+    started; the process and its log file."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    log = tmp_path / "log"
+    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log), env=_env_with(served))
+    _wait_for_a_migration(log)
+    return process, log
+
+
 def test_sim_serve_prints_variables_any_client_can_use(served: dict[str, str], tmp_path: Path) -> None:
     """sim serve prints export lines at once, and hostmap in another process reaches the cloud with them."""
     assert served["OS_AUTH_URL"].startswith("http://127.0.0.1:")
@@ -63,23 +81,28 @@ def test_sim_serve_prints_variables_any_client_can_use(served: dict[str, str], t
     assert json.loads(result.stdout)["compute001"] == ["web-0", "web-1"]
 
 
-def test_os_cloud_reads_clouds_yaml(start_sim: Callable[..., Running], tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """--os-cloud NAME takes auth from clouds.yaml, as the openstack client does."""
-    running = start_sim()
+def _use_clouds_yaml(running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                     **settings: object) -> None:
+    """A clouds.yaml with one entry `name` for the simulated cloud (and `settings`), and no OS_* variable set."""
     env = running.sim.env()
-    clouds = {"clouds": {"rehearsal": {
+    clouds = {"clouds": {name: {
         "auth": {"auth_url": env["OS_AUTH_URL"], "username": env["OS_USERNAME"], "password": env["OS_PASSWORD"],
                  "project_name": env["OS_PROJECT_NAME"], "user_domain_name": env["OS_USER_DOMAIN_NAME"],
                  "project_domain_name": env["OS_PROJECT_DOMAIN_NAME"]},
-        "region_name": env["OS_REGION_NAME"], "identity_api_version": 3,
+        "region_name": env["OS_REGION_NAME"], "identity_api_version": 3, **settings,
     }}}
     config = tmp_path / "clouds.yaml"
     config.write_text(yaml.safe_dump(clouds))
-    for name in list(os.environ):
-        if name.startswith("OS_"):
-            monkeypatch.delenv(name)
+    for variable in list(os.environ):
+        if variable.startswith("OS_"):
+            monkeypatch.delenv(variable)
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+
+
+def test_os_cloud_reads_clouds_yaml(start_sim: Callable[..., Running], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--os-cloud NAME takes auth from clouds.yaml, as the openstack client does."""
+    _use_clouds_yaml(start_sim(), tmp_path, monkeypatch, "rehearsal")
     result = run_cli(["export", "--os-cloud", "rehearsal", "--log-file", str(tmp_path / "log")])
     assert result.code == 0, result.err
     assert "compute004" in result.json()
@@ -112,20 +135,7 @@ def test_os_insecure_warns_as_insecure_does(start_sim: Callable[..., Running], t
 def test_clouds_yaml_verify_false_warns(start_sim: Callable[..., Running], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """`verify: false` in a clouds.yaml entry gets the same warning, naming the cloud."""
-    running = start_sim()
-    env = running.sim.env()
-    clouds = {"clouds": {"lab": {
-        "auth": {"auth_url": env["OS_AUTH_URL"], "username": env["OS_USERNAME"], "password": env["OS_PASSWORD"],
-                 "project_name": env["OS_PROJECT_NAME"], "user_domain_name": env["OS_USER_DOMAIN_NAME"],
-                 "project_domain_name": env["OS_PROJECT_DOMAIN_NAME"]},
-        "region_name": env["OS_REGION_NAME"], "identity_api_version": 3, "verify": False,
-    }}}
-    config = tmp_path / "clouds.yaml"
-    config.write_text(yaml.safe_dump(clouds))
-    for name in list(os.environ):
-        if name.startswith("OS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    _use_clouds_yaml(start_sim(), tmp_path, monkeypatch, "lab", verify=False)
     result = run_cli(["export", "--os-cloud", "lab", "--log-file", str(tmp_path / "log")])
     assert result.code == 0, result.err
     assert "cloud lab" in result.err
@@ -162,14 +172,7 @@ def test_log_file_is_private_and_names_actions(tmp_path: Path) -> None:
 def test_sigterm_is_taken_as_a_first_ctrl_c_and_exits_143(served: dict[str, str], tmp_path: Path) -> None:
     """SIGTERM (systemd, timeout, CI runners) once: nothing new starts, the migration in flight is watched to its
     end, the report printed, exit 143."""
-    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
-    log = tmp_path / "log"
-    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log),
-                       env=_env_with(served))
-    deadline = time.monotonic() + 60
-    while not (log.exists() and "started:" in log.read_text()):
-        assert time.monotonic() < deadline, "no migration started within 60 s"
-        time.sleep(0.05)
+    process, _log = _apply_two_moves(served, tmp_path)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
@@ -180,14 +183,7 @@ def test_sigterm_is_taken_as_a_first_ctrl_c_and_exits_143(served: dict[str, str]
 
 def test_sighup_does_not_stop_a_run_started_with_yes(served: dict[str, str], tmp_path: Path) -> None:
     """A lost terminal (SIGHUP) during a run started with --yes: the run goes on to its map and exits 0."""
-    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
-    log = tmp_path / "log"
-    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log),
-                       env=_env_with(served))
-    deadline = time.monotonic() + 60
-    while not (log.exists() and "started:" in log.read_text()):
-        assert time.monotonic() < deadline, "no migration started within 60 s"
-        time.sleep(0.05)
+    process, log = _apply_two_moves(served, tmp_path)
     process.send_signal(signal.SIGHUP)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
@@ -205,10 +201,7 @@ def test_a_signal_during_maintains_drain_stops_the_rollout_with_its_exit_code(
     ran = tmp_path / "ran"
     process = _hostmap("maintain", "compute001", "--exec", f"touch {ran}", "--yes", "-f", "json",
                        "--log-file", str(log), env=_env_with(served))
-    deadline = time.monotonic() + 60
-    while not (log.exists() and "started:" in log.read_text()):
-        assert time.monotonic() < deadline, "no migration started within 60 s"
-        time.sleep(0.05)
+    _wait_for_a_migration(log)
     process.send_signal(signum)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == code, err
@@ -217,14 +210,7 @@ def test_a_signal_during_maintains_drain_stops_the_rollout_with_its_exit_code(
 
 def test_ctrl_c_once_finishes_in_flight_and_exits_130(served: dict[str, str], tmp_path: Path) -> None:
     """Ctrl-C once: nothing new starts, the migration in flight is watched to its end, the report printed, exit 130."""
-    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
-    log = tmp_path / "log"
-    process = _hostmap("apply", str(host_map), "--yes", "-f", "json", "--log-file", str(log),
-                       env=_env_with(served))
-    deadline = time.monotonic() + 60
-    while not (log.exists() and "started:" in log.read_text()):
-        assert time.monotonic() < deadline, "no migration started within 60 s"
-        time.sleep(0.05)
+    process, _log = _apply_two_moves(served, tmp_path)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
