@@ -43,6 +43,10 @@ def test_keystone_outage_during_token_renewal_is_survived(tmp_path: Path) -> Non
     result = _apply(tmp_path, [_token_fault(from_s=3, count=3)], auth={"token_ttl_s": 5})
     assert result.code == 0, result.err
     assert [m["outcome"] for m in result.json()["moves"]] == ["migrated"] * 3
+    # The renewal met the outage: each of the three refused token requests was retried.
+    log = (tmp_path / "log").read_text().splitlines()
+    retried = [line for line in log if "keystone" in line and "retrying" in line]
+    assert len(retried) == 3
 
 
 def test_keystone_down_mid_run_exits_4_and_starts_nothing_more(tmp_path: Path) -> None:

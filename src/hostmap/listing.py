@@ -114,8 +114,6 @@ def cell(value: Any) -> str:
         return ""
     if isinstance(value, list | tuple):
         return ",".join(cell(v) for v in value)
-    if isinstance(value, bool):
-        return str(value)
     return str(value)
 
 

@@ -79,7 +79,7 @@ class StallWatch:
         oldest, newest = self.samples[0], self.samples[-1]
         span = newest.since(oldest)
         no_new_minimum = newest.since(self.best_at) if newest is not self.best_at else 0.0
-        measured = rates(oldest, newest)
+        measured = self.rates()
         if measured is None:
             return None
         copy, dirty = measured

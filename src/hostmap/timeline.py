@@ -1,7 +1,8 @@
 """The schedule as data for a picture or a table (pure): bars per migration, planned and actual, and host milestones.
 
 It reads the plan as its JSON document (`serialise.plan_json`, also stored in the journal), so `plan`, `apply` and
-`history RUN` build it alike; `timeline_html.py` draws it, `report.py` words the milestones.
+`history RUN` build it alike; `timeline_html.py` draws it. `milestones` (when each emptied host is empty, each
+filled one full) is ready for the plan and history tables, which do not print it yet.
 """
 
 from __future__ import annotations

@@ -54,10 +54,9 @@ def _bars(go: Any, bars: Sequence[Bar], kind: str, outcome: str) -> Any:
 
 def figure(timeline: Timeline) -> Any:
     """The plotly figure of `timeline`."""
-    try:
-        import plotly.graph_objects as go
-    except ImportError:
-        raise MissingExtra("--timeline", "timeline", "plotly") from None
+    require_plotly()
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     groups: dict[tuple[str, str], list[Bar]] = {}
     for bar in timeline.bars:

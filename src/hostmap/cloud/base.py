@@ -176,10 +176,6 @@ class Cloud(Protocol):
         """Confirm a server's finished cold migration (VERIFY_RESIZE): nova frees the source (`confirmResize`)."""
         ...
 
-    def revert_resize(self, server_id: str) -> None:
-        """Revert a server's finished cold migration (VERIFY_RESIZE): nova puts it back on its source."""
-        ...
-
     def set_service(self, host: str, *, enabled: bool, reason: str | None = None) -> None:
         """Enable or disable (with `reason`) the nova-compute service of `host` (PUT os-services/{id}, 2.53+).
 

@@ -440,10 +440,6 @@ class OpenStackCloud:
         """POST confirmResize (204)."""
         self._post_resize_action(server_id, "confirmResize", "confirm the cold migration of")
 
-    def revert_resize(self, server_id: str) -> None:
-        """POST revertResize (202)."""
-        self._post_resize_action(server_id, "revertResize", "revert the cold migration of")
-
     def _post_resize_action(self, server_id: str, name: str, what: str) -> None:
         action = f"{what} server {server_id}"
         log.info("POST %s server %s", name, server_id)
