@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +67,22 @@ def browser(tmp_path: Path) -> Any:
     driver.quit()
 
 
-def test_timeline_renders_2000_bars_quickly_without_console_errors(browser: Any, tmp_path: Path) -> None:
-    """A timeline of 2,000 migrations opens from a local file in under 2 s, one bar per move, no console error."""
+def test_timeline_renders_2000_bars_without_console_errors(browser: Any, tmp_path: Path) -> None:
+    """A timeline of 2,000 migrations opens from a local file with one bar per move, no console error and nothing
+    fetched from the network (how fast it loads is measured by bench/bench_timeline.py, not asserted here)."""
     plan = _plan(2000, 200)
     page = tmp_path / "timeline.html"
     write_html(build_timeline(plan, title="2,000 migrations"), page)
-    began = time.monotonic()
     browser.get(page.as_uri())
     bars = browser.execute_script(
         "const g = document.getElementById('hostmap-timeline');"
         "return g && g._fullLayout ? document.querySelectorAll('.barlayer .point').length : -1;")
-    loaded_s = time.monotonic() - began
     assert bars == 2000
     errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert errors == []
     fetched = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith('file:'));")
     assert fetched == []
-    assert loaded_s < 2.0, f"the page took {loaded_s:.2f} s to load and draw"
     small = build_timeline(_plan(24, 6), title="hostmap plan: 24 migrations on 6 hosts")
     write_html(small, tmp_path / "small.html")
     browser.set_window_size(1100, 520)
