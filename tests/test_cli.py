@@ -72,6 +72,36 @@ def test_export_round_trips_through_apply(tmp_path: Path, env_cloud: Callable[..
     assert running.sim.state.mutating_request_count() == 0
 
 
+def test_export_keeps_an_existing_file_unless_forced(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """export -o refuses to overwrite a saved placement (exit 2, file untouched) and overwrites it with --force."""
+    env_cloud()
+    out = tmp_path / "saved.json"
+    out.write_text('{"compute004": ["web-0"]}')
+    refused = run_cli(["export", "-o", str(out), "--log-file", str(tmp_path / "log")])
+    assert refused.code == 2, refused.err
+    assert "already exists" in refused.err
+    assert "--force" in refused.err
+    assert out.read_text() == '{"compute004": ["web-0"]}'
+    assert run_cli(["export", "-o", str(out), "--force", "--log-file", str(tmp_path / "log")]).code == 0
+    assert json.loads(out.read_text())["compute001"] == ["web-0", "web-1"]
+
+
+def test_export_writes_yaml_by_extension_or_format(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """export -o MAP.yaml writes YAML that load_host_map reads back, and -f yaml prints the map as YAML."""
+    from hostmap.hostmap_file import load_host_map
+
+    env_cloud()
+    out = tmp_path / "placement.yaml"
+    assert run_cli(["export", "-o", str(out), "--log-file", str(tmp_path / "log")]).code == 0
+    assert not out.read_text().lstrip().startswith("{")
+    loaded = load_host_map(str(out))
+    printed = run_cli(["export", "-f", "yaml", "--log-file", str(tmp_path / "log")])
+    assert printed.code == 0, printed.err
+    assert printed.out.startswith("compute001:\n- web-0\n- web-1\n"), printed.out
+    json_map = run_cli(["export", "--log-file", str(tmp_path / "log")]).json()
+    assert {host: [entry.ref for entry in entries] for host, entries in loaded.hosts} == json_map
+
+
 @pytest.mark.parametrize(
     ("host_map", "fragment"),
     [

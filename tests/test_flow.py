@@ -156,6 +156,16 @@ def test_estimate_rates_can_be_given_for_a_real_cloud(tmp_path: Path) -> None:
     assert slow.json()["estimated_s"] > 3 * default.json()["estimated_s"]
 
 
+def test_a_zero_rate_is_refused_in_its_own_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--nic-gbps 0 is a usage error that speaks of a rate in Gbit/s, not of seconds."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    result = run_cli(["plan", str(host_map), "--log-file", str(tmp_path / "log"), "--nic-gbps", "0"])
+    assert result.code == 2
+    err = result.err + capsys.readouterr().err  # argparse writes its usage errors to sys.stderr itself
+    assert "must be a positive rate in Gbit/s, got '0'" in err
+    assert "seconds" not in err
+
+
 def test_estimate_rates_too_slow_to_converge_are_refused(tmp_path: Path) -> None:
     """An estimate rate at or below the guests' dirtying rate is a usage error (exit 2), not a traceback."""
     path = write_json(tmp_path / "scenario.json", scenario())

@@ -106,3 +106,18 @@ def test_every_problem_is_reported() -> None:
     with pytest.raises(InputErrors) as caught:
         _resolve({"compute099": ["web-0"], "compute002": ["nope"]})
     assert len(caught.value.errors) == 2
+
+
+@pytest.mark.parametrize(("status", "hint"), [
+    ("MIGRATING", "wait until its current operation ends (MIGRATING), then run again"),
+    ("SUSPENDED", "resume it first (openstack server resume 66666666-6666-4666-8666-666666666666)"),
+    ("VERIFY_RESIZE", "openstack server resize confirm 66666666-6666-4666-8666-666666666666"),
+])
+def test_an_unmovable_server_is_told_what_its_own_state_needs(status: str, hint: str) -> None:
+    """The hint for an unmovable server fits its state: a migrating server is told to wait, not to start."""
+    sid = "66666666-6666-4666-8666-666666666666"
+    inventory = Inventory(hosts=INVENTORY.hosts, servers=(_server(sid, "odd-0", "compute001", status=status),))
+    with pytest.raises(InputError) as caught:
+        resolve(parse_host_map({"compute002": ["odd-0"]}, "map.json"), inventory)
+    assert hint in caught.value.hint, caught.value.hint
+    assert "unpause" not in caught.value.hint

@@ -98,6 +98,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive rate in Gbit/s, got {text!r}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -163,10 +173,10 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                         help="cold-migrate SHUTOFF servers (nova's migrate to the chosen host, then confirm the "
                              "resize; they stay SHUTOFF) instead of refusing them; needs compute API 2.56")
     model = parser.add_argument_group("estimates (they order the plan and predict its duration; nothing else)")
-    model.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
+    model.add_argument("--nic-gbps", type=_positive_rate, default=None, metavar="G",
                        help="each compute host's migration network, Gbit/s per direction (default 10; the "
                             "scenario's in the simulated cloud)")
-    model.add_argument("--stream-gbps", type=_positive_float, default=None, metavar="G",
+    model.add_argument("--stream-gbps", type=_positive_rate, default=None, metavar="G",
                        help="the most one live migration moves, Gbit/s (default 8; the scenario's in the simulated "
                             "cloud)")
 
@@ -227,10 +237,15 @@ def _format_option(parser: argparse.ArgumentParser, default: str | None = "table
 
 
 def _args_export(parser: argparse.ArgumentParser, formats: bool) -> None:
-    parser.add_argument("-o", "--output", metavar="FILE", default=None, help="write the host map to FILE")
+    parser.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="write the host map to FILE: YAML when FILE ends in .yaml or .yml, else JSON "
+                             "(or as -f json|yaml says); an existing FILE is kept unless --force is given")
+    parser.add_argument("--force", action="store_true",
+                        help="let -o FILE overwrite an existing file (it may be a saved placement to restore from)")
     if formats:
         _format_option(parser, default=None,
-                       help="the host map as JSON (default), or its summary (host, count, servers) in this format")
+                       help="json (default) or yaml: the host map itself; table, csv or value: its summary "
+                            "(host, count, servers)")
 
 
 def _args_plan(parser: argparse.ArgumentParser, formats: bool) -> None:
@@ -352,9 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("-o", "--output", metavar="FILE", default=None, help="write the scenario to FILE")
     capture.add_argument("--journal", metavar="FILE", default=None,
                          help="the journal whose runs on this cloud give measured copy rates (default: hostmap's)")
-    capture.add_argument("--nic-gbps", type=_positive_float, default=None, metavar="G",
+    capture.add_argument("--nic-gbps", type=_positive_rate, default=None, metavar="G",
                          help="each host's migration network where the journal measured nothing (default 10)")
-    capture.add_argument("--stream-gbps", type=_positive_float, default=None, metavar="G",
+    capture.add_argument("--stream-gbps", type=_positive_rate, default=None, metavar="G",
                          help="the most one live migration moves where the journal measured nothing (default 8)")
     return parser
 
@@ -599,17 +614,44 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
                     links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
 
 
+def _map_format(args: argparse.Namespace) -> str:
+    """The host map's own format for export: -f json|yaml when given, else -o FILE's extension, else JSON."""
+    if args.format in ("json", "yaml") and not args.columns:
+        return str(args.format)
+    if args.output and Path(args.output).suffix.lower() in (".yaml", ".yml"):
+        return "yaml"
+    return "json"
+
+
+def _map_text(document: dict[str, list[str]], form: str) -> str:
+    if form == "yaml":
+        import yaml
+
+        return yaml.safe_dump(document, default_flow_style=False, sort_keys=False, allow_unicode=True)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _refuse_overwrite(args: argparse.Namespace) -> None:
+    """export -o keeps an existing file unless --force: it may be the saved placement someone restores from."""
+    if args.output and not getattr(args, "force", False) and Path(args.output).is_file():
+        raise InputError(args.output, "-o", "already exists (it may be a saved placement someone needs to restore "
+                         "from)", "give another file name, or --force to overwrite it")
+
+
 def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
     from hostmap.listing import map_listing
     from hostmap.serialise import export_map
 
+    _refuse_overwrite(args)
     with _session(args) as session:
         document = export_map(session.cloud.inventory())
-    text = json.dumps(document, indent=2) + "\n"
+    form = _map_format(args)
+    text = _map_text(document, form)
     if args.output:
         _write_output(args.output, text)
-    # The host map itself is JSON; -f (and the openstack plugin) shows its summary instead, one row per host.
-    if _emitter(args) is not None or (args.format is not None and (args.format != "json" or args.columns)):
+    # The host map itself is JSON or YAML; other formats (and the openstack plugin) show its summary, one row per host.
+    if _emitter(args) is not None or (args.format is not None and (args.format not in ("json", "yaml")
+                                                                   or args.columns)):
         _show(args, stdout, map_listing(document), lambda: stdout.write(text))
     elif not args.output:
         stdout.write(text)

@@ -13,6 +13,7 @@ from hostmap.drain import Drain
 from hostmap.model import Inventory, Plan
 from hostmap.serialise import drain_json
 from hostmap.services import DrainedHost
+from hostmap.wording import counted
 
 
 def _count(n: int, noun: str) -> str:
@@ -53,7 +54,7 @@ def print_drain(drain: Drain, inventory: Inventory, plan: Plan, out: IO[str], fm
         highlight=False,
     )
     console.print(
-        f"{len(plan.steps)} migrations, estimated {plan.estimated_s:.0f} s "
+        f"{counted(len(plan.steps), 'migration')}, estimated {plan.estimated_s:.0f} s "
         f"(`hostmap plan` on the map shows their order)",
         highlight=False,
     )

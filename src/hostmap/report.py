@@ -16,6 +16,7 @@ from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
 from hostmap.serialise import history_run_json, plan_json, run_json, summary_json
 from hostmap.stall import StallFacts
+from hostmap.wording import counted
 
 _STYLE = {"migrated": "green", "skipped": "dim", "failed": "red", "timed_out": "red", "declined": "yellow",
           "not_started": "yellow", "stranded": "red", "stalled": "red", "check_failed": "yellow"}
@@ -117,7 +118,7 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
     if plan.steps:
         bound_by = _BOUND_BY.get(plan.lower_bound_by, plan.lower_bound_by)
         console.print(
-            f"{len(plan.steps)} migrations; estimated {plan.estimated_s:.0f} s "
+            f"{counted(len(plan.steps), 'migration')}; estimated {plan.estimated_s:.0f} s "
             f"(lower bound {plan.lower_bound_s:.0f} s, set by {bound_by})"
             f" with at most {plan.max_per_host} per source host"
             + (f" and {plan.parallel} in total" if plan.parallel else ""),

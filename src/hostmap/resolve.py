@@ -144,6 +144,26 @@ def resolve(host_map: HostMap, inventory: Inventory, *, cold: bool = False,
     return Desired(targets, entries)
 
 
+# What an operator does about a server in a state that cannot be migrated; anything else waits for nova.
+_STATUS_HINTS = {
+    "SUSPENDED": "resume it first (openstack server resume {id})",
+    "SHELVED": "unshelve it first (openstack server unshelve {id})",
+    "SHELVED_OFFLOADED": "unshelve it first (openstack server unshelve {id})",
+    "RESCUE": "unrescue it first (openstack server unrescue {id})",
+    "VERIFY_RESIZE": "confirm or revert its resize first (openstack server resize confirm {id})",
+    "ERROR": "find out why it is in ERROR (openstack server show {id}) and repair it first",
+}
+
+
+def _status_hint(server: Server, *, cold: bool) -> str:
+    hint = _STATUS_HINTS.get(server.status)
+    if hint is None:  # MIGRATING, RESIZE, BUILD, REBOOT, ...: an operation is under way
+        hint = f"wait until its current operation ends ({server.status}), then run again"
+    elif cold and server.status == "SUSPENDED":
+        hint = "resume or stop it first"
+    return hint.format(id=server.id) + ", or remove it from the map"
+
+
 def _movability(
     source: str, entry: Entry, server: Server, target: Host, origin: Host | None, *, cold: bool = False
 ) -> list[InputError]:
@@ -161,7 +181,7 @@ def _movability(
             problems.append(InputError(
                 source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or '
                 "PAUSED servers can be live-migrated, and only SHUTOFF ones cold-migrated",
-                "start, unpause or stop it first, or remove it from the map",
+                _status_hint(server, cold=cold),
             ))
         elif server.status in COLD_MIGRATABLE_STATUSES:
             problems.append(InputError(
@@ -172,7 +192,7 @@ def _movability(
         else:
             problems.append(InputError(
                 source, entry.where, f'server "{server.name}" ({server.id}) is {server.status}; only ACTIVE or PAUSED '
-                "servers can be live-migrated", "start or unpause it first, or remove it from the map",
+                "servers can be live-migrated", _status_hint(server, cold=cold),
             ))
     elif server.task_state:
         problems.append(InputError(
