@@ -16,11 +16,44 @@ import yaml
 
 from conftest import Running, run_cli, scenario, write_json
 
+# As a shell's `&` starts a job: SIGINT ignored, which exec keeps.
+_SIGINT_IGNORED = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                   "os.execv(sys.executable, [sys.executable, '-m', 'hostmap', *sys.argv[1:]])")
 
-def _hostmap(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "hostmap", *args], stdout=subprocess.PIPE,
+
+def _hostmap(*args: str, env: dict[str, str] | None = None, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    start = ["-c", _SIGINT_IGNORED] if sigint_ignored else ["-m", "hostmap"]
+    return subprocess.Popen([sys.executable, *start, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env=env if env is not None else dict(os.environ))
+
+
+def _read_variables(process: subprocess.Popen[str]) -> dict[str, str]:
+    """The OS_* variables `sim serve` prints, read within 30 s."""
+    variables: dict[str, str] = {}
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    wanted = {"OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME", "OS_USER_DOMAIN_NAME",
+              "OS_PROJECT_DOMAIN_NAME"}
+    while not wanted <= variables.keys():
+        assert time.monotonic() < deadline, "sim serve printed no variables within 30 s"
+        line = process.stdout.readline()
+        assert line, "sim serve ended before printing its variables"
+        name, _, value = line.removeprefix("export ").strip().partition("=")
+        variables[name] = value
+    return variables
+
+
+def _stop(process: subprocess.Popen[str], signum: int) -> str:
+    """Send `signum`, wait up to 30 s for the exit (killing it if it does not end), and return its stderr."""
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate(timeout=30)
+        raise
+    return err
 
 
 @pytest.fixture
@@ -28,22 +61,10 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
     """`hostmap sim serve --port 0` in its own process, and the OS_* variables it printed."""
     scenario_file = write_json(tmp_path / "scenario.json", scenario())
     process = _hostmap("sim", "serve", "--port", "0", "--scenario", str(scenario_file))
-    variables: dict[str, str] = {}
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 30
-        wanted = {"OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME", "OS_USER_DOMAIN_NAME",
-                  "OS_PROJECT_DOMAIN_NAME"}
-        while not wanted <= variables.keys():
-            assert time.monotonic() < deadline, "sim serve printed no variables within 30 s"
-            line = process.stdout.readline()
-            assert line, "sim serve ended before printing its variables"
-            name, _, value = line.removeprefix("export ").strip().partition("=")
-            variables[name] = value
-        yield variables
+        yield _read_variables(process)
     finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+        _stop(process, signal.SIGTERM)
         assert process.returncode == 0
 
 
@@ -79,6 +100,22 @@ def test_sim_serve_prints_variables_any_client_can_use(served: dict[str, str], t
                             capture_output=True, text=True, env=env, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["compute001"] == ["web-0", "web-1"]
+
+
+def test_sim_serve_says_how_to_stop_and_stops_on_sigint_even_if_started_with_it_ignored(tmp_path: Path) -> None:
+    """sim serve started with SIGINT ignored (`&`) still stops on SIGINT, exit 0, after saying where it serves."""
+    scenario_file = write_json(tmp_path / "scenario.json", scenario())
+    process = _hostmap("sim", "serve", "--port", "0", "--scenario", str(scenario_file),
+                       sigint_ignored=True)
+    try:
+        variables = _read_variables(process)
+    except BaseException:
+        _stop(process, signal.SIGKILL)
+        raise
+    err = _stop(process, signal.SIGINT)
+    assert process.returncode == 0, err
+    assert f"serving the simulated cloud at {variables['OS_AUTH_URL'].removesuffix('/identity/v3')}" in err
+    assert "Ctrl-C or SIGTERM stops it" in err
 
 
 def _use_clouds_yaml(running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,

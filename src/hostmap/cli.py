@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -1167,20 +1166,33 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _cmd_sim_serve(args: argparse.Namespace, stdout: IO[str]) -> int:
+def _cmd_sim_serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from hostmap.sim.scenario import demo_scenario_path, load_scenario
     from hostmap.sim.server import SimServer
 
     scenario = load_scenario(args.scenario or demo_scenario_path())
-    with SimServer(scenario, port=args.port) as sim:
-        for name, value in sorted(sim.env().items()):
-            stdout.write(f"export {name}={value}\n")
-        stdout.flush()
-        try:
-            while True:  # Serving until interrupted is this command's job; each wait is one hour at most.
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return EXIT_OK
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # SIGINT and SIGTERM alike end the server, even when it was started with SIGINT ignored (nohup, `&`).
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with SimServer(scenario, port=args.port) as sim:
+            for name, value in sorted(sim.env().items()):
+                stdout.write(f"export {name}={value}\n")
+            stdout.flush()
+            # stdout carries only the variables (for `eval`); the how-to-stop line goes to stderr.
+            stderr.write(f"hostmap: serving the simulated cloud at {sim.base_url}; Ctrl-C or SIGTERM stops it\n")
+            stderr.flush()
+            while not stop.wait(3600):  # Serving until stopped is this command's job; each wait is an hour at most.
+                pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    stderr.write("hostmap: the simulated cloud stopped\n")
+    return EXIT_OK
 
 
 def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
@@ -1426,7 +1438,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=args.parallel, max_per_host=args.max_per_host)
         if args.sim_command == "capture":
             return _cmd_sim_capture(args, stdout, stderr)
-        return _cmd_sim_serve(args, stdout)
+        return _cmd_sim_serve(args, stdout, stderr)
     except HostmapError as error:
         if isinstance(error, InputErrors):
             for item in error.errors:  # a line each: a map of thousands of problems must not make one huge line
