@@ -12,11 +12,14 @@ import pytest
 
 from conftest import Running, run_cli, scenario, swap_scenario, write_json
 from hostmap.apply import ApplySettings, apply_map, plan_map
+from hostmap.cloud.base import MigrationRecord
 from hostmap.errors import InfeasiblePlanError, InputError
 from hostmap.executor import Executor, ExecutorOptions
 from hostmap.hostmap_file import parse_host_map
-from hostmap.model import Inventory, Limits, Plan
+from hostmap.journal import Journal
+from hostmap.model import Inventory, Limits, Plan, Step
 from hostmap.planner import plan
+from hostmap.reporter import Reporter
 from hostmap.results import RunResult
 from hostmap.serialise import plan_json, run_json
 
@@ -266,3 +269,63 @@ def test_plan_cold_shows_the_cold_step(tmp_path: Path) -> None:
     assert [m.get("cold") for m in shown.json()["moves"]] == [True]
     table = run_cli(["plan", host_map, "--cold", *cloud])
     assert "compute004 (cold)" in table.out
+
+
+# -- a crash, a double Ctrl-C and a refused confirm during a cold step -------------------------------------------
+
+
+class _Crash(BaseException):
+    """What kill -9 does to a run, in-process: it stops at once, with nothing caught and the journal as it was."""
+
+
+class _CrashAt(Reporter):
+    """Stops the run the first time the cold migration is seen in `status` (before the executor acts on it)."""
+
+    def __init__(self, status: str) -> None:
+        self._status = status
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        if step.move.cold and record.status == self._status:
+            raise _Crash(record.status)
+
+
+def _apply_cold(running: Running, tmp_path: Path, host_map: dict[str, list[str]], *,
+                reporters: tuple[Reporter, ...] = (), **options: Any) -> RunResult:
+    assert running.clock is not None
+    return apply_map(
+        running.cloud, cloud_key="sim", clock=running.clock, host_map=parse_host_map(host_map, "map.json"),
+        map_text=json.dumps(host_map),
+        settings=ApplySettings(ExecutorOptions(**options), tmp_path / "journal.sqlite", cold=True),
+        reporters=list(reporters), confirm_for=lambda inventory: None, interrupts=lambda: 0,
+    )
+
+
+def _actions(running: Running, server: str) -> list[str]:
+    """The server actions nova recorded for `server` (migrate, confirmResize, ...), in order."""
+    return [a.action for a in running.sim.state.actions[_ids(running.cloud.inventory())[server]]]
+
+
+@pytest.mark.parametrize(("status", "server_then"), [("migrating", "RESIZE"), ("finished", "VERIFY_RESIZE")])
+def test_a_rerun_after_a_crash_during_a_cold_step_finishes_it_without_resending(
+    start_sim: Callable[..., Running], tmp_path: Path, status: str, server_then: str,
+) -> None:
+    """Killed while the cold migration is RESIZE (or VERIFY_RESIZE): the rerun watches it on and confirms it once;
+    migrate is sent once, nothing else moves, and the server ends SHUTOFF on its target."""
+    running = start_sim(_stopped(migration={"setup_s": 0.2}))
+    host_map = {"compute004": ["web-0"]}
+    with pytest.raises(_Crash):
+        _apply_cold(running, tmp_path, host_map, reporters=(_CrashAt(status),))
+    assert _server(running, "web-0")[1] == server_then
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        assert [m.server_name for m in journal.unfinished("sim")] == ["web-0"]
+    second = _apply_cold(running, tmp_path, host_map)
+    assert [(m.server_name, m.outcome, m.cold) for m in second.moves] == [("web-0", "migrated", True)]
+    assert "resumed" in second.moves[0].reason
+    assert second.reached
+    assert _server(running, "web-0") == ("compute004", "SHUTOFF", None)
+    assert _cold_records(running, "web-0") == ["confirmed"]
+    assert _actions(running, "web-0") == ["migrate", "confirmResize"]
+    moved = [r for r in running.sim.state.requests if r[0] == "POST" and r[1].endswith("/action")]
+    assert len(moved) == 2  # no other server was touched
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        assert journal.unfinished("sim") == []
