@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -329,3 +333,46 @@ def test_a_rerun_after_a_crash_during_a_cold_step_finishes_it_without_resending(
     assert len(moved) == 2  # no other server was touched
     with Journal.open(tmp_path / "journal.sqlite") as journal:
         assert journal.unfinished("sim") == []
+
+
+def _wait_for_log(log: Path, text: str, count: int) -> None:
+    """Wait (at most 60 s of wall time) until the run's log holds `text` `count` times."""
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().count(text) >= count):
+        assert time.monotonic() < deadline, f"the log never showed {count} x {text!r}"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_twice_aborts_the_live_migration_and_sees_the_cold_one_to_its_confirm(tmp_path: Path) -> None:
+    """SIGINT twice while a cold and a live migration run: the live one is aborted (server back on its source), the
+    cold one, which nova cannot abort, is watched to VERIFY_RESIZE and confirmed, its row says so; exit 130."""
+    data = _stopped(migration={"setup_s": 0.2})
+    data["flavors"].append({"name": "stopped-small", "vcpus": 1, "ram": 2048, "disk": 3})  # a copy of ~3 s
+    data["servers"][0]["flavor"] = "stopped-small"
+    data["servers"][3]["flavor"] = "m1.large"  # cache-0: 8 GiB of memory, ~9 s of live migration
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "cache-0"]})
+    log = tmp_path / "log"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--cold", "--yes", "-f", "json",
+         "--sim-scenario", str(write_json(tmp_path / "cloud.json", data)), "--journal", str(tmp_path / "j.sqlite"),
+         "--log-file", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for_log(log, "started:", 2)
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err
+    assert "aborting in-flight live migrations (nova cannot abort a cold one" in err
+    rows = {m["server"]: m for m in json.loads(out)["moves"]}
+    assert (rows["web-0"]["outcome"], rows["web-0"]["cold"]) == ("migrated", True)
+    assert "interrupted twice, but nova cannot abort a cold migration: watched to its end" in rows["web-0"]["reason"]
+    assert rows["cache-0"]["outcome"] == "failed"
+    assert "aborted by the operator (interrupted twice)" in rows["cache-0"]["reason"]
+    assert "server confirmed on its source" in rows["cache-0"]["reason"]
+    assert "POST confirmResize" in log.read_text()

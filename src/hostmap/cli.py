@@ -920,7 +920,8 @@ class _Interrupts:
             self._stderr.write(f"\nhostmap: {what}: starting no new migrations; in-flight ones are watched to "
                                f"their end ({again} to abort them)\n")
         else:
-            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight migrations\n")
+            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight live migrations (nova cannot abort a "
+                               "cold one: it is watched to its end and confirmed)\n")
 
 
 def _on_hangup(signum: int, frame: FrameType | None) -> None:

@@ -126,6 +126,9 @@ class _Flight:
     stall_seen: StallFacts | None = None
     #: When hostmap sent force_complete, and the figures it forced on.
     forced_at: float | None = None
+    #: Set for a cold migration in flight when the operator asked to abort everything (interrupted twice): nova
+    #: cannot abort it, so it is watched to its end and confirmed, and its row says so.
+    kept_running: str = ""
 
     @property
     def server_id(self) -> str:
@@ -287,9 +290,11 @@ class Executor:
             state.stop_reason = "interrupted by the operator before it started"
         if count >= 2:
             for flight in state.flights.values():
-                # Nova cannot abort a cold migration: it is watched to its end.
-                if flight.abort is None and flight.record is not None and not flight.record.terminal \
-                        and not flight.cold:
+                if flight.cold:
+                    # Nova cannot abort a cold migration: it is watched to its end and confirmed.
+                    flight.kept_running = flight.kept_running or (
+                        "interrupted twice, but nova cannot abort a cold migration: watched to its end")
+                elif flight.abort is None and flight.record is not None and not flight.record.terminal:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
     def _start_ready(self, pending: list[Step], state: _RunState) -> list[Step]:
@@ -908,6 +913,8 @@ class Executor:
         begun = max(flight.submitted_at, self._start) if flight is not None else started
         if flight is not None and flight.found_note:
             reason = f"{flight.found_note}; {reason}" if reason else flight.found_note
+        if flight is not None and flight.kept_running:
+            reason = f"{flight.kept_running}; {reason}" if reason else flight.kept_running
         result = MoveResult(
             move.server_id, move.server_name, move.source, move.target, outcome, reason,
             seconds=None if begun is None else now - begun,
