@@ -24,7 +24,7 @@ from hostmap.journal import Journal
 from hostmap.model import Inventory, Limits, Plan, Step
 from hostmap.planner import plan
 from hostmap.reporter import Reporter
-from hostmap.results import RunResult
+from hostmap.results import Advice, RunResult
 from hostmap.serialise import plan_json, run_json
 
 GIB_MB = 1024
@@ -376,3 +376,40 @@ def test_ctrl_c_twice_aborts_the_live_migration_and_sees_the_cold_one_to_its_con
     assert "aborted by the operator (interrupted twice)" in rows["cache-0"]["reason"]
     assert "server confirmed on its source" in rows["cache-0"]["reason"]
     assert "POST confirmResize" in log.read_text()
+
+
+def test_a_refused_confirm_leaves_the_server_verify_resize_with_advice_and_the_rerun_confirms_it(
+    start_sim: Callable[..., Running], tmp_path: Path,
+) -> None:
+    """nova refuses confirmResize (its source's service went down): the move fails with nova's answer and the
+    confirm_cold advice, the journal keeps it open, and once the source is back the rerun confirms it."""
+    data = _stopped(migration={"setup_s": 0.2})
+    data["faults"] = [{"kind": "service_down", "host": "compute001", "at_s": 1}]
+    running = start_sim(data)
+    host_map = {"compute004": ["web-0"]}
+    first = _apply_cold(running, tmp_path, host_map)
+    (row,) = first.moves
+    assert (row.outcome, row.cold, row.unresolved) == ("failed", True, True)
+    assert row.advice == Advice("confirm_cold", "compute004")
+    assert "nova refused to confirm it for 120 s (HTTP 409: Service is unavailable at this time.)" in row.reason
+    shown = run_json(first)["moves"][0]["reason"]
+    assert shown.endswith("once the server is VERIFY_RESIZE on compute004, run hostmap apply again to confirm it "
+                          "(or `openstack server resize confirm`)")
+    assert _server(running, "web-0") == ("compute004", "VERIFY_RESIZE", None)
+    running.sim.state.start_heartbeats("compute001")
+    second = _apply_cold(running, tmp_path, host_map)
+    assert [(m.outcome, m.cold) for m in second.moves] == [("migrated", True)]
+    assert _server(running, "web-0") == ("compute004", "SHUTOFF", None)
+    assert _actions(running, "web-0") == ["migrate", "confirmResize"]
+
+
+def test_a_confirm_nova_answers_400_is_reported_with_the_confirm_advice(start_sim: Callable[..., Running]) -> None:
+    """A 400 to every confirmResize: the executor stops sending it after confirm_wait_s and says so, with advice."""
+    data = _stopped(migration={"setup_s": 0.2})
+    data["faults"] = [{"kind": "api_error", "method": "POST", "path_regex": "/action$", "status": 400, "from_s": 1}]
+    running = start_sim(data)
+    result = _execute(running, {"compute004": ["web-0"]}, confirm_wait_s=30.0)
+    (row,) = result.moves
+    assert (row.outcome, row.advice) == ("failed", Advice("confirm_cold", "compute004"))
+    assert "nova refused to confirm it for 30 s (HTTP 400" in row.reason
+    assert _cold_records(running, "web-0") == ["finished"]
