@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -12,12 +16,15 @@ import pytest
 
 from conftest import Running, run_cli, scenario, swap_scenario, write_json
 from hostmap.apply import ApplySettings, apply_map, plan_map
+from hostmap.cloud.base import MigrationRecord
 from hostmap.errors import InfeasiblePlanError, InputError
 from hostmap.executor import Executor, ExecutorOptions
 from hostmap.hostmap_file import parse_host_map
-from hostmap.model import Inventory, Limits, Plan
+from hostmap.journal import Journal
+from hostmap.model import Inventory, Limits, Plan, Step
 from hostmap.planner import plan
-from hostmap.results import RunResult
+from hostmap.reporter import Reporter
+from hostmap.results import Advice, RunResult
 from hostmap.serialise import plan_json, run_json
 
 GIB_MB = 1024
@@ -266,3 +273,143 @@ def test_plan_cold_shows_the_cold_step(tmp_path: Path) -> None:
     assert [m.get("cold") for m in shown.json()["moves"]] == [True]
     table = run_cli(["plan", host_map, "--cold", *cloud])
     assert "compute004 (cold)" in table.out
+
+
+# -- a crash, a double Ctrl-C and a refused confirm during a cold step -------------------------------------------
+
+
+class _Crash(BaseException):
+    """What kill -9 does to a run, in-process: it stops at once, with nothing caught and the journal as it was."""
+
+
+class _CrashAt(Reporter):
+    """Stops the run the first time the cold migration is seen in `status` (before the executor acts on it)."""
+
+    def __init__(self, status: str) -> None:
+        self._status = status
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        if step.move.cold and record.status == self._status:
+            raise _Crash(record.status)
+
+
+def _apply_cold(running: Running, tmp_path: Path, host_map: dict[str, list[str]], *,
+                reporters: tuple[Reporter, ...] = (), **options: Any) -> RunResult:
+    assert running.clock is not None
+    return apply_map(
+        running.cloud, cloud_key="sim", clock=running.clock, host_map=parse_host_map(host_map, "map.json"),
+        map_text=json.dumps(host_map),
+        settings=ApplySettings(ExecutorOptions(**options), tmp_path / "journal.sqlite", cold=True),
+        reporters=list(reporters), confirm_for=lambda inventory: None, interrupts=lambda: 0,
+    )
+
+
+def _actions(running: Running, server: str) -> list[str]:
+    """The server actions nova recorded for `server` (migrate, confirmResize, ...), in order."""
+    return [a.action for a in running.sim.state.actions[_ids(running.cloud.inventory())[server]]]
+
+
+@pytest.mark.parametrize(("status", "server_then"), [("migrating", "RESIZE"), ("finished", "VERIFY_RESIZE")])
+def test_a_rerun_after_a_crash_during_a_cold_step_finishes_it_without_resending(
+    start_sim: Callable[..., Running], tmp_path: Path, status: str, server_then: str,
+) -> None:
+    """Killed while the cold migration is RESIZE (or VERIFY_RESIZE): the rerun watches it on and confirms it once;
+    migrate is sent once, nothing else moves, and the server ends SHUTOFF on its target."""
+    running = start_sim(_stopped(migration={"setup_s": 0.2}))
+    host_map = {"compute004": ["web-0"]}
+    with pytest.raises(_Crash):
+        _apply_cold(running, tmp_path, host_map, reporters=(_CrashAt(status),))
+    assert _server(running, "web-0")[1] == server_then
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        assert [m.server_name for m in journal.unfinished("sim")] == ["web-0"]
+    second = _apply_cold(running, tmp_path, host_map)
+    assert [(m.server_name, m.outcome, m.cold) for m in second.moves] == [("web-0", "migrated", True)]
+    assert "resumed" in second.moves[0].reason
+    assert second.reached
+    assert _server(running, "web-0") == ("compute004", "SHUTOFF", None)
+    assert _cold_records(running, "web-0") == ["confirmed"]
+    assert _actions(running, "web-0") == ["migrate", "confirmResize"]
+    moved = [r for r in running.sim.state.requests if r[0] == "POST" and r[1].endswith("/action")]
+    assert len(moved) == 2  # no other server was touched
+    with Journal.open(tmp_path / "journal.sqlite") as journal:
+        assert journal.unfinished("sim") == []
+
+
+def _wait_for_log(log: Path, text: str, count: int) -> None:
+    """Wait (at most 60 s of wall time) until the run's log holds `text` `count` times."""
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().count(text) >= count):
+        assert time.monotonic() < deadline, f"the log never showed {count} x {text!r}"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_twice_aborts_the_live_migration_and_sees_the_cold_one_to_its_confirm(tmp_path: Path) -> None:
+    """SIGINT twice while a cold and a live migration run: the live one is aborted (server back on its source), the
+    cold one, which nova cannot abort, is watched to VERIFY_RESIZE and confirmed, its row says so; exit 130."""
+    data = _stopped(migration={"setup_s": 0.2})
+    data["flavors"].append({"name": "stopped-small", "vcpus": 1, "ram": 2048, "disk": 3})  # a copy of ~3 s
+    data["servers"][0]["flavor"] = "stopped-small"
+    data["servers"][3]["flavor"] = "m1.large"  # cache-0: 8 GiB of memory, ~9 s of live migration
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "cache-0"]})
+    log = tmp_path / "log"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hostmap", "apply", str(host_map), "--cold", "--yes", "-f", "json",
+         "--sim-scenario", str(write_json(tmp_path / "cloud.json", data)), "--journal", str(tmp_path / "j.sqlite"),
+         "--log-file", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for_log(log, "started:", 2)
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err
+    assert "aborting in-flight live migrations (nova cannot abort a cold one" in err
+    rows = {m["server"]: m for m in json.loads(out)["moves"]}
+    assert (rows["web-0"]["outcome"], rows["web-0"]["cold"]) == ("migrated", True)
+    assert "interrupted twice, but nova cannot abort a cold migration: watched to its end" in rows["web-0"]["reason"]
+    assert rows["cache-0"]["outcome"] == "failed"
+    assert "aborted by the operator (interrupted twice)" in rows["cache-0"]["reason"]
+    assert "server confirmed on its source" in rows["cache-0"]["reason"]
+    assert "POST confirmResize" in log.read_text()
+
+
+def test_a_refused_confirm_leaves_the_server_verify_resize_with_advice_and_the_rerun_confirms_it(
+    start_sim: Callable[..., Running], tmp_path: Path,
+) -> None:
+    """nova refuses confirmResize (its source's service went down): the move fails with nova's answer and the
+    confirm_cold advice, the journal keeps it open, and once the source is back the rerun confirms it."""
+    data = _stopped(migration={"setup_s": 0.2})
+    data["faults"] = [{"kind": "service_down", "host": "compute001", "at_s": 1}]
+    running = start_sim(data)
+    host_map = {"compute004": ["web-0"]}
+    first = _apply_cold(running, tmp_path, host_map)
+    (row,) = first.moves
+    assert (row.outcome, row.cold, row.unresolved) == ("failed", True, True)
+    assert row.advice == Advice("confirm_cold", "compute004")
+    assert "nova refused to confirm it for 120 s (HTTP 409: Service is unavailable at this time.)" in row.reason
+    shown = run_json(first)["moves"][0]["reason"]
+    assert shown.endswith("once the server is VERIFY_RESIZE on compute004, run hostmap apply again to confirm it "
+                          "(or `openstack server resize confirm`)")
+    assert _server(running, "web-0") == ("compute004", "VERIFY_RESIZE", None)
+    running.sim.state.start_heartbeats("compute001")
+    second = _apply_cold(running, tmp_path, host_map)
+    assert [(m.outcome, m.cold) for m in second.moves] == [("migrated", True)]
+    assert _server(running, "web-0") == ("compute004", "SHUTOFF", None)
+    assert _actions(running, "web-0") == ["migrate", "confirmResize"]
+
+
+def test_a_confirm_nova_answers_400_is_reported_with_the_confirm_advice(start_sim: Callable[..., Running]) -> None:
+    """A 400 to every confirmResize: the executor stops sending it after confirm_wait_s and says so, with advice."""
+    data = _stopped(migration={"setup_s": 0.2})
+    data["faults"] = [{"kind": "api_error", "method": "POST", "path_regex": "/action$", "status": 400, "from_s": 1}]
+    running = start_sim(data)
+    result = _execute(running, {"compute004": ["web-0"]}, confirm_wait_s=30.0)
+    (row,) = result.moves
+    assert (row.outcome, row.advice) == ("failed", Advice("confirm_cold", "compute004"))
+    assert "nova refused to confirm it for 30 s (HTTP 400" in row.reason
+    assert _cold_records(running, "web-0") == ["finished"]

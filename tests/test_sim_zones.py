@@ -159,7 +159,41 @@ def test_a_pin_to_the_default_zone_does_not_restrict(start_sim: Callable[..., Ru
     assert running.sim.state.migrations[-1].status != "error"
 
 
+def test_a_pin_to_the_default_zone_an_aggregate_names_keeps_to_that_aggregate(
+    start_sim: Callable[..., Running],
+) -> None:
+    """An aggregate names the default zone nova with compute002 only: compute003, which shows nova because it is in
+    no aggregate, is refused to a server pinned to nova (placement is asked for the aggregate's hosts only)."""
+    data = scenario()
+    data["hosts"][3]["zone"] = "az2"
+    data["aggregates"] = [{"name": "nova-rack", "availability_zone": "nova", "hosts": ["compute002"]}]
+    data["servers"][0]["pinned_zone"] = "nova"
+    running = start_sim(data)
+    web0 = _ids(running)["web-0"]
+    assert _migrate(running, web0, "compute003").status_code == 202
+    assert running.sim.state.migrations[-1].status == "error"
+    assert _migrate(running, web0, "compute002").status_code == 202
+    assert running.sim.state.migrations[-1].status != "error"
+
+
 # -- the adapter ----------------------------------------------------------------------------------------------------
+
+
+def test_adapter_reads_the_aggregates_that_name_a_zone(start_sim: Callable[..., Running]) -> None:
+    """GET /os-aggregates: Inventory.zone_aggregates holds each aggregate naming a zone with its hosts."""
+    running = start_sim(zoned())
+    aggregates = running.cloud.inventory().zone_aggregates
+    assert aggregates is not None
+    assert sorted((a.zone, sorted(a.hosts)) for a in aggregates) == [
+        ("az1", ["compute001", "compute002"]), ("az2", ["compute003", "compute004"])]
+
+
+def test_adapter_below_296_with_assume_unpinned_takes_no_pin(start_sim: Callable[..., Running]) -> None:
+    """--assume-unpinned (the adapter's assume_unpinned): below 2.96 no server is taken as pinned."""
+    running = start_sim(zoned(api={"max_microversion": "2.95"}))
+    running.cloud.assume_unpinned = True
+    pins = {s.name: (s.pinned_zone, s.zone_pin_assumed) for s in running.cloud.inventory().servers}
+    assert set(pins.values()) == {(None, False)}
 
 
 def test_adapter_reads_host_zones_and_pins(start_sim: Callable[..., Running]) -> None:

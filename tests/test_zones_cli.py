@@ -41,3 +41,40 @@ def test_drain_keeps_pinned_servers_in_their_zone(tmp_path: Path) -> None:
     assert "web-0" in document["compute002"]
     plan = run_cli(["plan", str(out), *_options(tmp_path)])
     assert plan.code == 0, plan.err
+
+
+def test_a_server_pinned_to_the_default_zone_is_planned_across_zones(tmp_path: Path) -> None:
+    """Pinned to nova, which no aggregate names, web-1 may go to az2 (nova restricts nothing); az1's pin still holds."""
+    data = _cloud()
+    for host in data["hosts"][:2]:
+        del host["zone"]  # compute001-002 in the default zone nova, in no aggregate
+    data["servers"][0]["pinned_zone"] = "nova"
+    data["servers"][1]["pinned_zone"] = "nova"
+    cloud = ["--sim-scenario", str(write_json(tmp_path / "cloud.json", data)), "--virtual-time",
+             "--log-file", str(tmp_path / "hostmap.log")]
+    host_map = write_json(tmp_path / "map.json", {"compute003": ["web-1"]})
+    applied = run_cli(["apply", str(host_map), "--yes", "-f", "json", *cloud])
+    assert applied.code == 0, applied.err
+    assert [(m["server"], m["outcome"]) for m in applied.json()["moves"]] == [("web-1", "migrated")]
+
+
+def test_assume_unpinned_lets_an_old_cloud_plan_across_zones(tmp_path: Path) -> None:
+    """Below 2.96 web-1 is taken as pinned to az1 (exit 3, the hint names --assume-unpinned); with the option the
+    map is planned, and drain and maintain take it too."""
+    data = _cloud()
+    data["servers"][0].pop("pinned_zone")
+    data["api"] = {"max_microversion": "2.95"}
+    cloud = ["--sim-scenario", str(write_json(tmp_path / "cloud.json", data)), "--virtual-time",
+             "--log-file", str(tmp_path / "hostmap.log")]
+    host_map = write_json(tmp_path / "map.json", {"compute003": ["web-1"]})
+    refused = run_cli(["plan", str(host_map), *cloud])
+    assert refused.code == 3
+    assert "server web-1 is pinned to zone az1 (assumed" in refused.err
+    assert "--assume-unpinned" in refused.err
+    planned = run_cli(["plan", str(host_map), "--assume-unpinned", "-f", "json", *cloud])
+    assert planned.code == 0, planned.err
+    assert [m["target"] for m in planned.json()["moves"]] == ["compute003"]
+    drained = run_cli(["drain", "compute001", "compute002", "--assume-unpinned", *cloud])
+    assert drained.code == 0, drained.err  # az1 emptied into az2, which the assumed pins forbade
+    rolled = run_cli(["maintain", "compute001", "--exec", "true", "--dry-run", "--assume-unpinned", *cloud])
+    assert rolled.code == 0, rolled.err

@@ -185,6 +185,15 @@ def _timeline_option(parser: argparse.ArgumentParser) -> None:
                         help="also draw the schedule as a self-contained HTML page (needs hostmap[timeline])")
 
 
+def _zone_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--assume-unpinned", action="store_true",
+        help="on a cloud whose compute API is older than 2.96 (no pinned_availability_zone), take every server as "
+             "pinned to no zone instead of to the zone it is in. Right only if no server was booted into a zone by "
+             "name and [DEFAULT] default_schedule_zone is unset; otherwise nova's scheduler refuses a move out of a "
+             "server's zone mid-run (No valid host), and the moves waiting on it do not start")
+
+
 def _write_timeline(path: str | None, timeline: Callable[[], Timeline], stderr: IO[str]) -> None:
     """Draw the timeline to `path` when one was asked for (the check for plotly comes first, in `need_plotly`)."""
     if not path:
@@ -252,6 +261,7 @@ def _args_plan(parser: argparse.ArgumentParser, formats: bool) -> None:
     if formats:
         _format_option(parser)
     _timeline_option(parser)
+    _zone_option(parser)
     _schedule_options(parser)
 
 
@@ -265,6 +275,7 @@ def _args_drain(parser: argparse.ArgumentParser, formats: bool) -> None:
                         help="keep PCT %% of each resource free on every host that receives servers (default 0)")
     parser.add_argument("--apply", action="store_true",
                         help="disable the HOSTs' compute services, then carry the map out as `apply` does")
+    _zone_option(parser)
     _run_options(parser, journal_help=None)
     _schedule_options(parser)
 
@@ -299,6 +310,7 @@ def _args_maintain(parser: argparse.ArgumentParser, formats: bool) -> None:
                         help="keep PCT %% of each resource free on every host that receives servers (default 0)")
     if formats:
         _format_option(parser)
+    _zone_option(parser)
     _run_options(parser)
     _schedule_options(parser)
 
@@ -308,6 +320,7 @@ def _args_apply(parser: argparse.ArgumentParser, formats: bool) -> None:
     if formats:
         _format_option(parser)
     _timeline_option(parser)
+    _zone_option(parser)
     _run_options(parser)
     _schedule_options(parser)
 
@@ -556,8 +569,10 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
     from hostmap.cloud.openstack import ConnectOptions, OpenStackCloud, connect, connect_with
 
     given = getattr(args, "sdk_connection", None)
+    unpinned = bool(getattr(args, "assume_unpinned", False))
     if given is not None:  # the openstack client's own connection (its authentication, TLS, clouds.yaml): its to close
-        yield _Session(OpenStackCloud(given), WallClock(), _estimate_params(args, MigrationParams()))
+        yield _Session(OpenStackCloud(given, assume_unpinned=unpinned), WallClock(),
+                       _estimate_params(args, MigrationParams()))
         return
     sim_scenario = getattr(args, "sim_scenario", None)
     use_sim = bool(getattr(args, "sim", False) or sim_scenario)
@@ -568,6 +583,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
         if args.os_cacert:
             check_regular(args.os_cacert, "--os-cacert")  # a FIFO there would hang the TLS set-up
         cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+        cloud.assume_unpinned = unpinned
         try:
             yield _Session(cloud, WallClock(), _estimate_params(args, MigrationParams()))
         finally:
@@ -582,6 +598,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
         log.info("simulated cloud at %s", sim.auth_url)
         # The simulated cloud's own settings: instant keystoneauth retries on virtual time.
         cloud = connect_with(sim.connect_kwargs())
+        cloud.assume_unpinned = unpinned
         try:
             yield _Session(cloud, clock, _estimate_params(args, scenario.migration), sim.env())
         finally:
@@ -961,7 +978,8 @@ class _Interrupts:
             self._stderr.write(f"\nhostmap: {what}: starting no new migrations; in-flight ones are watched to "
                                f"their end ({again} to abort them)\n")
         else:
-            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight migrations\n")
+            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight live migrations (nova cannot abort a "
+                               "cold one: it is watched to its end and confirmed)\n")
 
 
 def _on_hangup(signum: int, frame: FrameType | None) -> None:
@@ -1339,9 +1357,12 @@ def _report_placement_rule(error: PolicyError | ZoneError, stderr: IO[str], prog
 def _zone_lines(error: ZoneError, stderr: IO[str]) -> None:
     for z in error.violations:
         assumed = " (assumed: the cloud's compute API is older than 2.96 and shows no pins)" if z.assumed else ""
-        stderr.write(f"  server {z.server} is pinned to zone {z.zone}{assumed}; host {z.host} is in zone "
-                     f"{z.host_zone or 'unknown'}\n")
-    stderr.write("  choose hosts inside each server's zone\n")
+        where = (f"shows zone {z.zone} but is in none of the aggregates that name it (nova offers only their hosts)"
+                 if z.host_zone == z.zone else f"is in zone {z.host_zone or 'unknown'}")
+        stderr.write(f"  server {z.server} is pinned to zone {z.zone}{assumed}; host {z.host} {where}\n")
+    stderr.write("  choose hosts inside each server's zone" + (
+        "; or, if no server was booted into a zone, --assume-unpinned" if any(z.assumed for z in error.violations)
+        else "") + "\n")
 
 
 def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:

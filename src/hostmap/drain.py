@@ -25,6 +25,7 @@ from hostmap.errors import DrainDoesNotFit, UnfitServer, UnknownHostError
 from hostmap.model import MIGRATABLE_STATUSES, Host, Inventory, Resources, Server
 from hostmap.policy import exclusive_group_names, exclusive_groups
 from hostmap.resolve import resolve_host
+from hostmap.zones import allowed_hosts
 
 __all__ = ["Drain", "TargetUse", "drain_map", "drained_hosts", "use_fraction"]
 
@@ -371,9 +372,16 @@ def _units(
             narrowed = ok if aff_ok is None else aff_ok & ok
             if narrowed != aff_ok:
                 aff_ok, aff_group = narrowed, name
-        zones = sorted({m.pinned_zone for m in members if m.pinned_zone is not None})
-        zone_ok = None if not zones else frozenset(
-            i for i, h in enumerate(targets) if len(zones) == 1 and h.zone == zones[0])
+        # The hosts every member's pin allows (nova's rule: zones.allowed_hosts); a pin that restricts none is no pin.
+        zone_ok: frozenset[int] | None = None
+        zones: list[str] = []
+        for member in members:
+            pinned_to = allowed_hosts(inventory, member)
+            if pinned_to is None:
+                continue
+            zones = sorted({*zones, member.pinned_zone or ""})
+            ok = frozenset(i for i, h in enumerate(targets) if h.name in pinned_to)
+            zone_ok = ok if zone_ok is None else zone_ok & ok
         demand = [0, 0, 0]
         anti: dict[int, list[int]] = {}
         for member in members:

@@ -62,8 +62,12 @@ class ExecutorOptions:
     rest_wait_s: float = 60.0
     #: After an abort, how long nova may take to cancel the migration and put the server back.
     abort_wait_s: float = 300.0
-    #: How long to wait before sending again an abort that nova refused or that failed on the way.
+    #: How long to wait before sending again an abort that nova refused or that failed on the way (and a
+    #: confirmResize).
     abort_retry_s: float = 15.0
+    #: After nova first refused the confirmResize of a cold migration (4xx: its source's service down, say), how long
+    #: hostmap keeps sending it before it leaves the server VERIFY_RESIZE to the operator.
+    confirm_wait_s: float = 120.0
     #: After nova accepted the request, how long its migration record may take to appear (while the server is
     #: not busy; a busy server is waited for up to the timeout).
     record_wait_s: float = 120.0
@@ -116,6 +120,9 @@ class _Flight:
     progress: Progress = field(default_factory=Progress)
     #: For a cold migration: when hostmap last sent confirmResize (the record reached `finished`).
     confirmed_at: float | None = None
+    #: When nova first refused that confirmResize (4xx), and its answer; None while nothing was refused.
+    confirm_refused_at: float | None = None
+    confirm_refusal: str = ""
     #: Set for a request an earlier run sent and whose answer never came (it stopped first): resumed by this run.
     unanswered: bool = False
     #: What nova showed of an unanswered request once its migration appeared; it leads the move's reason.
@@ -126,6 +133,9 @@ class _Flight:
     stall_seen: StallFacts | None = None
     #: When hostmap sent force_complete, and the figures it forced on.
     forced_at: float | None = None
+    #: Set for a cold migration in flight when the operator asked to abort everything (interrupted twice): nova
+    #: cannot abort it, so it is watched to its end and confirmed, and its row says so.
+    kept_running: str = ""
 
     @property
     def server_id(self) -> str:
@@ -287,9 +297,11 @@ class Executor:
             state.stop_reason = "interrupted by the operator before it started"
         if count >= 2:
             for flight in state.flights.values():
-                # Nova cannot abort a cold migration: it is watched to its end.
-                if flight.abort is None and flight.record is not None and not flight.record.terminal \
-                        and not flight.cold:
+                if flight.cold:
+                    # Nova cannot abort a cold migration: it is watched to its end and confirmed.
+                    flight.kept_running = flight.kept_running or (
+                        "interrupted twice, but nova cannot abort a cold migration: watched to its end")
+                elif flight.abort is None and flight.record is not None and not flight.record.terminal:
                     self._abort(flight, "aborted by the operator (interrupted twice)", outcome="failed")
 
     def _start_ready(self, pending: list[Step], state: _RunState) -> list[Step]:
@@ -671,15 +683,35 @@ class Executor:
         self._reporter.progress(flight.step, record)
         if record.status == COLD_FINISHED:
             if flight.confirmed_at is None or now - flight.confirmed_at >= opts.abort_retry_s:
-                # Sent again after a while if the record stays `finished`: an API error may have eaten the confirm.
+                # Sent again after a while if the record stays `finished`: an API error may have eaten the confirm,
+                # and what nova refused (its source's service down) may pass.
                 flight.confirmed_at = now
-                self._cloud.confirm_resize(flight.server_id)
+                self._confirm_resize(flight)
+            refused_at = flight.confirm_refused_at
+            if refused_at is not None and now - refused_at >= opts.confirm_wait_s:
+                target = flight.step.move.target
+                self._finish(state, flight.step, "failed",
+                             f"the cold migration finished, but nova refused to confirm it for {now - refused_at:.0f} "
+                             f"s ({flight.confirm_refusal}): the server waits VERIFY_RESIZE on {target}, its source "
+                             f"{flight.step.move.source} still holds its disk and its resources",
+                             flight=flight, unresolved=True, advice=Advice("confirm_cold", target))
             return
         if now - flight.submitted_at > opts.timeout_s:
             self._finish(state, flight.step, "timed_out",
                          f"cold migration still {record.status} after {opts.timeout_s:.0f} s; nova cannot abort a "
                          "cold migration, so it was left running (it keeps its source's slot)",
                          flight=flight, unresolved=True, advice=Advice("confirm_cold", flight.step.move.target))
+
+    def _confirm_resize(self, flight: _Flight) -> None:
+        """Send confirmResize; nova's refusal (4xx) is kept on the flight, a failure on the way is raised (retried)."""
+        try:
+            self._cloud.confirm_resize(flight.server_id)
+        except CloudError as error:
+            if error.status is None or error.status >= 500 or error.status == 404:
+                raise
+            if flight.confirm_refused_at is None:
+                flight.confirm_refused_at = self._clock.now()
+                flight.confirm_refusal = error.problem
 
     def _judge_aborting(self, flight: _Flight, abort: _Abort, record: MigrationRecord, state: _RunState) -> None:
         self._reporter.progress(flight.step, record)
@@ -908,6 +940,8 @@ class Executor:
         begun = max(flight.submitted_at, self._start) if flight is not None else started
         if flight is not None and flight.found_note:
             reason = f"{flight.found_note}; {reason}" if reason else flight.found_note
+        if flight is not None and flight.kept_running:
+            reason = f"{flight.kept_running}; {reason}" if reason else flight.kept_running
         result = MoveResult(
             move.server_id, move.server_name, move.source, move.target, outcome, reason,
             seconds=None if begun is None else now - begun,

@@ -109,12 +109,23 @@ class ServerGroup:
 
 
 @dataclass(frozen=True)
+class ZoneAggregate:
+    """A host aggregate whose metadata names an availability zone, and its hosts (service names)."""
+
+    zone: str
+    hosts: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Inventory:
     """Everything hostmap reads from the cloud before planning."""
 
     hosts: tuple[Host, ...]
     servers: tuple[Server, ...]
     groups: tuple[ServerGroup, ...] = ()
+    #: The host aggregates that name an availability zone (where nova's scheduler keeps a pinned server); None when
+    #: hostmap could not read them, and then a pinned server is kept on hosts that show its zone.
+    zone_aggregates: tuple[ZoneAggregate, ...] | None = None
 
     def server(self, server_id: str) -> Server | None:
         """The server with id `server_id`, if any."""

@@ -26,7 +26,7 @@ from hostmap.cloud.base import (
     Submission,
 )
 from hostmap.errors import CloudConfigError, CloudError
-from hostmap.model import Host, Inventory, Resources, Server, ServerGroup
+from hostmap.model import Host, Inventory, Resources, Server, ServerGroup, ZoneAggregate
 
 log = logging.getLogger("hostmap.api")
 
@@ -218,9 +218,12 @@ def connect_with(kwargs: Mapping[str, Any]) -> OpenStackCloud:
 class OpenStackCloud:
     """hostmap's Cloud over openstacksdk: admin view of compute, placement and migrations."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, assume_unpinned: bool = False) -> None:
         self._conn = conn
         self._microversion: tuple[int, int] | None = None
+        #: Below 2.96 (no `pinned_availability_zone`): take servers as unpinned instead of pinned where they are
+        #: (`--assume-unpinned`).
+        self.assume_unpinned = assume_unpinned
 
     def close(self) -> None:
         """Release the SDK connection's sessions."""
@@ -291,7 +294,23 @@ class OpenStackCloud:
         )
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
         log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
-        return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups)
+        return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups,
+                         zone_aggregates=self._zone_aggregates())
+
+    def _zone_aggregates(self) -> tuple[ZoneAggregate, ...] | None:
+        """The host aggregates whose metadata names an availability zone (GET /os-aggregates); None when nova
+        does not show them (a policy that refuses it), so that pins are read the safe way."""
+        response = self._conn.compute.get("/os-aggregates", microversion=self.microversion_text, raise_exc=False)
+        if response.status_code != 200:
+            log.warning("os-aggregates not readable (HTTP %s): a pinned server is kept on hosts showing its zone",
+                        response.status_code)
+            return None
+        found: list[ZoneAggregate] = []
+        for raw in response.json().get("aggregates") or []:
+            zone = raw.get("availability_zone") or (raw.get("metadata") or {}).get("availability_zone")
+            if isinstance(zone, str) and zone:
+                found.append(ZoneAggregate(zone, frozenset(h for h in raw.get("hosts") or [] if isinstance(h, str))))
+        return tuple(found)
 
     @_edge("capture the cloud's hosts, flavors, servers and server groups")
     def snapshot(self) -> Snapshot:
@@ -399,7 +418,7 @@ class OpenStackCloud:
             flavor=str(getattr(flavor, "original_name", None) or getattr(flavor, "name", None) or flavor.id),
             demand=Resources(int(flavor.vcpus or 0), int(flavor.ram or 0), disk),
             project_id=raw.project_id or "",
-            **_pin_of(raw, pins_visible),
+            **_pin_of(raw, pins_visible, assume_unpinned=self.assume_unpinned),
         )
 
     @staticmethod
@@ -591,7 +610,7 @@ def _zone_of(service: Any) -> str | None:
     return zone if isinstance(zone, str) and zone else None
 
 
-def _pin_of(raw: Any, visible: bool) -> dict[str, Any]:
+def _pin_of(raw: Any, visible: bool, *, assume_unpinned: bool = False) -> dict[str, Any]:
     """The server's pinned zone: `pinned_availability_zone` from 2.96; below, its current zone, marked assumed.
 
     Below 2.96 nova does not show the request spec's zone, so a pinned server cannot be told from a free one. The
@@ -602,6 +621,8 @@ def _pin_of(raw: Any, visible: bool) -> dict[str, Any]:
     if visible:
         pinned = getattr(raw, "pinned_availability_zone", None)
         return {"pinned_zone": pinned if isinstance(pinned, str) and pinned else None}
+    if assume_unpinned:  # the operator's word (--assume-unpinned): no server was booted into a zone
+        return {}
     current = getattr(raw, "availability_zone", None)
     if isinstance(current, str) and current:
         return {"pinned_zone": current, "zone_pin_assumed": True}

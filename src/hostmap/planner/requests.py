@@ -11,6 +11,7 @@ from hostmap.flow import Links
 from hostmap.model import Host, Inventory, Limits, Resources, Server
 from hostmap.planner.moves import Request, Tokens, Vec, add_into, sub_into
 from hostmap.policy import exclusive_group_names, pinned_servers
+from hostmap.zones import allowed_hosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +48,20 @@ def pass_inputs(
 
 
 def zone_hosts(inventory: Inventory, hosts: Sequence[Host]) -> dict[str, frozenset[int]]:
-    """Per server pinned to an availability zone, the indices of that zone's hosts (where nova lets it go)."""
-    by_zone: dict[str, frozenset[int]] = {}
+    """Per server whose pinned availability zone restricts it, the indices of the hosts nova lets it go to."""
+    by_zone: dict[str, frozenset[int] | None] = {}
     found: dict[str, frozenset[int]] = {}
     for server in inventory.servers:
         zone = server.pinned_zone
         if zone is None:
             continue
         if zone not in by_zone:
-            by_zone[zone] = frozenset(i for i, h in enumerate(hosts) if h.zone == zone)
-        found[server.id] = by_zone[zone]
+            allowed = allowed_hosts(inventory, server)
+            by_zone[zone] = None if allowed is None else frozenset(
+                i for i, h in enumerate(hosts) if h.name in allowed)
+        where = by_zone[zone]
+        if where is not None:
+            found[server.id] = where
     return found
 
 

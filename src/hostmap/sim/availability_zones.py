@@ -1,4 +1,4 @@
-"""Nova's availability-zone routes of the simulated cloud: GET /os-availability-zone[/detail].
+"""Nova's availability-zone routes of the simulated cloud: GET /os-availability-zone[/detail], GET /os-aggregates.
 
 As nova 34's `AvailabilityZoneController`: zones come from the compute services (`set_availability_zones`). A
 zone is available when an enabled service is in it; a zone whose services are all disabled is listed as not
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from hostmap.sim.scenario import sim_uuid
 from hostmap.sim.state import SimHost
 from hostmap.sim.views import JSON, current_cloud, json_response, ts
 
@@ -62,3 +63,20 @@ def availability_zones_detail() -> Response:
             })
         info += [{"zoneName": z, "zoneState": {"available": False}, "hosts": None} for z in unavailable]
         return json_response({"availabilityZoneInfo": info})
+
+
+@bp.get("/compute/v2.1/os-aggregates")
+def aggregates() -> Response:
+    """GET /compute/v2.1/os-aggregates (admin): each host aggregate with its hosts and its zone metadata."""
+    cloud = current_cloud()
+    with cloud.view():
+        found: list[JSON] = []
+        for aggregate in sorted(cloud.scenario.aggregates, key=lambda a: a.id):
+            metadata = {"availability_zone": aggregate.availability_zone} if aggregate.availability_zone else {}
+            found.append({
+                "id": aggregate.id, "name": aggregate.name, "uuid": sim_uuid("aggregate", aggregate.name),
+                "availability_zone": aggregate.availability_zone, "hosts": list(aggregate.hosts),
+                "metadata": metadata, "created_at": ts(0.0), "updated_at": None, "deleted": False,
+                "deleted_at": None,
+            })
+        return json_response({"aggregates": found})
