@@ -387,6 +387,29 @@ def test_force_complete(sim_factory: Callable[..., tuple[SimServer, Conn, Virtua
     assert mig.paused_s > 0
 
 
+def test_force_complete_refusals_are_novas(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:
+    """As nova 34 answered the real-Nova probe: an unknown migration id is a 400 for force_complete (404 for abort),
+    and a server with no task state gets nova's 409 that names no state."""
+    data = base_scenario(faults=[{"kind": "never_converge", "server": "db-0"}])
+    sim, conn, clock = sim_factory(data)
+    db, web = server_id(sim, "db-0"), server_id(sim, "web-0")
+    migrate(conn, db, "compute003", "2.96")
+    clock.advance(10)
+    sim.state.advance()
+    mig = sim.state.migrations[0]
+    assert mig.status == "running"
+    body = {"force_complete": None}
+    unknown = conn.compute.post(f"/servers/{db}/migrations/{mig.id + 1000}/action", json=body, microversion="2.22")
+    assert (unknown.status_code, unknown.json()["badRequest"]["message"]) == (
+        400, f"Migration {mig.id + 1000} not found for instance {db}")
+    aborted = conn.compute.delete(f"/servers/{db}/migrations/{mig.id + 1000}", microversion="2.24")
+    assert (aborted.status_code, aborted.json()["itemNotFound"]["message"]) == (
+        404, f"Migration {mig.id + 1000} not found for instance {db}")
+    idle = conn.compute.post(f"/servers/{web}/migrations/{mig.id}/action", json=body, microversion="2.22")
+    assert (idle.status_code, idle.json()["conflictingRequest"]["message"]) == (
+        409, f"Instance {web} is in an invalid state for 'force_complete'")
+
+
 def test_token_expiry_reauth(sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]]) -> None:
     """An expired token (sim clock) gets a 401 and keystoneauth re-authenticates transparently."""
     sim, conn, clock = sim_factory(base_scenario(auth={"token_ttl_s": 600}))

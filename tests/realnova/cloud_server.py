@@ -8,15 +8,18 @@ SPEC (written by tests/realnova/harness.py):
      "hosts": [{"name", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "cpu_allocation_ratio"?,
                 "ram_allocation_ratio"?, "disk_allocation_ratio"?, "reserved_host_memory_mb"?, "enabled"?}],
      "flavors": [{"name", "vcpus", "ram", "disk"}],
-     "servers": [{"name", "flavor", "host", "migration_s"?}],
+     "servers": [{"name", "flavor", "host", "migration_s"?, "pinned_zone"?, "status"?: "ACTIVE" | "SHUTOFF"}],
      "server_groups"?: [{"name", "policy", "members": [server names], "rules"?: {"max_server_per_host": N}}],
+     "aggregates"?: [{"name", "availability_zone"?, "hosts": [service hosts]}],
      "instance_sync_s"?: null | 0 | N}
 
 It composes nova's functional-test fixtures (databases, in-memory RPC, placement, fake glance/neutron/cinder, real
 policy), starts conductor, scheduler and one nova-compute per host with `HostmapFakeDriver`, serves the real
 nova-api WSGI app (keystonemiddleware auth_token against the real keystone) and placement (auth_token in front of
-the very placement app nova itself uses) on loopback, creates the flavors and server groups and boots the servers
-through the API (a group member with the scheduler hint `group`), then prints `READY {json}` and serves until killed.
+the very placement app nova itself uses) on loopback, creates the flavors, server groups and host aggregates (with
+their availability zones, through os-aggregates as an operator would) and boots the servers through the API (a group
+member with the scheduler hint `group`, a server with `pinned_zone` into that zone, so that its request spec keeps it
+there; one with status SHUTOFF is stopped after its boot), then prints `READY {json}` and serves until killed.
 
 A member whose host would break its group's hard policy among the members booted before it (an affinity group split
 over two hosts, say) cannot be booted by the scheduler: it is booted on a forced host (`availability_zone`
@@ -303,6 +306,7 @@ def _populate(token: str) -> dict[str, Any]:
             "name": flavor["name"], "vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"]}})
         flavors[flavor["name"]] = made["flavor"]["id"]
     groups = _create_groups(base, token)
+    _create_aggregates(base, token)
     forced: list[str] = []
     # One boot at a time: nova's fixtures can deadlock when many servers build at once.
     for server in SPEC["servers"]:
@@ -310,13 +314,15 @@ def _populate(token: str) -> dict[str, Any]:
         body: dict[str, Any] = {"server": {
             "name": server["name"], "flavorRef": flavors[server["flavor"]], "imageRef": IMAGE_ID,
             "networks": "none", "host": server["host"], "metadata": metadata}}
+        if server.get("pinned_zone"):
+            body["server"]["availability_zone"] = server["pinned_zone"]
         group = groups.get(server["name"])
         force = group is not None and not group.admits(server["host"])
         if group is not None:
             body["os:scheduler_hints"] = {"group": group.id}
         if force:
             del body["server"]["host"]
-            body["server"]["availability_zone"] = f"nova:{server['host']}"
+            body["server"]["availability_zone"] = f"{server.get('pinned_zone') or 'nova'}:{server['host']}"
             CONF.set_override("disable_group_policy_check_upcall", True, "workarounds")
             forced.append(server["name"])
         try:
@@ -384,15 +390,34 @@ def _create_groups(base: str, token: str) -> dict[str, _Group]:
     return by_member
 
 
+def _create_aggregates(base: str, token: str) -> None:
+    """POST /os-aggregates (with its availability zone) and add_host for each aggregate of the spec."""
+    for spec in SPEC.get("aggregates", []):
+        body: dict[str, Any] = {"name": spec["name"]}
+        if spec.get("availability_zone"):
+            body["availability_zone"] = spec["availability_zone"]
+        made = _api("POST", base + "/os-aggregates", token, {"aggregate": body})["aggregate"]
+        for host in spec["hosts"]:
+            _api("POST", f"{base}/os-aggregates/{made['id']}/action", token, {"add_host": {"host": host}})
+
+
 def _boot(base: str, token: str, body: dict[str, Any], server: dict[str, Any]) -> None:
     sid = _api("POST", base + "/servers", token, body)["server"]["id"]
+    _wait_status(base, token, sid, server, "ACTIVE")
+    if server.get("status", "ACTIVE") == "SHUTOFF":
+        _api("POST", f"{base}/servers/{sid}/action", token, {"os-stop": None})
+        _wait_status(base, token, sid, server, "SHUTOFF")
+
+
+def _wait_status(base: str, token: str, sid: str, server: dict[str, Any], wanted: str) -> None:
     deadline = time.monotonic() + 60
     while True:
-        status = _api("GET", f"{base}/servers/{sid}", token)["server"]["status"]
-        if status == "ACTIVE":
+        found = _api("GET", f"{base}/servers/{sid}", token)["server"]
+        if found["status"] == wanted and found.get("OS-EXT-STS:task_state") is None:
             return
-        if status == "ERROR" or time.monotonic() > deadline:
-            raise RuntimeError(f"server {server['name']} did not become ACTIVE on {server['host']}: {status}")
+        if found["status"] == "ERROR" or time.monotonic() > deadline:
+            raise RuntimeError(f"server {server['name']} did not become {wanted} on {server['host']}: "
+                               f"{found['status']}")
         time.sleep(0.05)
 
 

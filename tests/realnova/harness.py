@@ -205,8 +205,9 @@ def _start_session() -> Session:
 
 
 def real_spec(sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, float], workdir: Path) -> dict[str, Any]:
-    """cloud_server.py's spec from a simulator scenario: the same hosts, flavors, servers, server groups and instance
-    sync interval (`migration.instance_sync_s`; absent, the computes never sync)."""
+    """cloud_server.py's spec from a simulator scenario: the same hosts, flavors, servers (pinned zones and SHUTOFF
+    included), server groups, host aggregates with their zones and instance sync interval
+    (`migration.instance_sync_s`; absent, the computes never sync)."""
     hosts = []
     for host in scenario["hosts"]:
         hosts.append({
@@ -224,14 +225,24 @@ def real_spec(sess: Session, scenario: Mapping[str, Any], slow: Mapping[str, flo
         })
     by_hypervisor = {h["hypervisor_hostname"]: h["name"] for h in hosts}
     servers = [{"name": s["name"], "flavor": s["flavor"], "host": by_hypervisor.get(s["host"], s["host"]),
-                "migration_s": slow.get(s["name"], 1.0)} for s in scenario["servers"]]
+                "migration_s": slow.get(s["name"], 1.0), "pinned_zone": s.get("pinned_zone"),
+                "status": s.get("status", "ACTIVE")} for s in scenario["servers"]]
     groups = [{"name": g["name"], "policy": g["policy"], "members": list(g["members"]), "rules": g.get("rules") or {}}
               for g in scenario.get("server_groups", [])]
     return {"workdir": str(workdir), "keystone_url": sess.auth_url, "password": sess.password,
             "nova_port": sess.nova_port, "placement_port": sess.placement_port,
             "paste_ini": str(sess.python.parent.parent / "etc" / "nova" / "api-paste.ini"),
             "hosts": hosts, "flavors": scenario["flavors"], "servers": servers, "server_groups": groups,
+            "aggregates": _aggregates(scenario),
             "instance_sync_s": (scenario.get("migration") or {}).get("instance_sync_s")}
+
+
+def _aggregates(scenario: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The scenario's host aggregates as the simulator reads them (those implied by hosts' `zone` included)."""
+    from hostmap.sim.scenario import parse_scenario
+
+    return [{"name": a.name, "availability_zone": a.availability_zone, "hosts": list(a.hosts)}
+            for a in parse_scenario(json.loads(json.dumps(scenario)), "real-Nova spec").aggregates]
 
 
 class RealCloud:

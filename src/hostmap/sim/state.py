@@ -1002,19 +1002,23 @@ class SimCloud:
 
     def _act_on_migration(
         self, server_id: str, migration_id: str, request_id: str, *, what: tuple[str, str, str, str],
-        allowed: tuple[str, ...],
+        allowed: tuple[str, ...], missing_status: int,
     ) -> SimMigration:
         """Nova's checks and instance action for an operation on a server's in-progress migration.
 
-        `what`: the operation as nova's 409 and 400 messages name it, its instance action and its event.
+        `what`: the operation as nova's 409 and 400 messages name it, its instance action and its event;
+        `missing_status`: the route's answer to a migration id the server does not have.
         """
         verb, phrase, action_name, event_name = what
         server = self.get_server(server_id)
         if server.task_state != "migrating":  # nova's check_instance_state comes before the lookup
-            raise SimError(
-                409, f"Cannot '{verb}' instance {server_id} while it is in task_state {server.task_state}"
-            )
-        m = self.server_migration(server_id, migration_id)
+            # nova's raise_http_conflict_for_instance_invalid_state names the state only when there is one.
+            raise SimError(409, f"Instance {server_id} is in an invalid state for '{verb}'" if server.task_state is None
+                           else f"Cannot '{verb}' instance {server_id} while it is in task_state {server.task_state}")
+        m = next((m for m in self.migrations if migration_id == str(m.id) and m.server_id == server_id), None)
+        if m is None:
+            # MigrationNotFoundForInstance: the abort route answers it with 404, force_complete's with 400.
+            raise SimError(missing_status, f"Migration {migration_id} not found for instance {server_id}")
         if m.status not in allowed:
             raise SimError(
                 400, f"Migration {migration_id} state of instance {server_id} is {m.status}. Cannot "
@@ -1032,7 +1036,7 @@ class SimCloud:
                 server_id, migration_id, request_id,
                 what=("abort live migration", "abort live migration", "live_migration_cancel",
                       "compute_live_migration_abort"),
-                allowed=("running", "queued", "preparing") if allow_queued else ("running",),
+                allowed=("running", "queued", "preparing") if allow_queued else ("running",), missing_status=404,
             )
             self._rollback(m, "cancelled", "aborted by request")
             if server_id in self._abort_error:
@@ -1046,7 +1050,7 @@ class SimCloud:
                 server_id, migration_id, request_id,
                 what=("force_complete", "force complete", "live_migration_force_complete",
                       "compute_live_migration_force_complete"),
-                allowed=("running",),
+                allowed=("running",), missing_status=400,
             )
             if self.params.permit_post_copy:
                 # libvirt's migrate_start_postcopy: the guest switches over to the destination at once.
