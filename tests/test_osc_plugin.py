@@ -30,7 +30,8 @@ pytestmark = pytest.mark.skipif(OPENSTACK is None, reason="python-openstackclien
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
     """A `hostmap sim serve` process, the environment that reaches it (OS_* only) and a directory for files."""
     where = tmp_path_factory.mktemp("osc")
-    scenario_file = write_json(where / "scenario.json", scenario(migration={"setup_s": 0.1}))
+    scenario_file = write_json(where / "scenario.json", scenario(migration={"setup_s": 0.1},
+                                                                        report_interval_s=0.5))
     process = subprocess.Popen([sys.executable, "-m", "hostmap", "sim", "serve", "--scenario", str(scenario_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
@@ -94,3 +95,32 @@ def test_drain_maintain_and_a_bad_map_through_the_openstack_command(cloud: tuple
     errors = [line for line in bad.stderr.splitlines() if "error" in line]
     assert len(errors) == 1, bad.stderr
     assert 'no server named or with id "nope"' in errors[0]
+
+
+def test_drain_restore_and_maintain_change_the_cloud_through_the_openstack_command(
+        cloud: tuple[dict[str, str], Path]) -> None:
+    """drain --apply empties a host, restore --apply puts its server back, and maintain (events on stdout, its
+    report through cliff on stderr) takes another host through drain, command, enable and restore."""
+    env, where = cloud
+    journal = str(where / "changes.sqlite")
+    drained = _openstack(env, where, "drain", "compute003", "--apply", "--yes", "--journal", journal, "-f", "json")
+    assert drained.returncode == 0, drained.stderr
+    assert [(m["server"], m["source"], m["outcome"]) for m in json.loads(drained.stdout)
+            if m["outcome"] != "skipped"] == [("cache-0", "compute003", "migrated")]
+    assert "compute service of compute003 disabled (hostmap run 1 (drain))" in drained.stderr
+    back = _openstack(env, where, "restore", "1", "--apply", "--yes", "--journal", journal, "-f", "value",
+                      "-c", "server", "-c", "target", "-c", "outcome")
+    assert back.returncode == 0, back.stderr
+    assert "cache-0 compute003 migrated" in back.stdout.splitlines()
+    maintained = _openstack(env, where, "maintain", "compute002", "--exec", "true", "--restore", "--yes",
+                            "--group-settle", "0", "--journal", journal, "--events", "-", "-f", "json")
+    assert maintained.returncode == 0, maintained.stderr
+    events = [json.loads(line) for line in maintained.stdout.splitlines()]
+    assert [(e["event"], e.get("host")) for e in events if e["event"].startswith("host_")] == \
+        [("host_disabled", "compute002"), ("host_enabled", "compute002")]
+    assert [e["server"] for e in events if e["event"] == "finished"] == ["db-0", "db-0"]
+    ended = [e for e in events if e["event"] == "run_ended"]
+    assert [(e["reached"], e["exit_code"]) for e in ended] == [(True, 0), (True, 0)]
+    there, home = [(e["source"], e["target"]) for e in events if e["event"] == "finished"]
+    assert there[0] == "compute002"
+    assert home == (there[1], "compute002")
