@@ -543,11 +543,11 @@ def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> Migra
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
-    from hostmap.cloud.openstack import ConnectOptions, OpenStackCloud, connect, connect_with
+    from hostmap.cloud.openstack import ConnectOptions, adopt, connect, connect_with
 
     given = getattr(args, "sdk_connection", None)
     if given is not None:  # the openstack client's own connection (its authentication, TLS, clouds.yaml): its to close
-        yield _Session(OpenStackCloud(given), WallClock(), _estimate_params(args, MigrationParams()))
+        yield _Session(adopt(given), WallClock(), _estimate_params(args, MigrationParams()))
         return
     sim_scenario = getattr(args, "sim_scenario", None)
     use_sim = bool(getattr(args, "sim", False) or sim_scenario)
@@ -1387,7 +1387,10 @@ def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> No
         return
     from hostmap.cloud.openstack import ConnectOptions, tls_unverified
 
-    where = tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+    _say_unverified(tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert)), stderr, prog)
+
+
+def _say_unverified(where: str | None, stderr: IO[str], prog: str) -> None:
     if where is not None:
         stderr.write(f"{prog}: warning: {where}: the API's TLS certificate is NOT verified\n")
 
@@ -1504,14 +1507,19 @@ def add_plugin_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 def run_plugin(command: str, args: argparse.Namespace, *, connection: object | None, formatter: str,
                emit: Callable[[Listing], None], log_file: str | None, stdin: IO[str], stdout: IO[str],
-               stderr: IO[str]) -> int:
+               stderr: IO[str], insecure: bool = False) -> int:
     """Run `openstack hostmap COMMAND` as `hostmap COMMAND` runs: on the client's connection, listings to `emit`,
-    the log to the client's --log-file (else a new file in the state directory, as `hostmap` does)."""
+    the log to the client's --log-file (else a new file in the state directory, as `hostmap` does); `insecure`: the
+    client's --insecure, for the warning `hostmap` gives when TLS is not verified."""
     args.command = command
     args.log_file = log_file
     args.format = formatter
     args.emit = emit
     args.sdk_connection = connection
+    if connection is not None:
+        from hostmap.cloud.openstack import connection_unverified
+
+        _say_unverified(connection_unverified(connection, insecure), stderr, "openstack hostmap")
     # The client logs warnings of every logger to the terminal: hostmap's go to its log file, its words to stderr.
     previous, log.propagate = log.propagate, False
     try:

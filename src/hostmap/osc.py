@@ -90,7 +90,8 @@ class _Command(Lister):
         connection = self.app.client_manager.sdk_connection if self.auth_required else None
         code: int = run_plugin(self.name, parsed_args, connection=connection, formatter=parsed_args.formatter,
                                emit=emit, log_file=getattr(self.app.options, "log_file", None),
-                               stdin=self.app.stdin, stdout=self.app.stdout, stderr=self.app.stderr)
+                               stdin=self.app.stdin, stdout=self.app.stdout, stderr=self.app.stderr,
+                               insecure=bool(getattr(self.app.options, "insecure", False)))
         return code
 
 
