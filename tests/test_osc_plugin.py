@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -32,6 +33,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
     where = tmp_path_factory.mktemp("osc")
     scenario_file = write_json(where / "scenario.json", scenario(
         migration={"setup_s": 0.1}, report_interval_s=0.5,
+        aggregates=[{"name": "ssd", "hosts": ["compute001", "compute002"]},
+                    {"name": "edge", "hosts": ["compute004"], "availability_zone": "edge"}],
         # The first two listings of servers fail: the plugin's connection must retry them, as `hostmap`'s does.
         faults=[{"kind": "api_error", "method": "GET", "path_regex": "/servers/detail", "status": 503, "count": 2}]))
     process = subprocess.Popen([sys.executable, "-m", "hostmap", "sim", "serve", "--scenario", str(scenario_file)],
@@ -130,3 +133,52 @@ def test_drain_restore_and_maintain_change_the_cloud_through_the_openstack_comma
     there, home = [(e["source"], e["target"]) for e in events if e["event"] == "finished"]
     assert there[0] == "compute002"
     assert home == (there[1], "compute002")
+
+
+def _client(env: dict[str, str], where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `openstack` command itself (not the plugin), as an operator types it."""
+    assert OPENSTACK is not None
+    return subprocess.run([OPENSTACK, *args], capture_output=True, text=True, env=env, timeout=120, check=False,
+                          cwd=where)
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_what_operators_type_during_maintenance_through_the_openstack_command(
+        cloud: tuple[dict[str, str], Path]) -> None:
+    """compute service set/list (the conductor and scheduler listed, only compute services settable), hypervisor
+    show, availability zone list, aggregate list/show and host list answer as nova 34 does."""
+    env, where = cloud
+    disabled = _client(env, where, "compute", "service", "set", "--disable", "--disable-reason", "rack 4 power",
+                       "compute001", "nova-compute")
+    assert disabled.returncode == 0, disabled.stderr
+    listed = {(s["Binary"], s["Host"]): s for s in _json(_client(env, where, "compute", "service", "list", "--long",
+                                                                  "-f", "json"))}
+    assert (listed["nova-compute", "compute001"]["Status"], listed["nova-compute", "compute001"]["Disabled Reason"]) \
+        == ("disabled", "rack 4 power")
+    assert [(s["Zone"], s["Status"], s["State"]) for key, s in listed.items() if key[1] == "controller"] == \
+        [("internal", "enabled", "up")] * 2
+    assert {b for b, h in listed if h == "controller"} == {"nova-conductor", "nova-scheduler"}
+    assert _client(env, where, "compute", "service", "set", "--enable", "compute001", "nova-compute").returncode == 0
+    shown = _json(_client(env, where, "hypervisor", "show", "compute001.cloud.example.com", "-f", "json"))
+    assert (shown["service_host"], shown["status"], shown["state"]) == ("compute001", "enabled", "up")
+    zones = _json(_client(env, where, "availability", "zone", "list", "--long", "-f", "json"))
+    assert sorted((z["Zone Name"], z["Host Name"], z["Service Name"]) for z in zones) == [
+        ("edge", "compute004", "nova-compute"), ("internal", "controller", "nova-conductor"),
+        ("internal", "controller", "nova-scheduler"), ("nova", "compute001", "nova-compute"),
+        ("nova", "compute002", "nova-compute"), ("nova", "compute003", "nova-compute")]
+    aggregates = _json(_client(env, where, "aggregate", "list", "-f", "json"))
+    assert [(a["ID"], a["Name"], a["Availability Zone"]) for a in aggregates] == [(1, "ssd", None), (2, "edge", "edge")]
+    edge = _json(_client(env, where, "aggregate", "show", "edge", "-f", "json"))
+    assert (edge["hosts"], edge["availability_zone"], edge["is_deleted"]) == (["compute004"], "edge", False)
+    hosts = _json(_client(env, where, "host", "list", "-f", "json"))
+    assert [(h["Host Name"], h["Service"], h["Zone"]) for h in hosts] == [
+        ("compute001", "compute", "nova"), ("compute002", "compute", "nova"), ("compute003", "compute", "nova"),
+        ("compute004", "compute", "edge"), ("controller", "conductor", "internal"),
+        ("controller", "scheduler", "internal")]
+    refused = _client(env, where, "compute", "service", "set", "--disable", "controller", "nova-scheduler")
+    assert refused.returncode == 1
+    assert "nova-scheduler of host controller failed to set" in refused.stderr

@@ -4,13 +4,16 @@ As nova 34's `AvailabilityZoneController`: zones come from the compute services 
 zone is available when an enabled service is in it; a zone whose services are all disabled is listed as not
 available, with no hosts. The detail lists, per available zone, the hosts of its *enabled* services only, each
 with its services' `available` (up), `active` (enabled) and `updated_at`: a disabled host is in no zone there.
-The simulated cloud has no controller services, so nova's internal zone never appears.
+The control plane's conductor and scheduler (`controllers.py`) are in nova's internal zone, which the detail lists
+and the summary hides.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from hostmap.sim.controllers import CONTROLLER_SERVICES
+from hostmap.sim.scenario import INTERNAL_ZONE
 from hostmap.sim.state import SimHost
 from hostmap.sim.views import JSON, current_cloud, json_response, ts
 
@@ -47,18 +50,21 @@ def availability_zones_detail() -> Response:
     cloud = current_cloud()
     with cloud.view():
         available, unavailable = _zones()
-        info: list[JSON] = []
-        for zone, hosts in available.items():
-            info.append({
-                "zoneName": zone,
-                "zoneState": {"available": True},
-                "hosts": {
-                    h.name: {"nova-compute": {
-                        "available": h.alive, "active": True,
-                        "updated_at": ts(h.updated_s(cloud.now_s(), cloud.scenario.report_interval_s)),
-                    }}
-                    for h in sorted(hosts, key=lambda h: h.name)
-                },
-            })
+        now, interval = cloud.now_s(), cloud.scenario.report_interval_s
+        zones: dict[str, JSON] = {
+            zone: {
+                h.name: {"nova-compute": {"available": h.alive, "active": True,
+                                          "updated_at": ts(h.updated_s(now, interval))}}
+                for h in sorted(hosts, key=lambda h: h.name)
+            }
+            for zone, hosts in available.items()
+        }
+        internal: JSON = {}
+        for service in CONTROLLER_SERVICES:
+            internal.setdefault(service.host, {})[service.binary] = {
+                "available": True, "active": True, "updated_at": ts(service.heartbeat_s(now, interval))}
+        zones[INTERNAL_ZONE] = internal
+        info: list[JSON] = [{"zoneName": zone, "zoneState": {"available": True}, "hosts": hosts}
+                            for zone, hosts in sorted(zones.items())]
         info += [{"zoneName": z, "zoneState": {"available": False}, "hosts": None} for z in unavailable]
         return json_response({"availabilityZoneInfo": info})
