@@ -99,7 +99,7 @@ def test_availability_zone_listing_and_detail(start_sim: Callable[..., Running])
         ("az1", True, None), ("az2", True, None), ("az3", False, None)]
     detail = _get(running, "/os-availability-zone/detail")["availabilityZoneInfo"]
     assert [(z["zoneName"], sorted(z["hosts"] or ())) for z in detail] == [
-        ("az1", ["compute001"]), ("az2", ["compute003", "compute004"]), ("az3", [])]
+        ("az1", ["compute001"]), ("az2", ["compute003", "compute004"]), ("internal", ["controller"]), ("az3", [])]
     service = detail[0]["hosts"]["compute001"]["nova-compute"]
     assert (service["available"], service["active"]) == (True, True)
     services = _get(running, "/os-services")["services"]

@@ -42,7 +42,8 @@ from hostmap.errors import (
     UnknownHostError,
     ZoneError,
 )
-from hostmap.executor import Answer, ExecutorOptions
+from hostmap.events import EventReporter, EventStream
+from hostmap.executor import Answer, Confirm, ExecutorOptions
 from hostmap.journal import JournalError, RunDetail, ServiceChange, UnknownRun
 from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
@@ -233,6 +234,9 @@ def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = Non
     parser.add_argument("--journal", metavar="FILE", default=None,
                         help=journal_help or "SQLite journal of runs (default: journal.sqlite in the user's state "
                                              "directory)")
+    parser.add_argument("--events", metavar="FILE", default=None,
+                        help="append every event of the run to FILE as JSON lines, as it happens (docs/events.md); "
+                             "'-' writes them to standard output, and the report goes to standard error")
 
 
 def _format_option(parser: argparse.ArgumentParser, default: str | None = "table", help: str | None = None) -> None:
@@ -566,13 +570,12 @@ def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> Migra
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
-    from hostmap.cloud.openstack import ConnectOptions, OpenStackCloud, connect, connect_with
+    from hostmap.cloud.openstack import ConnectOptions, adopt, connect, connect_with
 
     given = getattr(args, "sdk_connection", None)
     unpinned = bool(getattr(args, "assume_unpinned", False))
     if given is not None:  # the openstack client's own connection (its authentication, TLS, clouds.yaml): its to close
-        yield _Session(OpenStackCloud(given, assume_unpinned=unpinned), WallClock(),
-                       _estimate_params(args, MigrationParams()))
+        yield _Session(adopt(given, assume_unpinned=unpinned), WallClock(), _estimate_params(args, MigrationParams()))
         return
     sim_scenario = getattr(args, "sim_scenario", None)
     use_sim = bool(getattr(args, "sim", False) or sim_scenario)
@@ -847,7 +850,8 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
             try:
                 result = run_rollout(session.cloud, session.clock, journal, cloud_key=session.cloud.identity,
                                      hosts=hosts, options=options, run_map=run_map, execute=shell,
-                                     say=lambda text: _say(stderr, text))
+                                     say=lambda text: _say(stderr, text),
+                                     on_service=lambda change: _service_event(args, change))
             finally:
                 shell.kill_all()
     _show(args, stdout, maintain_listing(maintain_json(result)), lambda: print_maintain(result, stdout, args.format))
@@ -857,6 +861,13 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
     if result.stopped is None:
         return EXIT_OK
     return EXIT_INCOMPLETE
+
+
+def _service_event(args: argparse.Namespace, change: ServiceChange) -> None:
+    """A compute service switched outside a run (maintain enabling a host after its command), to --events."""
+    stream = getattr(args, "event_stream", None)
+    if stream is not None:
+        EventReporter(stream, None, run_id=change.run_id).service_changed(change)
 
 
 def _say(stderr: IO[str], text: str) -> None:
@@ -1044,19 +1055,29 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
 
     interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
-    reporters = [LogReporter(), *watch] + ([live] if live is not None else [])
+    stream = getattr(args, "event_stream", None)
+    events = EventReporter(stream, session.clock) if stream is not None else None
+    reporters = [LogReporter(), *watch] + ([live] if live is not None else []) + ([events] if events else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
                               max_pause_s=args.max_pause_s)
     journal = Path(args.journal) if args.journal else None
 
-    def confirm_for(inventory: Inventory) -> Prompter | None:
-        return None if args.yes else Prompter(inventory, stdin, stderr, pause=live.paused if live else None,
-                                              interrupts=interrupts)
+    def confirm_for(inventory: Inventory) -> Confirm | None:
+        prompter = None if args.yes else Prompter(inventory, stdin, stderr, pause=live.paused if live else None,
+                                                  interrupts=interrupts)
+        return events.confirming(prompter) if events is not None else prompter
 
     def on_service(change: ServiceChange) -> None:
         what = f"disabled ({change.reason})" if change.action == "disabled" else "enabled"
         stderr.write(f"hostmap: compute service of {change.host} {what}\n")
+        if events is not None:
+            events.service_changed(change)
+
+    def started(run_id: int) -> None:
+        if events is not None:
+            events.run_started(run_id)
+        on_start(run_id)
 
     settings = ApplySettings(options, journal, duration_model(session.params), nic_links(session.params),
                              getattr(args, "group_settle", DEFAULT_GROUP_SETTLE_S), limits,
@@ -1071,12 +1092,23 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
             map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
             interrupts=lambda: interrupts.count,
             on_resumed=lambda resumed: _print_resumed(resumed, stderr),
-            services=services or ServiceChanges(), on_service=on_service, on_start=on_start,
+            services=services or ServiceChanges(), on_service=on_service, on_start=started,
         )
+    except HostmapError as error:
+        if events is not None:
+            events.run_ended(None, -1, f"{type(error).__name__}: {error}")
+        raise
     finally:
         for signum, handler in previous.items():
             if handler is not None:
                 signal.signal(signum, handler)
+    ran = _ran(result, interrupts)
+    if events is not None:
+        events.run_ended(result, ran.exit_code)
+    return ran
+
+
+def _ran(result: RunResult, interrupts: _Interrupts) -> _Ran:
     if interrupts.count:
         return _Ran(result, interrupts.exit_code)
     if result.identity_lost:  # keystone did not answer through its retries: a cloud failure, as at start-up
@@ -1429,16 +1461,47 @@ def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> No
         return
     from hostmap.cloud.openstack import ConnectOptions, tls_unverified
 
-    where = tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+    _say_unverified(tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert)), stderr, prog)
+
+
+def _say_unverified(where: str | None, stderr: IO[str], prog: str) -> None:
     if where is not None:
         stderr.write(f"{prog}: warning: {where}: the API's TLS certificate is NOT verified\n")
+
+
+def _open_events(args: argparse.Namespace, stdout: IO[str], stderr: IO[str],
+                 prog: str) -> tuple[EventStream | None, IO[str]]:
+    """The --events stream, and where the command's report goes: standard error when the events take stdout."""
+    path = getattr(args, "events", None)
+    if not path:
+        return None, stdout
+
+    def lost(problem: str) -> None:
+        stderr.write(f"{prog}: warning: the event stream was lost ({problem}); the run goes on\n")
+
+    if path == "-":
+        args.event_stream = EventStream(stdout, on_lost=lost, close_handle=False)
+        return args.event_stream, stderr
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise InputError(path, "--events", "is a named pipe (FIFO) that no process reads",
+                             "start its reader first, or give a regular file") from None
+        raise
+    os.set_blocking(fd, True)
+    handle = open(fd, "w", encoding="utf-8", closefd=True)  # noqa: SIM115 (the stream closes it at the command's end)
+    args.event_stream = EventStream(handle, on_lost=lost)
+    return args.event_stream, stdout
 
 
 def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
               seed: bool) -> int:
     handler: logging.Handler | None = None
+    stream: EventStream | None = None
     try:
         _warn_unverified(args, stderr, prog)
+        stream, stdout = _open_events(args, stdout, stderr, prog)
         if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
             handler = _open_log(args.log_file, stderr)
         if seed:
@@ -1474,6 +1537,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         stderr.write(f"{prog}: error: {error}\n")
         return EXIT_USAGE if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)) else 1
     finally:
+        if stream is not None:
+            stream.close()
         if handler is not None:
             log.removeHandler(handler)
             logging.getLogger("keystoneauth").removeHandler(handler)
@@ -1516,14 +1581,19 @@ def add_plugin_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 def run_plugin(command: str, args: argparse.Namespace, *, connection: object | None, formatter: str,
                emit: Callable[[Listing], None], log_file: str | None, stdin: IO[str], stdout: IO[str],
-               stderr: IO[str]) -> int:
+               stderr: IO[str], insecure: bool = False) -> int:
     """Run `openstack hostmap COMMAND` as `hostmap COMMAND` runs: on the client's connection, listings to `emit`,
-    the log to the client's --log-file (else a new file in the state directory, as `hostmap` does)."""
+    the log to the client's --log-file (else a new file in the state directory, as `hostmap` does); `insecure`: the
+    client's --insecure, for the warning `hostmap` gives when TLS is not verified."""
     args.command = command
     args.log_file = log_file
     args.format = formatter
     args.emit = emit
     args.sdk_connection = connection
+    if connection is not None:
+        from hostmap.cloud.openstack import connection_unverified
+
+        _say_unverified(connection_unverified(connection, insecure), stderr, "openstack hostmap")
     # The client logs warnings of every logger to the terminal: hostmap's go to its log file, its words to stderr.
     previous, log.propagate = log.propagate, False
     try:

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 from hostmap.apply import ServiceChanges
 from hostmap.clock import Clock
 from hostmap.cloud.base import Cloud
-from hostmap.journal import Journal, Rollout, RolloutStepName
+from hostmap.journal import Journal, Rollout, RolloutStepName, ServiceChange
 from hostmap.model import Host, Inventory
 from hostmap.results import RunResult
 from hostmap.rollout import batch_drain, batches, settle_wait
@@ -83,8 +83,13 @@ class MaintainResult:
 
 def run_rollout(cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str, hosts: Sequence[str],
                 options: MaintainOptions, run_map: RunMap, execute: Exec,
-                say: Callable[[str], None] = lambda text: None) -> MaintainResult:
-    """Roll maintenance over `hosts` (service host names, in order), continuing an unfinished rollout of them."""
+                say: Callable[[str], None] = lambda text: None,
+                on_service: Callable[[ServiceChange], None] = lambda change: None) -> MaintainResult:
+    """Roll maintenance over `hosts` (service host names, in order), continuing an unfinished rollout of them.
+
+    `on_service` is told each compute service the rollout enables between its runs (a run's own changes go through
+    `run_map`).
+    """
     rollout = journal.open_rollout(cloud_key, hosts)
     continued = rollout is not None
     if rollout is None:
@@ -96,7 +101,7 @@ def run_rollout(cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str,
         rollout_id = rollout.id
         say(f"continuing rollout {rollout_id}, started earlier over the same hosts")
     roller = _Roller(cloud, clock, journal=journal, rollout_id=rollout_id, options=options, run_map=run_map,
-                     execute=execute, say=say)
+                     execute=execute, say=say, on_service=on_service)
     groups = batches(hosts, journal.rollout(rollout_id).batch)
     for i, group in enumerate(groups):
         stopped = roller.batch(group, groups[i + 1:])
@@ -111,9 +116,11 @@ class _Roller:
     """The steps of one rollout, batch by batch; every step is journaled before the next begins."""
 
     def __init__(self, cloud: Cloud, clock: Clock, *, journal: Journal, rollout_id: int, options: MaintainOptions,
-                 run_map: RunMap, execute: Exec, say: Callable[[str], None]) -> None:
+                 run_map: RunMap, execute: Exec, say: Callable[[str], None],
+                 on_service: Callable[[ServiceChange], None]) -> None:
         self.cloud, self.clock, self.journal, self.rollout_id = cloud, clock, journal, rollout_id
         self.options, self.run_map, self.execute, self.say = options, run_map, execute, say
+        self.on_service = on_service
         self.runs: list[RunResult] = []
         #: (server id, host it left, when) for every migration of this invocation's runs.
         self.departures: list[tuple[str, str, float]] = []
@@ -221,7 +228,7 @@ class _Roller:
                     host = next((x for x in self.cloud.inventory().hosts if x.name == h), None)
                 if host is not None and drain_run is not None and disabled_by(host, drain_run):
                     self.cloud.set_service(h, enabled=True)
-                    self.journal.service_changed(drain_run, h, "enabled", "")
+                    self.on_service(self.journal.service_changed(drain_run, h, "enabled", ""))
                     self.say(f"{h}: compute service enabled")
                 self._step(h, "enabled", run_id=drain_run)
         return None

@@ -76,13 +76,22 @@ class _Command(Lister):
         self.formatter = formatter
 
         def emit(listing: Listing) -> None:
-            self.produce_output(parsed_args, listing.columns,
-                                [tuple(_cell(v) for v in row) for row in listing.rows])
+            rows = [tuple(_cell(v) for v in row) for row in listing.rows]
+            if getattr(parsed_args, "events", None) != "-":
+                self.produce_output(parsed_args, listing.columns, rows)
+                return
+            # `--events -`: standard output carries the events only, so the listing goes to standard error.
+            out, self.app.stdout = self.app.stdout, self.app.stderr
+            try:
+                self.produce_output(parsed_args, listing.columns, rows)
+            finally:
+                self.app.stdout = out
 
         connection = self.app.client_manager.sdk_connection if self.auth_required else None
         code: int = run_plugin(self.name, parsed_args, connection=connection, formatter=parsed_args.formatter,
                                emit=emit, log_file=getattr(self.app.options, "log_file", None),
-                               stdin=self.app.stdin, stdout=self.app.stdout, stderr=self.app.stderr)
+                               stdin=self.app.stdin, stdout=self.app.stdout, stderr=self.app.stderr,
+                               insecure=bool(getattr(self.app.options, "insecure", False)))
         return code
 
 

@@ -208,6 +208,37 @@ def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> Op
     return OpenStackCloud(conn)
 
 
+def adopt(conn: Any, *, assume_unpinned: bool = False) -> OpenStackCloud:
+    """Another client's connection (the openstack command's: its authentication, clouds.yaml and TLS as they are)
+    with hostmap's retries and request timeout, as `connect` gives its own.
+
+    The retry settings apply to the service proxies made from here on; a service-prefixed setting of the user's
+    (`compute_status_code_retries` in clouds.yaml) still wins, as it does for `hostmap`.
+    """
+    config = conn.config.config
+    for key, value in _RETRY_SETTINGS.items():
+        if key != "api_timeout":
+            config[key] = value
+    session = conn.session
+    if getattr(session, "timeout", None) is None:  # the openstack client leaves it unset
+        session.timeout = API_TIMEOUT_S
+    _retrying_keystone(conn, None)
+    return OpenStackCloud(conn, assume_unpinned=assume_unpinned)
+
+
+def connection_unverified(conn: Any, insecure_option: bool) -> str | None:
+    """Where certificate verification is off for a connection another client made, if it is (as `tls_unverified`
+    says it for hostmap's own options): the client's `--insecure`, `OS_INSECURE`, or its clouds.yaml entry."""
+    verify, _ = conn.config.get_requests_verify_args()
+    if verify is not False:
+        return None
+    if insecure_option:
+        return "--insecure"
+    if os.environ.get("OS_INSECURE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "OS_INSECURE"
+    return f"clouds.yaml (cloud {conn.config.name}: verify: false or insecure: true)"
+
+
 def connect_with(kwargs: Mapping[str, Any]) -> OpenStackCloud:
     """Connect with explicit keyword arguments only (no clouds.yaml, no OS_* variables): for the simulated cloud."""
     conn = openstack.connect(load_envvars=False, load_yaml_config=False, **{**_RETRY_SETTINGS, **kwargs})

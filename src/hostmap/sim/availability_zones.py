@@ -1,17 +1,19 @@
-"""Nova's availability-zone routes of the simulated cloud: GET /os-availability-zone[/detail], GET /os-aggregates.
+"""Nova's availability-zone routes of the simulated cloud: GET /os-availability-zone[/detail].
 
 As nova 34's `AvailabilityZoneController`: zones come from the compute services (`set_availability_zones`). A
 zone is available when an enabled service is in it; a zone whose services are all disabled is listed as not
 available, with no hosts. The detail lists, per available zone, the hosts of its *enabled* services only, each
 with its services' `available` (up), `active` (enabled) and `updated_at`: a disabled host is in no zone there.
-The simulated cloud has no controller services, so nova's internal zone never appears.
+The control plane's conductor and scheduler (`controllers.py`) are in nova's internal zone, which the detail lists
+and the summary hides.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from hostmap.sim.scenario import sim_uuid
+from hostmap.sim.controllers import CONTROLLER_SERVICES
+from hostmap.sim.scenario import INTERNAL_ZONE
 from hostmap.sim.state import SimHost
 from hostmap.sim.views import JSON, current_cloud, json_response, ts
 
@@ -48,35 +50,22 @@ def availability_zones_detail() -> Response:
     cloud = current_cloud()
     with cloud.view():
         available, unavailable = _zones()
-        info: list[JSON] = []
-        for zone, hosts in available.items():
-            info.append({
-                "zoneName": zone,
-                "zoneState": {"available": True},
-                "hosts": {
-                    h.name: {"nova-compute": {
-                        "available": h.alive, "active": True,
-                        "updated_at": ts(h.updated_s(cloud.now_s(), cloud.scenario.report_interval_s)),
-                    }}
-                    for h in sorted(hosts, key=lambda h: h.name)
-                },
-            })
+        now, interval = cloud.now_s(), cloud.scenario.report_interval_s
+        zones: dict[str, JSON] = {
+            zone: {
+                h.name: {"nova-compute": {"available": h.alive, "active": True,
+                                          "updated_at": ts(h.updated_s(now, interval))}}
+                for h in sorted(hosts, key=lambda h: h.name)
+            }
+            for zone, hosts in available.items()
+        }
+        internal: JSON = {}
+        for service in CONTROLLER_SERVICES:
+            internal.setdefault(service.host, {})[service.binary] = {
+                "available": True, "active": True, "updated_at": ts(service.heartbeat_s(now, interval))}
+        zones[INTERNAL_ZONE] = internal
+        info: list[JSON] = [{"zoneName": zone, "zoneState": {"available": True}, "hosts": hosts}
+                            for zone, hosts in sorted(zones.items())]
         info += [{"zoneName": z, "zoneState": {"available": False}, "hosts": None} for z in unavailable]
         return json_response({"availabilityZoneInfo": info})
 
-
-@bp.get("/compute/v2.1/os-aggregates")
-def aggregates() -> Response:
-    """GET /compute/v2.1/os-aggregates (admin): each host aggregate with its hosts and its zone metadata."""
-    cloud = current_cloud()
-    with cloud.view():
-        found: list[JSON] = []
-        for aggregate in sorted(cloud.scenario.aggregates, key=lambda a: a.id):
-            metadata = {"availability_zone": aggregate.availability_zone} if aggregate.availability_zone else {}
-            found.append({
-                "id": aggregate.id, "name": aggregate.name, "uuid": sim_uuid("aggregate", aggregate.name),
-                "availability_zone": aggregate.availability_zone, "hosts": list(aggregate.hosts),
-                "metadata": metadata, "created_at": ts(0.0), "updated_at": None, "deleted": False,
-                "deleted_at": None,
-            })
-        return json_response({"aggregates": found})

@@ -1,4 +1,4 @@
-"""Nova's host routes of the simulated cloud: os-hypervisors and os-services."""
+"""Nova's host routes of the simulated cloud: os-hypervisors, os-services and os-hosts (below 2.43)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 
 from flask import Blueprint, Response, request
 
+from hostmap.sim.controllers import CONTROLLER_SERVICES, ControllerService
 from hostmap.sim.state import SimError, SimHost
 from hostmap.sim.views import (
     JSON,
@@ -89,11 +90,16 @@ def hypervisors() -> Response:
     cloud = current_cloud()
     with cloud.view():
         found = list(cloud.hosts.values())
+        body: JSON = {}
         pattern = request.args.get("hypervisor_hostname_pattern")
         if pattern is not None and at_least(2, 53):
+            if "limit" in request.args or "marker" in request.args:
+                raise SimError(400, "Paging over hypervisors with the hypervisor_hostname_pattern query parameter "
+                                    "is not supported.")
             found = [h for h in found if pattern in h.hypervisor_hostname]
-        body: JSON = {}
-        if at_least(2, 33):
+            if not found:
+                raise SimError(404, f"No hypervisor matching '{pattern}' could be found.")
+        elif at_least(2, 33):  # no links with a pattern: they would fail the check above
             path = "os-hypervisors/detail" if detail else "os-hypervisors"
             found, links = paging(found, lambda h: str(hypervisor_id(h)), path)
             if links:
@@ -105,6 +111,8 @@ def hypervisors() -> Response:
 @bp.get("/compute/v2.1/os-hypervisors/<hypervisor_ident>")
 def hypervisor(hypervisor_ident: str) -> Response:
     """GET /compute/v2.1/os-hypervisors/{id}."""
+    if at_least(2, 53) and not _uuid_like(hypervisor_ident):  # a name is found by listing with a pattern
+        raise SimError(400, f"Invalid uuid {hypervisor_ident}")
     cloud = current_cloud()
     with cloud.view():
         host = next((h for h in cloud.hosts.values() if hypervisor_ident == str(hypervisor_id(h))), None)
@@ -161,6 +169,10 @@ def update_service(service_id: str) -> Response:
         if not is_nova_boolean(body["forced_down"]):
             raise SimError(400, f"Invalid input for field/attribute forced_down. Value: {body['forced_down']}.")
         changes["forced_down"] = truthy(str(body["forced_down"]))
+    controller = next((c for c in CONTROLLER_SERVICES if c.uuid == service_id), None)
+    if controller is not None:
+        raise SimError(400, f"Updating a {controller.binary} service is not supported. Only nova-compute services "
+                            "can be updated.")
     cloud = current_cloud()
     host = cloud.update_service(service_id, changes)
     with cloud.view():
@@ -175,16 +187,49 @@ def _uuid_like(text: str) -> bool:
     return True
 
 
+def controller_view(service: ControllerService) -> JSON:
+    """A control-plane service as `os-services` shows it: in the internal zone, enabled and reporting."""
+    cloud = current_cloud()
+    view: JSON = {
+        "id": service.uuid if at_least(2, 53) else len(cloud.hosts) + service.number,
+        "binary": service.binary,
+        "host": service.host,
+        "zone": service.zone,
+        "status": "enabled",
+        "state": "up",
+        "updated_at": ts(service.heartbeat_s(cloud.now_s(), cloud.scenario.report_interval_s)),
+        "disabled_reason": None,
+    }
+    if at_least(2, 11):
+        view["forced_down"] = False
+    return view
+
+
 @bp.get("/compute/v2.1/os-services")
 def services() -> Response:
-    """GET /compute/v2.1/os-services: one nova-compute service per host, filtered by binary and host."""
+    """GET /compute/v2.1/os-services: each host's nova-compute, then the conductor and the scheduler, filtered by
+    binary and host as nova 34 filters them (exact matches)."""
     args = request.args
     cloud = current_cloud()
     with cloud.view():
-        found = list(cloud.hosts.values())
-        if args.get("binary", "nova-compute") != "nova-compute":
-            found = []
-        if "host" in args:
-            found = [h for h in found if h.name == args["host"]]
-        views = [service_view(host) for host in found]
+        binary, host = args.get("binary", ""), args.get("host", "")
+        views = [service_view(h) for h in cloud.hosts.values()
+                 if (not binary or binary == "nova-compute") and (not host or h.name == host)]
+        views += [controller_view(c) for c in CONTROLLER_SERVICES
+                  if (not binary or binary == c.binary) and (not host or host == c.host)]
         return json_response({"services": views})
+
+
+@bp.get("/compute/v2.1/os-hosts")
+def hosts() -> Response:
+    """GET /compute/v2.1/os-hosts (2.1 to 2.42; removed from 2.43): every service's host, topic and zone, filtered by
+    `zone`."""
+    if at_least(2, 43):
+        raise SimError(404, "The resource could not be found.")
+    zone = request.args.get("zone")
+    cloud = current_cloud()
+    with cloud.view():
+        found: list[JSON] = [{"host_name": h.name, "service": "compute", "zone": cloud.zones.of_host(h.name)}
+                             for h in cloud.hosts.values()]
+        found += [{"host_name": c.host, "service": c.topic, "zone": c.zone} for c in CONTROLLER_SERVICES]
+        return json_response({"hosts": [h for h in found if not zone or h["zone"] == zone]})
