@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import run_cli, write_json
-from hostmap.timeline import ActualMove, milestones
+from hostmap.journal import Journal
+from hostmap.timeline import ActualMove, journal_moves, milestones
 
 #: compute001 is emptied (a, b to compute002, c to compute003); compute002 keeps d and gains two.
 DRAIN: dict[str, Any] = {
@@ -65,3 +68,25 @@ def test_plan_and_history_say_when_each_host_is_empty_or_full(tmp_path: Path) ->
     assert actual["compute003"]["actual_by_s"] is None
     assert actual["compute002"]["actual_by_s"] is not None
     assert actual["compute001"]["by_s"] == rows["compute001"]["by_s"]
+
+
+def test_history_of_a_rehearsal_is_on_the_run_s_own_clock(tmp_path: Path) -> None:
+    """A --virtual-time run's history starts and ends each move where the run's (virtual) clock had them, not at
+    the wall-clock moments the journal stamped, a fraction of a second apart."""
+    scenario = write_json(tmp_path / "s.json", {**DRAIN, "migration": {"setup_s": 30.0}})
+    host_map = write_json(tmp_path / "map.json", MAP)
+    journal = tmp_path / "j.db"
+    applied = run_cli(["apply", str(host_map), "--yes", "-f", "json", "--max-per-host", "1", "--journal",
+                       str(journal), "--sim-scenario", str(scenario), "--virtual-time", "--log-file",
+                       str(tmp_path / "log")])
+    assert applied.code == 0, applied.err
+    report = {m["server"]: m for m in applied.json()["moves"]}
+    assert report["c"]["finished_s"] > 90  # three moves of over 30 s each, one after another, on virtual time
+    with Journal.open(journal) as opened:
+        moves = journal_moves(opened.run(1).moves)
+    assert [(m.server, m.start_s, m.end_s) for m in moves] == [
+        (s, pytest.approx(report[s]["started_s"], abs=0.01), pytest.approx(report[s]["finished_s"], abs=0.01))
+        for s in ("a", "b", "c")]
+    rows = {m["host"]: m for m in run_cli(["history", "1", "--journal", str(journal), "-f", "json"]).json()[
+        "milestones"]}
+    assert rows["compute001"]["actual_by_s"] == pytest.approx(report["c"]["finished_s"], abs=0.01)

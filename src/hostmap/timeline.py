@@ -225,11 +225,17 @@ def _stamp(text: str | None) -> float | None:
 
 
 def journal_moves(moves: Sequence[MoveRecord]) -> list[ActualMove]:
-    """A journal run's moves on the run's clock: each starts when it was submitted and lasts its seconds.
+    """A journal run's moves on the run's own clock: each starts when it started and lasts its seconds.
 
-    The journal stamps submissions on the wall clock, so for a run on virtual time (a rehearsal) the starts are
-    those of the wall and the bars only as long as the seconds on the run's clock say.
+    The journal keeps each move's start on the run's clock (`started_s`, virtual for a rehearsal); a run journaled
+    before it did (or with a move recorded without it) falls back to the wall-clock stamps of the submissions,
+    on which a run on virtual time has its bars bunched at the start.
     """
+    sent = [m for m in moves if m.submitted_at is not None and m.seconds is not None]
+    if sent and all(m.started_s is not None for m in sent):
+        return [ActualMove(m.server_id, m.server_name, m.source, m.target, m.outcome or "unknown", m.reason,
+                           m.started_s, None if m.started_s is None or m.seconds is None else m.started_s + m.seconds,
+                           m.step + 1) for m in moves]
     stamps = [s for s in (_stamp(m.submitted_at or m.intended_at) for m in moves) if s is not None]
     zero = min(stamps, default=0.0)
     found: list[ActualMove] = []
