@@ -60,7 +60,7 @@ def test_twin_plans_the_same_moves_in_the_same_order(tmp_path: Path) -> None:
     """A capture of the simulated cloud loads as a scenario on which plan gives the same moves, order and estimate."""
     original = write_json(tmp_path / "original.json", ORIGINAL)
     twin, err = _capture(tmp_path, original)
-    assert "captured 4 hosts, 5 servers, 1 server groups" in err
+    assert "captured 4 hosts, 5 servers, 1 server group;" in err
     loaded = load_scenario(twin)
     assert [h.capacity() for h in loaded.hosts] == [h.capacity() for h in load_scenario(original).hosts]
     c4 = loaded.host("compute004")

@@ -28,6 +28,7 @@ from hostmap.cloud.base import (
 )
 from hostmap.errors import CloudConfigError, CloudError
 from hostmap.model import Host, Inventory, Resources, Server, ServerGroup
+from hostmap.wording import counted
 
 log = logging.getLogger("hostmap.api")
 
@@ -295,7 +296,8 @@ class OpenStackCloud:
             self._server(s, flavors, pins_visible) for s in compute.servers(details=True, all_projects=True)
         )
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
-        log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
+        log.info("read %s, %s, %s", counted(len(hosts), "compute host"), counted(len(servers), "server"),
+                 counted(len(groups), "server group"))
         return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups)
 
     @_edge("capture the cloud's hosts, flavors, servers and server groups")
@@ -346,8 +348,8 @@ class OpenStackCloud:
                                       group.members, raw.project_id or ""))
         config = self._conn.config
         auth = config.auth or {}
-        log.info("captured %d compute hosts, %d flavors, %d servers, %d server groups",
-                 len(hosts), len(flavors), len(servers), len(groups))
+        log.info("captured %s, %s, %s, %s", counted(len(hosts), "compute host"), counted(len(flavors), "flavor"),
+                 counted(len(servers), "server"), counted(len(groups), "server group"))
         return Snapshot(
             hosts=tuple(sorted(hosts, key=lambda h: h.name)), flavors=flavors, servers=tuple(servers),
             groups=tuple(groups), auth_url=str(auth.get("auth_url", "")), region=config.region_name or "",
