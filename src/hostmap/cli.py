@@ -1108,8 +1108,10 @@ def _cmd_history(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> 
 def _history_timeline(detail: RunDetail) -> Timeline:
     from hostmap.timeline import build_timeline, journal_moves
 
+    actual = journal_moves(detail.moves)
+    ends = [m.end_s for m in actual if m.end_s is not None]
     return build_timeline(detail.plan, title=f"hostmap run {detail.summary.id}: {detail.summary.map_source}",
-                          actual=journal_moves(detail.moves))
+                          actual=actual, makespan_s=max(ends) if ends else None)
 
 
 
