@@ -60,7 +60,7 @@ def test_twin_plans_the_same_moves_in_the_same_order(tmp_path: Path) -> None:
     """A capture of the simulated cloud loads as a scenario on which plan gives the same moves, order and estimate."""
     original = write_json(tmp_path / "original.json", ORIGINAL)
     twin, err = _capture(tmp_path, original)
-    assert "captured 4 hosts, 5 servers, 1 server groups" in err
+    assert "captured 4 hosts, 5 servers, 1 server group;" in err
     loaded = load_scenario(twin)
     assert [h.capacity() for h in loaded.hosts] == [h.capacity() for h in load_scenario(original).hosts]
     c4 = loaded.host("compute004")
@@ -123,3 +123,16 @@ def test_apply_rehearses_on_the_twin_with_a_fault_added(tmp_path: Path) -> None:
     assert outcomes["c"] == "failed"
     assert outcomes["a"] == outcomes["b"] == "migrated"
     assert report["makespan_s"] > 0
+
+
+def test_capture_pages_servers_and_sizes_flavors_before_2_47(tmp_path: Path) -> None:
+    """With two servers a page and nova at 2.40 (flavors not embedded), every server is captured with its flavor."""
+    data = {**ORIGINAL, "api": {"max_microversion": "2.40", "page_size": 2}}
+    twin, _ = _capture(tmp_path, write_json(tmp_path / "original.json", data))
+    def servers(path: Path) -> list[tuple[str, str, str, str]]:
+        return sorted((s.name, s.flavor, s.host, s.status) for s in load_scenario(path).servers)
+
+    assert servers(twin) == servers(tmp_path / "original.json")
+    assert len(servers(twin)) == 5
+    flavors = {f.id: (f.name, f.ram) for f in load_scenario(twin).flavors}
+    assert sorted(flavors.values()) == [("big", 6144), ("small", 1024)]

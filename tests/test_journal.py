@@ -356,7 +356,7 @@ def test_a_version_1_journal_is_brought_up_to_date_and_keeps_its_runs(tmp_path: 
         assert [(c.host, c.action, c.reason) for c in journal.service_changes(run_id)] == [
             ("compute001", "disabled", "hostmap run 1 (drain)")]
         versions = journal._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert versions == [(1,), (2,), (3,), (4,), (5,)]
+        assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
         rollout = journal.start_rollout(cloud="prod", hosts=["c1"], batch=1, restore=False, command="true",
                                         original={"vm": "c1"})
         journal.rollout_step(rollout, "c1", "exec_started")
@@ -385,3 +385,20 @@ def test_a_version_4_journal_keeps_its_moves_and_takes_the_stall_outcomes(tmp_pa
         journal.detail(move, '{"stall": {"action": "abort"}}')
         (found,) = journal.run(run_id).moves
         assert (found.server_name, found.outcome) == ("vm", "stalled")
+
+
+def test_a_version_5_journal_gains_the_run_clock_start(tmp_path: Path) -> None:
+    """Upgrading to schema 6 adds `started_s` (NULL in the old rows), and an outcome then records it."""
+    path = tmp_path / "journal.sqlite"
+    with Journal.open(path) as journal:
+        run_id = journal.start_run(cloud="prod", map_source="m", map_text="", plan={}, pid=os.getpid())
+        old = journal.intend(run_id, step=0, server_id="s", server_name="vm", source="a", target="b",
+                             known_migration_ids=[])
+        journal._conn.execute("ALTER TABLE moves DROP COLUMN started_s")
+        journal._conn.execute("UPDATE schema_version SET version = 5")
+    with Journal.open(path) as journal:
+        assert journal._conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (6,)
+        assert journal.run(run_id).moves[0].started_s is None
+        journal.outcome(old, "migrated", "", 12.5, started_s=3600.0)
+        (found,) = journal.run(run_id).moves
+        assert (found.started_s, found.seconds) == (3600.0, 12.5)

@@ -1158,8 +1158,10 @@ def _cmd_history(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> 
 def _history_timeline(detail: RunDetail) -> Timeline:
     from hostmap.timeline import build_timeline, journal_moves
 
+    actual = journal_moves(detail.moves)
+    ends = [m.end_s for m in actual if m.end_s is not None]
     return build_timeline(detail.plan, title=f"hostmap run {detail.summary.id}: {detail.summary.map_source}",
-                          actual=journal_moves(detail.moves))
+                          actual=actual, makespan_s=max(ends) if ends else None)
 
 
 
@@ -1249,6 +1251,7 @@ def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     from hostmap.capture import PairRate, copy_rates, past_moves, scenario_document
     from hostmap.journal import Journal, default_journal_path
     from hostmap.sim.scenario import SERVER_STATUSES
+    from hostmap.wording import counted
 
     journal_path = _existing_journal(args.journal) or default_journal_path()
     with _session(args) as session:
@@ -1267,10 +1270,12 @@ def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     else:
         stdout.write(text)
     left_out = len(document["captured"]["servers_left_out"])
-    source = f"{len(rates)} host pairs of the journal" if rates else "--nic-gbps/--stream-gbps"
-    stderr.write(f"hostmap: captured {len(document['hosts'])} hosts, {len(document['servers'])} servers, "
-                 f"{len(document['server_groups'])} server groups; copy rates from {source}"
-                 + (f"; {left_out} servers left out (no compute host, or a state not simulated)" if left_out else "")
+    source = f"{counted(len(rates), 'host pair')} of the journal" if rates else "--nic-gbps/--stream-gbps"
+    stderr.write(f"hostmap: captured {counted(len(document['hosts']), 'host')}, "
+                 f"{counted(len(document['servers']), 'server')}, "
+                 f"{counted(len(document['server_groups']), 'server group')}; copy rates from {source}"
+                 + (f"; {counted(left_out, 'server')} left out (no compute host, or a state not simulated)"
+                    if left_out else "")
                  + "\n")
     return EXIT_OK
 

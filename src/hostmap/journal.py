@@ -34,7 +34,7 @@ from hostmap.state_dir import default_state_dir, private_dir
 RunStatus = Literal["running", "reached", "incomplete", "interrupted", "crashed"]
 
 #: Version of the tables below; a journal written by a newer hostmap is refused, not guessed at.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Written to the SQLite header (``PRAGMA application_id``) so another program's database is recognised.
 APPLICATION_ID = 0x686D6170  # "hmap"
 #: How long a write waits for another hostmap process (e.g. `history` reading) to let go of the file.
@@ -160,6 +160,9 @@ CREATE TABLE moves_v5 (
         "CREATE INDEX moves_run ON moves (run_id)",
         "CREATE INDEX moves_open ON moves (outcome, run_id)",
     ),
+    # `started_s`: when the move started on the run's own clock (seconds from the run's start), so that a run on
+    # virtual time (a rehearsal) is drawn on its own schedule, not on the wall clock's stamps. NULL in older rows.
+    6: ("ALTER TABLE moves ADD COLUMN started_s REAL",),
 }
 
 # The columns a `RunSummary` and a `MoveRecord` are read from, each named (rows are read by name, not position).
@@ -173,7 +176,7 @@ _MOVE_COLUMNS = """
     m.id AS id, m.run_id AS run_id, m.step AS step, m.server_id AS server_id, m.server_name AS server_name,
     m.source AS source, m.target AS target, m.submitted_at AS submitted_at, m.request_id AS request_id,
     m.migration_id AS migration_id, m.outcome AS outcome, m.reason AS reason, m.seconds AS seconds,
-    m.intended_at AS intended_at, m.cold AS cold
+    m.intended_at AS intended_at, m.cold AS cold, m.started_s AS started_s
 """
 
 
@@ -243,6 +246,8 @@ class MoveRecord:
     intended_at: str = ""
     #: A cold migration (nova's `migrate`, then confirmResize) rather than a live one.
     cold: bool = False
+    #: When it started on the run's own clock (wall or virtual), seconds from the run's start; None before schema 6.
+    started_s: float | None = None
 
 
 ServiceAction = Literal["disabled", "enabled"]
@@ -483,11 +488,13 @@ class Journal:
         """Record nova's migration id for this move."""
         self._update_move(move_id, "migration_id = ?", (migration_id,))
 
-    def outcome(self, move_id: int, outcome: Outcome, reason: str, seconds: float | None) -> None:
-        """Record how the move ended; a move with an outcome is no longer unfinished."""
+    def outcome(self, move_id: int, outcome: Outcome, reason: str, seconds: float | None,
+                started_s: float | None = None) -> None:
+        """Record how the move ended (and when it started on the run's clock); it is no longer unfinished."""
         if outcome not in get_args(Outcome):
             raise ValueError(f"unknown outcome {outcome!r}")
-        self._update_move(move_id, "outcome = ?, reason = ?, seconds = ?", (outcome, reason, seconds))
+        self._update_move(move_id, "outcome = ?, reason = ?, seconds = ?, started_s = ?",
+                          (outcome, reason, seconds, started_s))
 
     def detail(self, move_id: int, detail: str) -> None:
         """Record a move's detail (JSON text): the stall seen and the action taken, the health checks' results."""
@@ -668,7 +675,7 @@ class Journal:
             migration_id=None if row["migration_id"] is None else int(row["migration_id"]),
             outcome=_outcome(row["outcome"], str(self.path)), reason=str(row["reason"]),
             seconds=None if row["seconds"] is None else float(row["seconds"]), intended_at=str(row["intended_at"]),
-            cold=bool(row["cold"]),
+            cold=bool(row["cold"]), started_s=None if row["started_s"] is None else float(row["started_s"]),
         )
 
 

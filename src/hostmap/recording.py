@@ -101,7 +101,8 @@ class JournalRecorder(Reporter):
             self._write(lambda: self._journal.migration_found(move_id, migration_id))
         if result.unresolved:
             return  # left unfinished on purpose: the next apply looks for this migration and watches it
-        self._write(lambda: self._journal.outcome(move_id, result.outcome, explained(result), result.seconds))
+        self._write(lambda: self._journal.outcome(move_id, result.outcome, explained(result), result.seconds,
+                                                  result.started_s))
 
     def done(self, result: RunResult) -> None:
         """Close the run with its status (not when only resuming moves of earlier runs)."""

@@ -89,10 +89,44 @@ def stall_words(facts: StallFacts) -> str:
     return f"{figures}; waited (--on-stall wait)"
 
 
+def _clock(seconds: float) -> str:
+    """Seconds from the start as h:mm:ss."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+_WORDS = {"empty": "empty by", "emptied": "last out by", "full": "full by"}
+
+
+def _when(row: Mapping[str, Any], key: str) -> str:
+    at = row.get(key)
+    return f"{_WORDS[row['state']]} {_clock(at)}" if isinstance(at, int | float) else "not reached"
+
+
+def print_milestones(rows: Sequence[Mapping[str, Any]], console: Console, *, actual: bool = False) -> None:
+    """The text timeline: per host emptied or filled, when the schedule has it empty or full (and when it was)."""
+    if not rows:
+        return
+    table = Table(title="hosts emptied or filled (h:mm:ss from the start)", title_justify="left")
+    columns = ("host", "leaving", "arriving", "servers after", "planned", *(("actual",) if actual else ()))
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("leaving", "arriving", "servers after") else "left",
+                         overflow="fold")
+    for row in rows:
+        after = row.get("servers_after")
+        cells = [str(row["host"]), str(row["leaving"]), str(row["arriving"]), "" if after is None else str(after),
+                 _when(row, "by_s")]
+        if actual:
+            cells.append(_when(row, "actual_by_s"))
+        table.add_row(*cells)
+    console.print(table)
+
+
 def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None:
-    """Print what would move, in order, and what is already in place."""
+    """Print what would move, in order, when each host is empty or full, and what is already in place."""
+    document = plan_json(plan, inventory)
     if fmt == "json":
-        out.write(json.dumps(plan_json(plan, inventory), indent=2) + "\n")
+        out.write(json.dumps(document, indent=2) + "\n")
         return
     console = _console(out)
     servers: Mapping[str, Any] = {s.id: s for s in inventory.servers}
@@ -110,6 +144,7 @@ def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None
             table.add_row(str(step.index + 1), move.server_name, flavor, move.source, target, after,
                           f"{move.estimate_s:.0f}")
         console.print(table)
+        print_milestones(document["milestones"], console)
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False)
     if plan.in_place:
@@ -173,6 +208,7 @@ def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
                       "" if m.migration_id is None else str(m.migration_id),
                       m.outcome or "(unfinished)", str(row["reason"]), _seconds(m.seconds))
     console.print(table)
+    print_milestones(document["milestones"], console, actual=True)
 
 
 def print_listing(listing: Listing, out: IO[str]) -> None:

@@ -14,6 +14,7 @@ from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.results import MoveResult, RunResult
 from hostmap.stall import StallFacts
+from hostmap.wording import counted
 
 log = logging.getLogger("hostmap.run")
 
@@ -101,7 +102,8 @@ class LogReporter(Reporter):
 
     def planned(self, plan: Plan) -> None:
         """Log the plan's size."""
-        log.info("plan: %d migrations, %d servers already in place", len(plan.steps), len(plan.in_place))
+        log.info("plan: %s, %s already in place", counted(len(plan.steps), "migration"),
+                 counted(len(plan.in_place), "server"))
 
     def started(self, step: Step, submission: Submission) -> None:
         """Log an accepted migration."""

@@ -15,10 +15,50 @@ from hostmap.model import Inventory, Plan, Resources
 from hostmap.results import RunResult
 from hostmap.services import DrainedHost
 from hostmap.stall import StallFacts
+from hostmap.timeline import HostMilestone, journal_moves, milestones
 
 
 def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
-    """The plan as the JSON document `plan -f json` prints."""
+    """The plan as the JSON document `plan -f json` prints (with its `milestones`, `milestones_json`)."""
+    document = _plan_moves(plan, inventory)
+    after: dict[str, int] = {}
+    for server in inventory.servers:
+        if server.host is not None:
+            after[server.host] = after.get(server.host, 0) + 1
+    for step in plan.steps:
+        after[step.move.source] = after.get(step.move.source, 0) - 1
+        after[step.move.target] = after.get(step.move.target, 0) + 1
+    document["milestones"] = milestones_json(milestones(document), after)
+    return document
+
+
+def _state(milestone: HostMilestone, servers_after: int | None) -> str:
+    """"empty" (no server left), "emptied" (fewer, or not known how many), "full" (all its arrivals in)."""
+    if not milestone.emptied:
+        return "full"
+    return "empty" if servers_after == 0 else "emptied"
+
+
+def milestones_json(planned: Sequence[HostMilestone], servers_after: Mapping[str, int] | None = None,
+                    actual: Sequence[HostMilestone] | None = None) -> list[dict[str, Any]]:
+    """Per host the schedule empties or fills, when (`by_s`, seconds from the start) it is expected empty or full.
+
+    With `actual` (a run's), each also says when it got there (`actual_by_s`; None: it did not, or not yet).
+    """
+    happened = {m.host: m.at_s for m in actual or ()}
+    rows: list[dict[str, Any]] = []
+    for m in planned:
+        after = None if servers_after is None else servers_after.get(m.host)
+        row: dict[str, Any] = {"host": m.host, "leaving": m.leaving, "arriving": m.arriving, "servers_after": after,
+                               "state": _state(m, after), "by_s": None if m.at_s is None else round(m.at_s, 3)}
+        if actual is not None:
+            at = happened.get(m.host)
+            row["actual_by_s"] = None if at is None else round(at, 3)
+        rows.append(row)
+    return rows
+
+
+def _plan_moves(plan: Plan, inventory: Inventory) -> dict[str, Any]:
     names = {s.id: s for s in inventory.servers}
     return {
         "moves": [
@@ -186,8 +226,15 @@ def history_run_moves(detail: RunDetail) -> list[dict[str, Any]]:
 
 
 def history_run_json(detail: RunDetail) -> dict[str, Any]:
-    """One journal run as the JSON document `history RUN -f json` prints: its summary, stored plan and moves."""
-    return {**summary_json(detail.summary), "plan": detail.plan, "moves": history_run_moves(detail)}
+    """One journal run as the JSON document `history RUN -f json` prints: its summary, stored plan, moves, and per
+    host emptied or filled when the plan expected it (`by_s`) and when it happened (`actual_by_s`)."""
+    stored = detail.plan.get("milestones")
+    after = ({str(m.get("host")): m["servers_after"] for m in stored
+              if isinstance(m, Mapping) and isinstance(m.get("servers_after"), int)}
+             if isinstance(stored, list) else None)  # a run journaled before plans said it
+    rows = milestones_json(milestones(detail.plan), after, milestones(detail.plan, journal_moves(detail.moves)))
+    return {**summary_json(detail.summary), "plan": detail.plan, "moves": history_run_moves(detail),
+            "milestones": rows}
 
 
 def drained_json(states: Sequence[DrainedHost]) -> list[dict[str, Any]]:

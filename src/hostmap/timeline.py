@@ -2,7 +2,7 @@
 
 It reads the plan as its JSON document (`serialise.plan_json`, also stored in the journal), so `plan`, `apply` and
 `history RUN` build it alike; `timeline_html.py` draws it. `milestones` (when each emptied host is empty, each
-filled one full) is ready for the plan and history tables, which do not print it yet.
+filled one full) is the text timeline the plan and history tables print (`serialise.milestones_json`).
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ class HostMilestone:
     host: str
     leaving: int
     arriving: int
-    #: When the last server leaves (emptied hosts) or arrives (filled hosts), seconds from the start.
-    at_s: float
+    #: When the last server leaves (emptied hosts) or arrives (filled hosts), seconds from the start; None when, as
+    #: it happened, one of those moves did not migrate (the host never got there).
+    at_s: float | None
 
     @property
     def emptied(self) -> bool:
@@ -181,36 +182,37 @@ def build_timeline(
 def milestones(plan: Mapping[str, Any], actual: Sequence[ActualMove] | None = None) -> list[HostMilestone]:
     """Per host the schedule empties or fills, when its last departure or arrival ends (planned, or as it happened).
 
-    A pivot that a detour passes through gains and loses the same server and is neither.
+    A pivot that a detour passes through gains and loses the same server and is neither.  As it happened (`actual`),
+    a host whose departures (emptied) or arrivals (filled) did not all migrate has no time: it was never reached.
     """
     spans = planned_spans(plan)
+    ended: dict[tuple[str, str, str], float] = {}
     if actual is not None:
         ended = {(m.server_id, m.source, m.target): m.end_s for m in actual
                  if m.outcome == "migrated" and m.end_s is not None}
     leaving: dict[str, int] = {}
     arriving: dict[str, int] = {}
-    last_out: dict[str, float] = {}
-    last_in: dict[str, float] = {}
+    last_out: dict[str, float | None] = {}
+    last_in: dict[str, float | None] = {}
+
+    def later(seen: dict[str, float | None], host: str, end: float | None) -> None:
+        before = seen.get(host, 0.0)
+        seen[host] = None if before is None or end is None else max(before, end)
+
     for move in _moves(plan):
         step = int(_num(move.get("step")))
         source, target = str(move.get("source", "")), str(move.get("target", ""))
-        end: float | None = spans[step][1]
-        if actual is not None:
-            end = ended.get((str(move.get("id")), source, target))
+        end = spans[step][1] if actual is None else ended.get((str(move.get("id")), source, target))
         leaving[source] = leaving.get(source, 0) + 1
         arriving[target] = arriving.get(target, 0) + 1
-        if end is not None:
-            last_out[source] = max(last_out.get(source, 0.0), end)
-            last_in[target] = max(last_in.get(target, 0.0), end)
+        later(last_out, source, end)
+        later(last_in, target, end)
     found: list[HostMilestone] = []
     for host in sorted(set(leaving) | set(arriving)):
         out, into = leaving.get(host, 0), arriving.get(host, 0)
-        if out == into:
-            continue
-        at = last_out.get(host) if out > into else last_in.get(host)
-        if at is not None:
-            found.append(HostMilestone(host, out, into, at))
-    return sorted(found, key=lambda h: (h.at_s, h.host))
+        if out != into:
+            found.append(HostMilestone(host, out, into, last_out[host] if out > into else last_in[host]))
+    return sorted(found, key=lambda h: (h.at_s is None, h.at_s or 0.0, h.host))
 
 
 def _stamp(text: str | None) -> float | None:
@@ -223,11 +225,17 @@ def _stamp(text: str | None) -> float | None:
 
 
 def journal_moves(moves: Sequence[MoveRecord]) -> list[ActualMove]:
-    """A journal run's moves on the run's clock: each starts when it was submitted and lasts its seconds.
+    """A journal run's moves on the run's own clock: each starts when it started and lasts its seconds.
 
-    The journal stamps submissions on the wall clock, so for a run on virtual time (a rehearsal) the starts are
-    those of the wall and the bars only as long as the seconds on the run's clock say.
+    The journal keeps each move's start on the run's clock (`started_s`, virtual for a rehearsal); a run journaled
+    before it did (or with a move recorded without it) falls back to the wall-clock stamps of the submissions,
+    on which a run on virtual time has its bars bunched at the start.
     """
+    sent = [m for m in moves if m.submitted_at is not None and m.seconds is not None]
+    if sent and all(m.started_s is not None for m in sent):
+        return [ActualMove(m.server_id, m.server_name, m.source, m.target, m.outcome or "unknown", m.reason,
+                           m.started_s, None if m.started_s is None or m.seconds is None else m.started_s + m.seconds,
+                           m.step + 1) for m in moves]
     stamps = [s for s in (_stamp(m.submitted_at or m.intended_at) for m in moves) if s is not None]
     zero = min(stamps, default=0.0)
     found: list[ActualMove] = []

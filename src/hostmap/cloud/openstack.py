@@ -6,7 +6,8 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ParamSpec, TypeVar
@@ -27,6 +28,7 @@ from hostmap.cloud.base import (
 )
 from hostmap.errors import CloudConfigError, CloudError
 from hostmap.model import Host, Inventory, Resources, Server, ServerGroup, ZoneAggregate
+from hostmap.wording import counted
 
 log = logging.getLogger("hostmap.api")
 
@@ -45,6 +47,10 @@ PINNED_ZONE_MICROVERSION = (2, 96)
 
 #: Reads are retried on connection failures and these answers, with keystoneauth's exponential backoff.
 READ_RETRIES = 4
+#: How many placement inventories `snapshot` reads at once.
+_INVENTORY_READERS = 8
+#: A bound on the pages of servers `snapshot` reads (nova pages by 1,000 at most: ten million servers).
+_MAX_SERVER_PAGES = 10_000
 RETRIABLE_STATUS_CODES = (500, 502, 503, 504)
 #: Seconds one HTTP request may take; past it the request fails (and a read is retried) instead of hanging.
 API_TIMEOUT_S = 120
@@ -324,7 +330,8 @@ class OpenStackCloud:
             self._server(s, flavors, pins_visible) for s in compute.servers(details=True, all_projects=True)
         )
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
-        log.info("read %d compute hosts, %d servers, %d server groups", len(hosts), len(servers), len(groups))
+        log.info("read %s, %s, %s", counted(len(hosts), "compute host"), counted(len(servers), "server"),
+                 counted(len(groups), "server group"))
         return Inventory(tuple(sorted(hosts, key=lambda h: h.name)), servers, groups,
                          zone_aggregates=self._zone_aggregates())
 
@@ -350,20 +357,27 @@ class OpenStackCloud:
         version = self.microversion
         services = {s.host: s for s in compute.services(binary="nova-compute")}
         providers = {rp.name: rp for rp in placement.resource_providers()}
-        hosts: list[HostRecord] = []
-        for hyp in compute.hypervisors(details=True):
-            name = (hyp.service_details or {}).get("host")
-            if not name:
-                continue
-            service = services.get(name)
-            provider = providers.get(hyp.name)
-            inventories = tuple(
+        hypervisors = [h for h in compute.hypervisors(details=True) if (h.service_details or {}).get("host")]
+
+        def inventories_of(hypervisor_name: str) -> tuple[InventoryRecord, ...]:
+            provider = providers.get(hypervisor_name)
+            return tuple(
                 InventoryRecord(inv.resource_class, int(inv.total), int(inv.reserved or 0),
                                 float(inv.allocation_ratio or 1.0))
                 for inv in (placement.resource_provider_inventories(provider) if provider is not None else ())
             )
+
+        # Placement has no call for many providers' inventories (GET /resource_providers/{uuid}/inventories is
+        # per provider), so they are read a few at a time; keystoneauth's session is shared by threads (its auth
+        # plugin locks the token renewal) as openstacksdk's own pool executor shares it.
+        with ThreadPoolExecutor(max_workers=_INVENTORY_READERS, thread_name_prefix="hostmap-capture") as pool:
+            inventories = list(pool.map(inventories_of, [h.name for h in hypervisors]))
+        hosts: list[HostRecord] = []
+        for hyp, inventory in zip(hypervisors, inventories, strict=True):
+            name = hyp.service_details["host"]
+            service = services.get(name)
             hosts.append(HostRecord(
-                name=name, hypervisor_hostname=hyp.name, inventories=inventories,
+                name=name, hypervisor_hostname=hyp.name, inventories=inventory,
                 enabled=service is not None and service.status == "enabled",
                 up=service is not None and service.state == "up",
                 disabled_reason=getattr(service, "disabled_reason", None) or None, zone=_zone_of(service),
@@ -374,22 +388,7 @@ class OpenStackCloud:
         )
         by_id = {f.id: f for f in flavors}
         pins_visible = version >= PINNED_ZONE_MICROVERSION
-        servers: list[ServerRecord] = []
-        for raw in compute.servers(details=True, all_projects=True):
-            flavor = raw.flavor
-            known = by_id.get(str(getattr(flavor, "id", "") or ""))
-            name = getattr(flavor, "original_name", None) or (known.name if known else str(getattr(flavor, "id", "")))
-            pinned = getattr(raw, "pinned_availability_zone", None) if pins_visible else None
-            servers.append(ServerRecord(
-                id=raw.id, name=raw.name, flavor=name,
-                vcpus=int(getattr(flavor, "vcpus", 0) or (known.vcpus if known else 0)),
-                ram=int(getattr(flavor, "ram", 0) or (known.ram if known else 0)),
-                disk=int(getattr(flavor, "disk", 0) or (known.disk if known else 0)),
-                host=raw.compute_host or "", status=raw.status or "", project=raw.project_id or "",
-                zone=getattr(raw, "availability_zone", None) or None,
-                pinned_zone=pinned if isinstance(pinned, str) and pinned else None,
-                created_at=str(raw.created_at or ""),
-            ))
+        servers = [_server_record(raw, by_id, pins_visible) for raw in self._server_bodies()]
         groups: list[GroupRecord] = []
         for raw in compute.server_groups(all_projects=True):
             group = self._group(raw)
@@ -399,14 +398,41 @@ class OpenStackCloud:
                                       group.members, raw.project_id or ""))
         config = self._conn.config
         auth = config.auth or {}
-        log.info("captured %d compute hosts, %d flavors, %d servers, %d server groups",
-                 len(hosts), len(flavors), len(servers), len(groups))
+        log.info("captured %s, %s, %s, %s", counted(len(hosts), "compute host"), counted(len(flavors), "flavor"),
+                 counted(len(servers), "server"), counted(len(groups), "server group"))
         return Snapshot(
             hosts=tuple(sorted(hosts, key=lambda h: h.name)), flavors=flavors, servers=tuple(servers),
             groups=tuple(groups), auth_url=str(auth.get("auth_url", "")), region=config.region_name or "",
             project=str(auth.get("project_name") or auth.get("project_id") or ""),
             captured_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), microversion=_version_text(version),
         )
+
+    def _server_bodies(self) -> Iterator[Mapping[str, Any]]:
+        """Every server of every project as nova's JSON, page by page (nova's limit and marker).
+
+        Read as JSON, not as openstacksdk's Server objects: building those costs milliseconds a server, over a
+        minute for 10,000 of them, where the pages themselves take a second.
+        """
+        action = "list the servers of every project"
+        marker: str | None = None
+        for _ in range(_MAX_SERVER_PAGES):
+            params = {"all_tenants": "True", **({"marker": marker} if marker else {})}
+            try:
+                response = self._conn.compute.get("/servers/detail", params=params,
+                                                  microversion=self.microversion_text, raise_exc=False)
+            except ksa_exc.ClientException as exc:
+                raise _cloud_error(action, exc) from None
+            if response.status_code != 200:
+                raise CloudError(action, f"HTTP {response.status_code}: {_error_message(response)}",
+                                 response.status_code)
+            body = response.json()
+            page = [s for s in body.get("servers") or [] if isinstance(s, dict)]
+            yield from page
+            more = any(isinstance(link, dict) and link.get("rel") == "next" for link in body.get("servers_links") or [])
+            if not page or not more:
+                return
+            marker = str(page[-1].get("id"))
+        raise CloudError(action, f"nova still had more servers after {_MAX_SERVER_PAGES} pages")
 
     def _provider_figures(self, provider: Any) -> tuple[Resources, Resources]:
         placement = self._conn.placement
@@ -629,6 +655,27 @@ class OpenStackCloud:
         if response.status_code != 200:
             raise CloudError(f"{'enable' if enabled else 'disable'} the compute service of {host}",
                              f"HTTP {response.status_code}: {_error_message(response)}", response.status_code)
+
+
+def _server_record(raw: Mapping[str, Any], flavors: Mapping[str, FlavorRecord], pins_visible: bool) -> ServerRecord:
+    """A server from nova's JSON: its flavor's sizes embedded from 2.47, looked up by flavor id before."""
+    embedded = raw.get("flavor")
+    flavor: Mapping[str, Any] = embedded if isinstance(embedded, dict) else {}
+    known = flavors.get(str(flavor.get("id", "") or ""))
+    pinned = raw.get("pinned_availability_zone") if pins_visible else None
+
+    def size(key: str, fallback: int) -> int:
+        return int(flavor.get(key) or fallback)
+
+    return ServerRecord(
+        id=str(raw.get("id", "")), name=str(raw.get("name", "")),
+        flavor=str(flavor.get("original_name") or (known.name if known else flavor.get("id", ""))),
+        vcpus=size("vcpus", known.vcpus if known else 0), ram=size("ram", known.ram if known else 0),
+        disk=size("disk", known.disk if known else 0),
+        host=str(raw.get("OS-EXT-SRV-ATTR:host") or ""), status=str(raw.get("status") or ""),
+        project=str(raw.get("tenant_id") or ""), zone=raw.get("OS-EXT-AZ:availability_zone") or None,
+        pinned_zone=pinned if isinstance(pinned, str) and pinned else None, created_at=str(raw.get("created") or ""),
+    )
 
 
 def _zone_of(service: Any) -> str | None:
