@@ -724,9 +724,13 @@ class Executor:
 
     def _read_progress(self, flight: _Flight) -> bool:
         """Read the migration's byte counters; True when nova had saved them anew (the stall rule saw them)."""
+        detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
+        return self._take_progress(flight, detail)
+
+    def _take_progress(self, flight: _Flight, detail: MigrationRecord | None) -> bool:
+        """Take one read of the migration's byte counters (None: nova no longer lists it in progress)."""
         now = self._clock.now()
         opts = self._options
-        detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
         progress = flight.progress
         progress.next_read_at = now + opts.progress_every_s
         read_before, progress.read_at = progress.read_at, now
@@ -771,7 +775,25 @@ class Executor:
             if first:
                 self._reporter.stalled(flight.step, flight.stall_seen)
             return
-        self._force_or_abort(flight, facts, "stall", force=self._options.on_stall == "force-complete")
+        facts = self._still_stalled(flight)
+        if facts is not None:
+            self._force_or_abort(flight, facts, "stall", force=self._options.on_stall == "force-complete")
+
+    def _still_stalled(self, flight: _Flight) -> StallFacts | None:
+        """Read the migration once more right before acting on its stall: the stall's figures by that read, or None
+        when it is no longer `running` (it completed, failed or went post-copy meanwhile: the watch judges it) or
+        no longer stalled (a new save made a new minimum). The verdict came from counters nova saved seconds ago,
+        and an abort or a force sent to a migration that has just ended or recovered is the wrong act."""
+        assert flight.record is not None
+        fresh = self._cloud.migration_progress(flight.server_id, flight.record.id)
+        if fresh is None or fresh.status != "running":
+            return None
+        self._take_progress(flight, fresh)
+        facts = self._stall_watch(flight).facts()
+        if facts is None and flight.stall_seen is not None:
+            flight.stall_seen = None
+            self._reporter.stalled(flight.step, None)
+        return facts
 
     def _stall_watch(self, flight: _Flight) -> StallWatch:
         if flight.stall is None:
