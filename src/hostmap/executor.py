@@ -205,6 +205,8 @@ class Executor:
         adopted: Mapping[int, MigrationRecord] | None = None,
         adopted_age: Mapping[int, float] | None = None,
         unanswered: Mapping[int, frozenset[int]] | None = None,
+        *,
+        forced: Mapping[int, tuple[StallFacts, float]] | None = None,
     ) -> RunResult:
         """Execute `plan`; returns one result per server, in plan order, skipped ones first.
 
@@ -213,7 +215,8 @@ class Executor:
         was requested: its timeout counts from then (one already past it is aborted at once).  `unanswered` maps
         step indexes to requests an earlier run sent without seeing nova's answer, with the server's migration ids
         listed before it: nova is watched for what it did with each (never sent again) and a migration that
-        appears is adopted.
+        appears is adopted.  `forced` maps adopted steps an earlier run force-completed to the figures it forced on
+        and how many seconds ago: the force is not sent again, and the move is reported forced.
         """
         self._start = self._clock.now()
         self._group_settle_s = plan.group_settle_s
@@ -236,6 +239,7 @@ class Executor:
                 state.flights[step.index] = _Flight(step, submission, self._start - age, frozenset(),
                                                     _resting_status(servers.get(step.move.server_id), step.move.cold),
                                                     record=record)
+                self._adopt_force(state.flights[step.index], (forced or {}).get(step.index))
                 self._reporter.started(step, submission)
         error = ""
         try:
@@ -278,6 +282,16 @@ class Executor:
         )
         self._reporter.done(result)
         return result
+
+    def _adopt_force(self, flight: _Flight, force: tuple[StallFacts, float] | None) -> None:
+        """An adopted migration the earlier run force-completed: watched as forced (its end waited for, aborted
+        `abort_wait_s` after the force if it never took), never forced again."""
+        if force is None:
+            return
+        facts, age = force
+        flight.stall_seen = facts
+        flight.forced_at = self._start - max(age, 0.0)
+        flight.found_note = "force-complete sent by the interrupted run; not sent again"
 
     # -- starting -------------------------------------------------------------------------------------------
 

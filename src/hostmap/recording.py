@@ -9,11 +9,11 @@ from typing import TypeVar
 
 from hostmap.advice import explained
 from hostmap.cloud.base import MigrationRecord, Submission
-from hostmap.journal import Journal, JournalError
+from hostmap.journal import Journal, JournalError, now_stamp, stamp_age_s
 from hostmap.model import Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
-from hostmap.serialise import stall_json
+from hostmap.serialise import stall_from_json, stall_json
 from hostmap.stall import StallFacts
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ class JournalRecorder(Reporter):
         self._run_id = run_id
         self._finish = finish
         self._moves: dict[int, int] = {}
+        #: Per step index, the move's detail as written so far (each write adds its key to it).
+        self._details: dict[int, dict[str, object]] = {}
         self._found: set[int] = set()
         self.broken: JournalError | None = None
 
@@ -47,9 +49,11 @@ class JournalRecorder(Reporter):
             log.error("journal write failed, recording stopped: %s", error)
             return None
 
-    def adopt(self, step: Step, move_id: int) -> None:
-        """Continue recording an earlier run's move (found in flight after a crash) under its own id."""
+    def adopt(self, step: Step, move_id: int, detail: str = "{}") -> None:
+        """Continue recording an earlier run's move (found in flight after a crash) under its own id, adding to the
+        detail it recorded."""
         self._moves[step.index] = move_id
+        self._details[step.index] = _detail(detail)
 
     def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
         """Write the intent durably before the request is sent."""
@@ -77,11 +81,17 @@ class JournalRecorder(Reporter):
             self._write(lambda: self._journal.migration_found(move_id, record.id))
 
     def stalled(self, step: Step, facts: StallFacts | None) -> None:
-        """Record the stall and the action before hostmap takes it (a resumed run knows a force was sent)."""
+        """Record the stall and the action before hostmap takes it (a resumed run knows a force was sent, and when:
+        `recorded_force`)."""
+        self._add_detail(step, "stall", None if facts is None else {**stall_json(facts), "at": now_stamp()})
+
+    def _add_detail(self, step: Step, key: str, value: object) -> None:
         move_id = self._moves.get(step.index)
         if move_id is not None:
-            detail = json.dumps({"stall": None if facts is None else stall_json(facts)})
-            self._write(lambda: self._journal.detail(move_id, detail))
+            detail = self._details.setdefault(step.index, {})
+            detail[key] = value
+            text = json.dumps(detail)
+            self._write(lambda: self._journal.detail(move_id, text))
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """Record the outcome."""
@@ -109,3 +119,23 @@ class JournalRecorder(Reporter):
             self._write(
                 lambda: self._journal.finish_run(self._run_id, reached=result.reached, interrupted=result.interrupted)
             )
+
+
+def _detail(text: str) -> dict[str, object]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_force(detail: str) -> tuple[StallFacts, float] | None:
+    """The force-complete a move's journaled detail says hostmap sent (the figures it forced on, and how many
+    seconds ago by this machine's clock), or None. The detail is written before the request, so a force recorded
+    here may have been cut short by a crash before it left; it is never sent again either way."""
+    stall = _detail(detail).get("stall")
+    facts = stall_from_json(stall)
+    if facts is None or facts.action != "force-complete" or not isinstance(stall, dict):
+        return None
+    at = stall.get("at")
+    return facts, stamp_age_s(at if isinstance(at, str) else None) or 0.0

@@ -68,6 +68,26 @@ def stall_json(facts: StallFacts) -> dict[str, Any]:
     }
 
 
+def stall_from_json(data: object) -> StallFacts | None:
+    """The stall `stall_json` wrote (to the journal), to the precision it kept; None when `data` is not one."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        pause = data.get("predicted_pause_s")
+        return StallFacts(
+            remaining_bytes=round(float(data["remaining_gib"]) * 2**30),
+            copy_bps=float(data["copy_mb_s"]) * 1e6,
+            dirty_bps=float(data["dirty_mb_s"]) * 1e6,
+            stalled_s=float(data["stalled_s"]),
+            action=str(data["action"]),
+            predicted_pause_s=float("inf") if pause is None else float(pause),
+            pause_too_long=bool(data.get("pause_too_long", False)),
+            trigger=str(data.get("trigger", "stall")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def run_json(result: RunResult) -> dict[str, Any]:
     """The report as the JSON document `-f json` prints."""
     return {
