@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Running, scenario
+from conftest import Running, run_cli, scenario
 from hostmap.apply import ApplySettings, apply_map
 from hostmap.cloud.base import MigrationRecord
 from hostmap.executor import ExecutorOptions
@@ -104,3 +104,22 @@ def test_a_recorded_force_that_never_took_is_bounded_not_resent(start_sim: Calla
     assert f"force-complete did not finish within {ExecutorOptions().abort_wait_s:.0f} s" in resumed.reason
     assert _forces(running) == sent
     assert running.sim.state.migrations[0].paused_s == 0.0
+
+
+def test_history_shows_the_detail_in_the_table_and_json(start_sim: Callable[..., Running], tmp_path: Path) -> None:
+    """`history RUN` gives a move's journaled detail: the stall's figures and the force, in words in the table and
+    as an object in -f json."""
+    running = _killed_after_force(start_sim, tmp_path)
+    _apply(running, tmp_path, [])
+    journal = str(tmp_path / "journal.sqlite")
+    shown = run_cli(["history", "1", "--journal", journal, "-f", "json"])
+    assert shown.code == 0, shown.err
+    stall = shown.json()["moves"][0]["detail"]["stall"]
+    assert stall["action"] == "force-complete"
+    assert stall["remaining_gib"] > 7
+    assert stall["stalled_s"] >= 60
+    table = run_cli(["history", "1", "--journal", journal])
+    assert table.code == 0, table.err
+    words = " ".join(table.out.split())
+    assert "force-completed" in words
+    assert "GiB left" in words

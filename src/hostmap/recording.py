@@ -13,7 +13,7 @@ from hostmap.journal import Journal, JournalError, now_stamp, stamp_age_s
 from hostmap.model import Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
-from hostmap.serialise import stall_from_json, stall_json
+from hostmap.serialise import detail_json, stall_from_json, stall_json
 from hostmap.stall import StallFacts
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class JournalRecorder(Reporter):
         """Continue recording an earlier run's move (found in flight after a crash) under its own id, adding to the
         detail it recorded."""
         self._moves[step.index] = move_id
-        self._details[step.index] = _detail(detail)
+        self._details[step.index] = detail_json(detail)
 
     def submitting(self, step: Step, known_migration_ids: frozenset[int]) -> None:
         """Write the intent durably before the request is sent."""
@@ -121,19 +121,11 @@ class JournalRecorder(Reporter):
             )
 
 
-def _detail(text: str) -> dict[str, object]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def recorded_force(detail: str) -> tuple[StallFacts, float] | None:
     """The force-complete a move's journaled detail says hostmap sent (the figures it forced on, and how many
     seconds ago by this machine's clock), or None. The detail is written before the request, so a force recorded
     here may have been cut short by a crash before it left; it is never sent again either way."""
-    stall = _detail(detail).get("stall")
+    stall = detail_json(detail).get("stall")
     facts = stall_from_json(stall)
     if facts is None or facts.action != "force-complete" or not isinstance(stall, dict):
         return None

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -200,9 +201,18 @@ def history_run_moves(detail: RunDetail) -> list[dict[str, Any]]:
          "final_target": finals.get(m.step + 1, m.target), "submitted_at": m.submitted_at,
          "request_id": m.request_id, "migration_id": m.migration_id, "outcome": m.outcome,
          "reason": "; ".join(r for r in (_leg_note(arrived, m, finals.get(m.step + 1)), m.reason) if r),
-         "seconds": m.seconds}
+         "seconds": m.seconds, "detail": detail_json(m.detail)}
         for m in detail.moves
     ]
+
+
+def detail_json(text: str) -> dict[str, Any]:
+    """A move's journaled detail (JSON text: `stall`, `checks`) as an object; empty when unreadable."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def history_run_json(detail: RunDetail) -> dict[str, Any]:
