@@ -29,7 +29,7 @@ from hostmap.progress import Progress, Sample, expected_end, save_time
 from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, Advice, MoveResult, Outcome, RunResult
 from hostmap.stall import StallFacts, StallWatch, predicted_pause
-from hostmap.start_rule import Verdict, ready_at, verdict
+from hostmap.start_rule import Verdict, busiest_group, group_counts, ready_at, verdict
 
 Answer = Literal["yes", "no", "all", "quit"]
 #: Asks the operator about one step and returns their answer; while it waits for them it calls the second argument
@@ -336,10 +336,12 @@ class Executor:
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
             head = heads.get(step.move.source)
+            in_group = 0 if self._limits.per_group is None else busiest_group(
+                step.move, group_counts(f.step.move for f in state.flights.values()))
             if verdict(self._limits, running=len(state.flights), from_source=from_source,
                        ends_at=self._clock.now() + step.move.estimate_s,
                        head_ready_at=None if head is None else partial(self._ready_at, head, state),
-                       ) is not Verdict.START:
+                       in_group=in_group) is not Verdict.START:
                 still.append(step)  # no slot, or it would hold the source when the plan's next move can start
                 continue
             if not state.all_yes and self._confirm is not None and not self._approved(step, state):

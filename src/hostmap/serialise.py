@@ -49,6 +49,7 @@ def plan_json(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "lower_bound_by": plan.lower_bound_by,
         "max_per_host": plan.max_per_host,
         "parallel": plan.parallel,
+        "max_in_flight_per_group": plan.limits.per_group,
         "group_settle_s": plan.group_settle_s,
         "notes": list(plan.notes),
     }
