@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
@@ -215,6 +215,14 @@ def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = Non
     parser.add_argument("--max-pause-s", type=_positive_float, default=5.0, metavar="S",
                         help="force a migration to complete only if its guest's predicted pause (remaining memory "
                              "over the copy rate) is at most S seconds (default 5); otherwise abort it")
+    parser.add_argument("--check", metavar="CMD", default=None,
+                        help="a health check run with /bin/sh before each migration and after it completes: {id}, "
+                             "{name}, {source} and {target} are replaced (quoted) and HOSTMAP_SERVER_ID, "
+                             "HOSTMAP_SERVER_NAME, HOSTMAP_SOURCE, HOSTMAP_TARGET and HOSTMAP_CHECK (pre or post) "
+                             "set; a failing pre-check skips the move (check_failed, nothing sent), a failing "
+                             "post-check exits 1 and stops the moves of the server's groups; output to the log")
+    parser.add_argument("--check-timeout", type=_positive_float, default=30.0, metavar="S",
+                        help="kill a --check command (with what it started) after S seconds: a failure (default 30)")
     parser.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
     parser.add_argument("--journal", metavar="FILE", default=None,
                         help=journal_help or "SQLite journal of runs (default: journal.sqlite in the user's state "
@@ -994,7 +1002,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
     reporters = [LogReporter(), *watch] + ([live] if live is not None else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
-                              max_pause_s=args.max_pause_s)
+                              max_pause_s=args.max_pause_s, **_check_options(args))
     journal = Path(args.journal) if args.journal else None
 
     def confirm_for(inventory: Inventory) -> Prompter | None:
@@ -1028,7 +1036,16 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
         return _Ran(result, interrupts.exit_code)
     if result.identity_lost:  # keystone did not answer through its retries: a cloud failure, as at start-up
         return _Ran(result, EXIT_CLOUD)
-    return _Ran(result, EXIT_OK if result.reached else EXIT_INCOMPLETE)
+    return _Ran(result, EXIT_OK if result.reached and not result.checks_failed else EXIT_INCOMPLETE)
+
+
+def _check_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor's health check from --check and --check-timeout (none when not given)."""
+    from hostmap.checks import ShellCheck
+
+    command = getattr(args, "check", None)
+    timeout_s = getattr(args, "check_timeout", 30.0)
+    return {"check": ShellCheck(command, timeout_s) if command else None, "check_timeout_s": timeout_s}
 
 
 def _print_result(args: argparse.Namespace, result: RunResult, stdout: IO[str], stderr: IO[str],

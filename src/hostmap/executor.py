@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
+from hostmap.checks import CheckCall, Checker, CheckResult, Phase, check_words
 from hostmap.clock import Clock
 from hostmap.cloud.base import (
     COLD_FINISHED,
@@ -78,6 +79,10 @@ class ExecutorOptions:
     on_stall: OnStall = "abort"
     #: Force a migration to complete only if the guest's predicted pause (remaining / copy rate) is within this.
     max_pause_s: float = 5.0
+    #: The operator's health check (`--check`), run before each migration is sent and after it completes; it is
+    #: bounded by its own timeout (`--check-timeout`, given here for the words of a failure).
+    check: Checker | None = None
+    check_timeout_s: float = 30.0
 
 
 @dataclass
@@ -126,6 +131,8 @@ class _Flight:
     stall_seen: StallFacts | None = None
     #: When hostmap sent force_complete, and the figures it forced on.
     forced_at: float | None = None
+    #: The health checks run for this move so far (the pre-check).
+    checks: tuple[CheckResult, ...] = ()
 
     @property
     def server_id(self) -> str:
@@ -150,6 +157,8 @@ class _RunState:
     held: dict[str, list[str]] = field(default_factory=dict)
     #: Set once keystone failed through its retries: no new request is sent, the flights are watched on.
     identity_lost: str = ""
+    #: Server groups whose moves stop: group id -> the member whose post-check failed.
+    closed_groups: dict[str, str] = field(default_factory=dict)
 
 
 def _resting_status(server: Server | None, cold: bool = False) -> str:
@@ -319,6 +328,12 @@ class Executor:
             if state.stop_reason:
                 self._finish(state, step, "not_started", state.stop_reason)
                 continue
+            closed = next((state.closed_groups[g] for g in step.move.groups if g in state.closed_groups), None)
+            if closed is not None:
+                self._finish(state, step, "not_started",
+                             f"the post-check failed after the move of {closed}, a member of its server group: no "
+                             "more moves of that group's members in this run; nothing was sent")
+                continue
             if any(dep not in state.results for dep in step.after):
                 heads.setdefault(step.move.source, step)
                 still.append(step)
@@ -442,7 +457,12 @@ class Executor:
                          f"the server changed since planning: now {current.status} on {current.host}{busy}; "
                          "nothing was sent")
             return
-        if self._interrupts() > 0:  # Ctrl-C during a burst of starts: this one and the rest stay unsent
+        pre = self._check(step, "pre")
+        if pre is not None and not pre.ok:
+            self._finish(state, step, "check_failed", f"{check_words(pre, self._options.check_timeout_s)}; nothing "
+                         "was sent", checks=(pre,))
+            return
+        if self._interrupts() > 0:  # Ctrl-C during a burst of starts (or a check): this one and the rest stay unsent
             self._check_interrupts(state)
             self._finish(state, step, "not_started", state.stop_reason)
             return
@@ -483,7 +503,8 @@ class Executor:
             return
         estimate = step.move.estimate_s
         state.flights[step.index] = _Flight(step, submission, now, known, original,
-                                            progress=Progress(planned_end=now + estimate if estimate > 0 else None))
+                                            progress=Progress(planned_end=now + estimate if estimate > 0 else None),
+                                            checks=() if pre is None else (pre,))
         self._reporter.started(step, submission)
 
     # -- requests whose answer never came: find what nova did, never send them again --------------------------
@@ -900,7 +921,7 @@ class Executor:
         if record.status in ("completed", "done", "confirmed"):
             expected = _expected(flight)
             if server.host == move.target and server.status in expected and at_rest:
-                self._finish(state, flight.step, "migrated", "", flight=flight)
+                self._finish(state, flight.step, "migrated", self._post_check(flight, state), flight=flight)
             else:
                 self._finish(state, flight.step, "failed",
                              f"nova reports the migration completed, but the {where}, expected "
@@ -933,12 +954,36 @@ class Executor:
             text += f"; {where}"
         self._finish(state, flight.step, "failed", text, flight=flight)
 
+    # -- health checks (--check) ----------------------------------------------------------------------------
+
+    def _check(self, step: Step, phase: Phase) -> CheckResult | None:
+        """Run the operator's check for `step` (None without --check), and report it."""
+        if self._options.check is None:
+            return None
+        m = step.move
+        result = self._options.check(CheckCall(phase, m.server_id, m.server_name, m.source, m.target))
+        self._reporter.checked(step, result)
+        return result
+
+    def _post_check(self, flight: _Flight, state: _RunState) -> str:
+        """The check after a completed migration: the words of its failure ("" when it passed or none is set);
+        a failure stops the moves of the server's groups."""
+        post = self._check(flight.step, "post")
+        if post is None:
+            return ""
+        flight.checks = (*flight.checks, post)
+        if post.ok:
+            return ""
+        for group in flight.step.move.groups:
+            state.closed_groups.setdefault(group, flight.step.move.server_name)
+        return check_words(post, self._options.check_timeout_s)
+
     # -- results --------------------------------------------------------------------------------------------
 
     def _finish(
         self, state: _RunState, step: Step, outcome: Outcome, reason: str, *,
         flight: _Flight | None = None, started: float | None = None, unresolved: bool = False,
-        advice: Advice | None = None,
+        advice: Advice | None = None, checks: tuple[CheckResult, ...] = (),
     ) -> None:
         now = self._clock.now()
         move = step.move
@@ -956,6 +1001,7 @@ class Executor:
             cold=move.cold,
             advice=advice,
             stall=flight.stall_seen if flight is not None else None,
+            checks=flight.checks if flight is not None else checks,
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)
@@ -1005,5 +1051,6 @@ class Executor:
                 seconds=None if leg.finished_s is None or started is None else leg.finished_s - started,
                 started_s=started,
                 advice=advice,
+                checks=first.checks + leg.checks,
             )
         return tuple(rows.values())

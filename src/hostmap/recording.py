@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hostmap.advice import explained
+from hostmap.checks import CheckResult
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.journal import Journal, JournalError, now_stamp, stamp_age_s
 from hostmap.model import Step
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
-from hostmap.serialise import detail_json, stall_from_json, stall_json
+from hostmap.serialise import check_json, detail_json, stall_from_json, stall_json
 from hostmap.stall import StallFacts
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class JournalRecorder(Reporter):
             assert self.broken is not None
             raise self.broken  # no intent on record: the request must not be sent
         self._moves[step.index] = move_id
+        if step.index in self._details:  # the pre-check ran before the row existed
+            self._write_detail(step)
 
     def started(self, step: Step, submission: Submission) -> None:
         """Record that nova accepted the request."""
@@ -85,12 +88,30 @@ class JournalRecorder(Reporter):
         `recorded_force`)."""
         self._add_detail(step, "stall", None if facts is None else {**stall_json(facts), "at": now_stamp()})
 
+    def checked(self, step: Step, check: CheckResult) -> None:
+        """Record a health check's outcome; a failed pre-check gets a row of its own (nothing was sent), which its
+        outcome `check_failed` then closes."""
+        if step.index not in self._moves and check.phase == "pre" and not check.ok:
+            m = step.move
+            move_id = self._write(lambda: self._journal.intend(
+                self._run_id, step=step.index, server_id=m.server_id, server_name=m.server_name,
+                source=m.source, target=m.target, known_migration_ids=[], cold=m.cold,
+            ))
+            if move_id is not None:
+                self._moves[step.index] = move_id
+        checks = self._details.setdefault(step.index, {}).setdefault("checks", [])
+        assert isinstance(checks, list)
+        checks.append(check_json(check))
+        self._write_detail(step)
+
     def _add_detail(self, step: Step, key: str, value: object) -> None:
+        self._details.setdefault(step.index, {})[key] = value
+        self._write_detail(step)
+
+    def _write_detail(self, step: Step) -> None:
         move_id = self._moves.get(step.index)
         if move_id is not None:
-            detail = self._details.setdefault(step.index, {})
-            detail[key] = value
-            text = json.dumps(detail)
+            text = json.dumps(self._details.get(step.index, {}))
             self._write(lambda: self._journal.detail(move_id, text))
 
     def finished(self, step: Step, result: MoveResult) -> None:

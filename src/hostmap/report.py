@@ -72,9 +72,16 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
 
 
 def detail_words(detail: Mapping[str, Any]) -> str:
-    """A journaled move's detail in words: the stall and what hostmap did about it."""
+    """A journaled move's detail in words: the stall and what hostmap did about it, and the health checks."""
     facts = stall_from_json(detail.get("stall"))
-    return stall_words(facts) if facts is not None else ""
+    words = [stall_words(facts)] if facts is not None else []
+    checks = detail.get("checks")
+    for check in checks if isinstance(checks, list) else []:
+        if isinstance(check, dict):
+            said = "passed" if check.get("ok") else ("timed out" if check.get("timed_out")
+                                                     else f"failed (exit {check.get('code')})")
+            words.append(f"{check.get('phase')}-check {said}")
+    return "; ".join(words)
 
 
 def stall_words(facts: StallFacts) -> str:

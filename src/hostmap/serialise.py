@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from hostmap.advice import explained
+from hostmap.checks import CheckResult
 from hostmap.drain import Drain
 from hostmap.journal import MoveRecord, RunDetail, RunSummary
 from hostmap.model import Inventory, Plan, Resources
@@ -90,6 +91,12 @@ def stall_from_json(data: object) -> StallFacts | None:
         return None
 
 
+def check_json(check: CheckResult) -> dict[str, Any]:
+    """A health check's outcome, as the JSON report and the journal give it."""
+    return {"phase": check.phase, "ok": check.ok, "code": check.code, "timed_out": check.timed_out,
+            "seconds": round(check.seconds, 2), "output": check.output, "problem": check.problem or None}
+
+
 def run_json(result: RunResult) -> dict[str, Any]:
     """The report as the JSON document `-f json` prints."""
     return {
@@ -111,6 +118,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "unresolved": m.unresolved,
                 "cold": m.cold,
                 "stall": None if m.stall is None else stall_json(m.stall),
+                "checks": [check_json(c) for c in m.checks],
             }
             for m in result.moves
         ],
