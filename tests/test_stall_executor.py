@@ -9,19 +9,24 @@ from typing import Any
 import pytest
 
 from conftest import Running, run_cli, scenario, write_json
+from hostmap.clock import VirtualClock
+from hostmap.cloud.base import MigrationRecord
 from hostmap.executor import Executor, ExecutorOptions
 from hostmap.hostmap_file import parse_host_map
+from hostmap.model import Step
 from hostmap.planner import plan
+from hostmap.reporter import Reporter
 from hostmap.resolve import resolve
 from hostmap.results import MoveResult
 from hostmap.sim.state import SimMigration
 
 
-def _run(running: Running, host_map: dict[str, list[str]], **options: Any) -> dict[str, MoveResult]:
+def _run(running: Running, host_map: dict[str, list[str]], reporter: Reporter | None = None,
+         **options: Any) -> dict[str, MoveResult]:
     assert running.clock is not None
     inventory = running.cloud.inventory()
     desired = resolve(parse_host_map(host_map, "map.json"), inventory)
-    result = Executor(running.cloud, running.clock, options=ExecutorOptions(**options)).run(
+    result = Executor(running.cloud, running.clock, reporter=reporter, options=ExecutorOptions(**options)).run(
         plan(inventory, desired.targets), inventory)
     return {m.server_name: m for m in result.moves}
 
@@ -136,3 +141,43 @@ def test_stall_in_the_json_report(tmp_path: Path) -> None:
     assert move["stall"]["action"] == "abort"
     assert move["stall"]["remaining_gib"] > 7
     assert move["stall"]["stalled_s"] >= 60
+
+
+class _SlowOnce(Reporter):
+    """Takes `seconds` of the clock (a display or journal on a slow disk) at the first progress read from `at_s`."""
+
+    def __init__(self, clock: VirtualClock, at_s: float, seconds: float) -> None:
+        self._clock, self._at_s, self._seconds, self._slept = clock, at_s, seconds, False
+
+    def progress(self, step: Step, record: MigrationRecord) -> None:
+        if record.memory_remaining_bytes is not None and self._clock.now() >= self._at_s and not self._slept:
+            self._slept = True
+            self._clock.sleep(self._seconds)
+
+
+def _deletes(running: Running) -> int:
+    return sum(1 for method, path, _, _ in running.sim.state.requests if method == "DELETE" and "migrations" in path)
+
+
+def test_a_migration_that_completed_after_the_stall_read_is_not_aborted(start_sim: Callable[..., Running]) -> None:
+    """The read that calls the stall (at 60 s) is followed by a minute in which the guest quiets and the migration
+    completes: the fresh read before acting finds it ended, so no abort is sent and the move is migrated."""
+    running = start_sim(scenario(faults=[{"kind": "busy_then_quiet", "server": "db-0", "busy_s": 62}]))
+    assert running.clock is not None
+    move = _run(running, {"compute004": ["db-0"]}, reporter=_SlowOnce(running.clock, 60.0, 60.0))["db-0"]
+    assert _deletes(running) == 0
+    assert move.outcome == "migrated"
+    assert move.stall is None
+    assert _server(running, "db-0") == ("compute004", "ACTIVE")
+
+
+def test_the_fresh_read_acts_on_a_migration_still_stalled(start_sim: Callable[..., Running]) -> None:
+    """A never-converging migration is still stalled by the fresh read after the same slow minute: it is aborted,
+    once, with the figures of that read."""
+    running = start_sim(_stuck("db-0"))
+    assert running.clock is not None
+    move = _run(running, {"compute004": ["db-0"]}, reporter=_SlowOnce(running.clock, 60.0, 60.0))["db-0"]
+    assert _deletes(running) == 1
+    assert move.outcome == "stalled"
+    assert move.stall is not None
+    assert move.stall.stalled_s >= 110

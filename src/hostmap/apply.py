@@ -16,13 +16,14 @@ from hostmap.hostmap_file import HostMap
 from hostmap.journal import Journal, ServiceChange
 from hostmap.model import Inventory, Limits, Move, Plan, Resources, Server, Step
 from hostmap.planner import plan as make_plan
-from hostmap.recording import JournalRecorder
+from hostmap.recording import JournalRecorder, recorded_force
 from hostmap.reporter import Reporter, Reporters
 from hostmap.resolve import resolve
 from hostmap.results import MoveResult, RunResult
 from hostmap.runlock import RunLock
 from hostmap.serialise import plan_json
 from hostmap.services import disabled_reason, with_enabled
+from hostmap.stall import StallFacts
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def plan_map(host_map: HostMap, inventory: Inventory, limits: Limits, *,
     """
     desired = resolve(host_map, inventory, cold=cold, in_flight=in_flight)
     return make_plan(inventory, desired.targets, max_per_host=limits.max_per_host, parallel=limits.parallel,
+                     per_group=limits.per_group,
                      duration=duration, links=links, group_settle_s=group_settle_s, cold=cold)
 
 
@@ -161,6 +163,7 @@ def _resume(
     adopted: dict[int, MigrationRecord] = {}
     unanswered: dict[int, frozenset[int]] = {}
     ages: dict[int, float] = {}
+    forced: dict[int, tuple[StallFacts, float]] = {}
     recorder = JournalRecorder(journal, 0, finish=False)
     for orphan in orphans:
         known = journal.known_migration_ids(orphan.id)
@@ -179,19 +182,22 @@ def _resume(
         steps.append(step)
         if fresh:
             adopted[step.index] = min(fresh, key=lambda r: r.id)
+            force = recorded_force(orphan.detail)
+            if force is not None:  # the crashed run force-completed it: never sent again
+                forced[step.index] = force
         else:
             # Sent, and hostmap stopped before nova answered: nova may still be carrying it out. Never resent;
             # the executor watches for its migration (its task state) for a bounded time and adopts it.
             unanswered[step.index] = known
         ages[step.index] = journal.age_s(orphan)  # --timeout counts from the original request, not from now
-        recorder.adopt(step, orphan.id)
+        recorder.adopt(step, orphan.id, orphan.detail)
     if not steps:
         return None
     executor = Executor(cloud, clock, reporter=Reporters([recorder, *reporters]), options=settings.options,
                         interrupts=interrupts)
     result = _with_journal_problem(
         executor.run(Plan(tuple(steps), limits=settings.limits), inventory, adopted=adopted, adopted_age=ages,
-                     unanswered=unanswered),
+                     unanswered=unanswered, forced=forced),
         recorder,
     )
     note = "resumed: an interrupted run had sent this request"

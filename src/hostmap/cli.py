@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
@@ -164,6 +164,10 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                         help="at most N migrations in flight in total (default: as many as the hosts allow)")
     parser.add_argument("--max-per-host", type=_positive_int, default=1, metavar="K",
                         help="at most K outgoing migrations per source host (default 1, nova's default)")
+    parser.add_argument("--max-in-flight-per-group", type=_positive_int, default=None, metavar="N",
+                        dest="per_group",
+                        help="at most N members of one server group migrating at once, so that an application's "
+                             "replicas are never all in flight together (default: no such limit)")
     parser.add_argument("--group-settle", type=_non_negative_float, default=DEFAULT_GROUP_SETTLE_S, metavar="S",
                         help="wait S seconds after a member of an anti-affinity group leaves a host before moving "
                              "another member there: nova's scheduler sees it gone only at the compute's next "
@@ -230,6 +234,14 @@ def _run_options(parser: argparse.ArgumentParser, journal_help: str | None = Non
     parser.add_argument("--max-pause-s", type=_positive_float, default=5.0, metavar="S",
                         help="force a migration to complete only if its guest's predicted pause (remaining memory "
                              "over the copy rate) is at most S seconds (default 5); otherwise abort it")
+    parser.add_argument("--check", metavar="CMD", default=None,
+                        help="a health check run with /bin/sh before each migration and after it completes: {id}, "
+                             "{name}, {source} and {target} are replaced (quoted) and HOSTMAP_SERVER_ID, "
+                             "HOSTMAP_SERVER_NAME, HOSTMAP_SOURCE, HOSTMAP_TARGET and HOSTMAP_CHECK (pre or post) "
+                             "set; a failing pre-check skips the move (check_failed, nothing sent), a failing "
+                             "post-check exits 1 and stops the moves of the server's groups; output to the log")
+    parser.add_argument("--check-timeout", type=_positive_float, default=30.0, metavar="S",
+                        help="kill a --check command (with what it started) after S seconds: a failure (default 30)")
     parser.add_argument("--stop-on-failure", action="store_true", help="start no new migration after one fails")
     parser.add_argument("--journal", metavar="FILE", default=None,
                         help=journal_help or "SQLite journal of runs (default: journal.sqlite in the user's state "
@@ -628,7 +640,7 @@ def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory
     from hostmap.apply import plan_map
     from hostmap.hostmap_file import load_host_map
 
-    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
+    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
     return plan_map(load_host_map(args.host_map), inventory, limits, duration=duration_model(session.params),
                     links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
 
@@ -715,7 +727,7 @@ def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
         host_map = parse_host_map(document, "drain map")
         # Planned as `plan` would plan the map: the same checks (busy servers, down sources, policies), and the
         # duration for the summary.
-        limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
+        limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
         the_plan = plan_map(host_map, inventory, limits, duration=duration_model(session.params),
                             links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
         text = json.dumps(document, indent=2) + "\n"
@@ -785,7 +797,7 @@ def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stde
                              "but it is now enabled or disabled for another reason\n")
         ran = _run_map(args, session, parse_host_map(document, f"restore of run {args.run}"), map_text=text,
                        stdin=stdin, stdout=stdout, stderr=stderr,
-                       limits=Limits(max_per_host=args.max_per_host, parallel=args.parallel),
+                       limits=Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group),
                        services=ServiceChanges(enable=ours, purpose="restore"))
     _print_result(args, ran.result, stdout, stderr, {"enabled": list(ours)})
     return ran.exit_code
@@ -811,7 +823,7 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
     from hostmap.maintain_report import maintain_json, print_maintain, print_rollout_plan, rollout_plan_json
     from hostmap.rollout import plan_rollout
 
-    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
+    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
     with _session(args) as session:
         inventory = session.cloud.inventory()
         hosts = [h.name for h in drained_hosts(inventory, args.hosts)]
@@ -1016,7 +1028,9 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     legs = LegRecorder()
     with _session(args) as session:
         result = _run_map(args, session, host_map, map_text=map_text, stdin=stdin, stdout=stdout, stderr=stderr,
-                          limits=Limits(max_per_host=max_per_host, parallel=parallel), on_start=runs.append,
+                          limits=Limits(max_per_host=max_per_host, parallel=parallel,
+                                        per_group=getattr(args, "per_group", None)),
+                          on_start=runs.append,
                           watch=[legs])
         _print_result(args, result.result, stdout, stderr)
     if timeline_path and runs:
@@ -1060,7 +1074,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
     reporters = [LogReporter(), *watch] + ([live] if live is not None else []) + ([events] if events else [])
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
-                              max_pause_s=args.max_pause_s)
+                              max_pause_s=args.max_pause_s, **_check_options(args))
     journal = Path(args.journal) if args.journal else None
 
     def confirm_for(inventory: Inventory) -> Confirm | None:
@@ -1113,7 +1127,16 @@ def _ran(result: RunResult, interrupts: _Interrupts) -> _Ran:
         return _Ran(result, interrupts.exit_code)
     if result.identity_lost:  # keystone did not answer through its retries: a cloud failure, as at start-up
         return _Ran(result, EXIT_CLOUD)
-    return _Ran(result, EXIT_OK if result.reached else EXIT_INCOMPLETE)
+    return _Ran(result, EXIT_OK if result.reached and not result.checks_failed else EXIT_INCOMPLETE)
+
+
+def _check_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor's health check from --check and --check-timeout (none when not given)."""
+    from hostmap.checks import ShellCheck
+
+    command = getattr(args, "check", None)
+    timeout_s = getattr(args, "check_timeout", 30.0)
+    return {"check": ShellCheck(command, timeout_s) if command else None, "check_timeout_s": timeout_s}
 
 
 def _print_result(args: argparse.Namespace, result: RunResult, stdout: IO[str], stderr: IO[str],

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
+from hostmap.checks import CheckCall, Checker, CheckResult, Phase, check_words
 from hostmap.clock import Clock
 from hostmap.cloud.base import (
     COLD_FINISHED,
@@ -29,7 +30,7 @@ from hostmap.progress import Progress, Sample, expected_end, save_time
 from hostmap.reporter import Reporter
 from hostmap.results import GOOD_OUTCOMES, Advice, MoveResult, Outcome, RunResult
 from hostmap.stall import StallFacts, StallWatch, predicted_pause
-from hostmap.start_rule import Verdict, ready_at, verdict
+from hostmap.start_rule import Verdict, busiest_group, group_counts, ready_at, verdict
 
 Answer = Literal["yes", "no", "all", "quit"]
 #: Asks the operator about one step and returns their answer; while it waits for them it calls the second argument
@@ -82,6 +83,10 @@ class ExecutorOptions:
     on_stall: OnStall = "abort"
     #: Force a migration to complete only if the guest's predicted pause (remaining / copy rate) is within this.
     max_pause_s: float = 5.0
+    #: The operator's health check (`--check`), run before each migration is sent and after it completes; it is
+    #: bounded by its own timeout (`--check-timeout`, given here for the words of a failure).
+    check: Checker | None = None
+    check_timeout_s: float = 30.0
 
 
 @dataclass
@@ -136,6 +141,8 @@ class _Flight:
     #: Set for a cold migration in flight when the operator asked to abort everything (interrupted twice): nova
     #: cannot abort it, so it is watched to its end and confirmed, and its row says so.
     kept_running: str = ""
+    #: The health checks run for this move so far (the pre-check).
+    checks: tuple[CheckResult, ...] = ()
 
     @property
     def server_id(self) -> str:
@@ -160,6 +167,8 @@ class _RunState:
     held: dict[str, list[str]] = field(default_factory=dict)
     #: Set once keystone failed through its retries: no new request is sent, the flights are watched on.
     identity_lost: str = ""
+    #: Server groups whose moves stop: group id -> the member whose post-check failed.
+    closed_groups: dict[str, str] = field(default_factory=dict)
 
 
 def _resting_status(server: Server | None, cold: bool = False) -> str:
@@ -215,6 +224,8 @@ class Executor:
         adopted: Mapping[int, MigrationRecord] | None = None,
         adopted_age: Mapping[int, float] | None = None,
         unanswered: Mapping[int, frozenset[int]] | None = None,
+        *,
+        forced: Mapping[int, tuple[StallFacts, float]] | None = None,
     ) -> RunResult:
         """Execute `plan`; returns one result per server, in plan order, skipped ones first.
 
@@ -223,7 +234,8 @@ class Executor:
         was requested: its timeout counts from then (one already past it is aborted at once).  `unanswered` maps
         step indexes to requests an earlier run sent without seeing nova's answer, with the server's migration ids
         listed before it: nova is watched for what it did with each (never sent again) and a migration that
-        appears is adopted.
+        appears is adopted.  `forced` maps adopted steps an earlier run force-completed to the figures it forced on
+        and how many seconds ago: the force is not sent again, and the move is reported forced.
         """
         self._start = self._clock.now()
         self._group_settle_s = plan.group_settle_s
@@ -246,6 +258,7 @@ class Executor:
                 state.flights[step.index] = _Flight(step, submission, self._start - age, frozenset(),
                                                     _resting_status(servers.get(step.move.server_id), step.move.cold),
                                                     record=record)
+                self._adopt_force(state.flights[step.index], (forced or {}).get(step.index))
                 self._reporter.started(step, submission)
         error = ""
         try:
@@ -289,6 +302,16 @@ class Executor:
         self._reporter.done(result)
         return result
 
+    def _adopt_force(self, flight: _Flight, force: tuple[StallFacts, float] | None) -> None:
+        """An adopted migration the earlier run force-completed: watched as forced (its end waited for, aborted
+        `abort_wait_s` after the force if it never took), never forced again."""
+        if force is None:
+            return
+        facts, age = force
+        flight.stall_seen = facts
+        flight.forced_at = self._start - max(age, 0.0)
+        flight.found_note = "force-complete sent by the interrupted run; not sent again"
+
     # -- starting -------------------------------------------------------------------------------------------
 
     def _check_interrupts(self, state: _RunState) -> None:
@@ -317,6 +340,12 @@ class Executor:
             if state.stop_reason:
                 self._finish(state, step, "not_started", state.stop_reason)
                 continue
+            closed = next((state.closed_groups[g] for g in step.move.groups if g in state.closed_groups), None)
+            if closed is not None:
+                self._finish(state, step, "not_started",
+                             f"the post-check failed after the move of {closed}, a member of its server group: no "
+                             "more moves of that group's members in this run; nothing was sent")
+                continue
             if any(dep not in state.results for dep in step.after):
                 heads.setdefault(step.move.source, step)
                 still.append(step)
@@ -334,10 +363,12 @@ class Executor:
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
             head = heads.get(step.move.source)
+            in_group = 0 if self._limits.per_group is None else busiest_group(
+                step.move, group_counts(f.step.move for f in state.flights.values()))
             if verdict(self._limits, running=len(state.flights), from_source=from_source,
                        ends_at=self._clock.now() + step.move.estimate_s,
                        head_ready_at=None if head is None else partial(self._ready_at, head, state),
-                       ) is not Verdict.START:
+                       in_group=in_group) is not Verdict.START:
                 still.append(step)  # no slot, or it would hold the source when the plan's next move can start
                 continue
             if not state.all_yes and self._confirm is not None and not self._approved(step, state):
@@ -438,7 +469,12 @@ class Executor:
                          f"the server changed since planning: now {current.status} on {current.host}{busy}; "
                          "nothing was sent")
             return
-        if self._interrupts() > 0:  # Ctrl-C during a burst of starts: this one and the rest stay unsent
+        pre = self._check(step, "pre")
+        if pre is not None and not pre.ok:
+            self._finish(state, step, "check_failed", f"{check_words(pre, self._options.check_timeout_s)}; nothing "
+                         "was sent", checks=(pre,))
+            return
+        if self._interrupts() > 0:  # Ctrl-C during a burst of starts (or a check): this one and the rest stay unsent
             self._check_interrupts(state)
             self._finish(state, step, "not_started", state.stop_reason)
             return
@@ -479,7 +515,8 @@ class Executor:
             return
         estimate = step.move.estimate_s
         state.flights[step.index] = _Flight(step, submission, now, known, original,
-                                            progress=Progress(planned_end=now + estimate if estimate > 0 else None))
+                                            progress=Progress(planned_end=now + estimate if estimate > 0 else None),
+                                            checks=() if pre is None else (pre,))
         self._reporter.started(step, submission)
 
     # -- requests whose answer never came: find what nova did, never send them again --------------------------
@@ -756,9 +793,13 @@ class Executor:
 
     def _read_progress(self, flight: _Flight) -> bool:
         """Read the migration's byte counters; True when nova had saved them anew (the stall rule saw them)."""
+        detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
+        return self._take_progress(flight, detail)
+
+    def _take_progress(self, flight: _Flight, detail: MigrationRecord | None) -> bool:
+        """Take one read of the migration's byte counters (None: nova no longer lists it in progress)."""
         now = self._clock.now()
         opts = self._options
-        detail = self._cloud.migration_progress(flight.server_id, flight.record.id if flight.record else 0)
         progress = flight.progress
         progress.next_read_at = now + opts.progress_every_s
         read_before, progress.read_at = progress.read_at, now
@@ -803,7 +844,25 @@ class Executor:
             if first:
                 self._reporter.stalled(flight.step, flight.stall_seen)
             return
-        self._force_or_abort(flight, facts, "stall", force=self._options.on_stall == "force-complete")
+        facts = self._still_stalled(flight)
+        if facts is not None:
+            self._force_or_abort(flight, facts, "stall", force=self._options.on_stall == "force-complete")
+
+    def _still_stalled(self, flight: _Flight) -> StallFacts | None:
+        """Read the migration once more right before acting on its stall: the stall's figures by that read, or None
+        when it is no longer `running` (it completed, failed or went post-copy meanwhile: the watch judges it) or
+        no longer stalled (a new save made a new minimum). The verdict came from counters nova saved seconds ago,
+        and an abort or a force sent to a migration that has just ended or recovered is the wrong act."""
+        assert flight.record is not None
+        fresh = self._cloud.migration_progress(flight.server_id, flight.record.id)
+        if fresh is None or fresh.status != "running":
+            return None
+        self._take_progress(flight, fresh)
+        facts = self._stall_watch(flight).facts()
+        if facts is None and flight.stall_seen is not None:
+            flight.stall_seen = None
+            self._reporter.stalled(flight.step, None)
+        return facts
 
     def _stall_watch(self, flight: _Flight) -> StallWatch:
         if flight.stall is None:
@@ -894,7 +953,7 @@ class Executor:
         if record.status in ("completed", "done", "confirmed"):
             expected = _expected(flight)
             if server.host == move.target and server.status in expected and at_rest:
-                self._finish(state, flight.step, "migrated", "", flight=flight)
+                self._finish(state, flight.step, "migrated", self._post_check(flight, state), flight=flight)
             else:
                 self._finish(state, flight.step, "failed",
                              f"nova reports the migration completed, but the {where}, expected "
@@ -927,12 +986,36 @@ class Executor:
             text += f"; {where}"
         self._finish(state, flight.step, "failed", text, flight=flight)
 
+    # -- health checks (--check) ----------------------------------------------------------------------------
+
+    def _check(self, step: Step, phase: Phase) -> CheckResult | None:
+        """Run the operator's check for `step` (None without --check), and report it."""
+        if self._options.check is None:
+            return None
+        m = step.move
+        result = self._options.check(CheckCall(phase, m.server_id, m.server_name, m.source, m.target))
+        self._reporter.checked(step, result)
+        return result
+
+    def _post_check(self, flight: _Flight, state: _RunState) -> str:
+        """The check after a completed migration: the words of its failure ("" when it passed or none is set);
+        a failure stops the moves of the server's groups."""
+        post = self._check(flight.step, "post")
+        if post is None:
+            return ""
+        flight.checks = (*flight.checks, post)
+        if post.ok:
+            return ""
+        for group in flight.step.move.groups:
+            state.closed_groups.setdefault(group, flight.step.move.server_name)
+        return check_words(post, self._options.check_timeout_s)
+
     # -- results --------------------------------------------------------------------------------------------
 
     def _finish(
         self, state: _RunState, step: Step, outcome: Outcome, reason: str, *,
         flight: _Flight | None = None, started: float | None = None, unresolved: bool = False,
-        advice: Advice | None = None,
+        advice: Advice | None = None, checks: tuple[CheckResult, ...] = (),
     ) -> None:
         now = self._clock.now()
         move = step.move
@@ -952,6 +1035,7 @@ class Executor:
             cold=move.cold,
             advice=advice,
             stall=flight.stall_seen if flight is not None else None,
+            checks=flight.checks if flight is not None else checks,
         )
         state.results[step.index] = result
         state.flights.pop(step.index, None)
@@ -1001,5 +1085,6 @@ class Executor:
                 seconds=None if leg.finished_s is None or started is None else leg.finished_s - started,
                 started_s=started,
                 advice=advice,
+                checks=first.checks + leg.checks,
             )
         return tuple(rows.values())

@@ -176,7 +176,7 @@ _MOVE_COLUMNS = """
     m.id AS id, m.run_id AS run_id, m.step AS step, m.server_id AS server_id, m.server_name AS server_name,
     m.source AS source, m.target AS target, m.submitted_at AS submitted_at, m.request_id AS request_id,
     m.migration_id AS migration_id, m.outcome AS outcome, m.reason AS reason, m.seconds AS seconds,
-    m.intended_at AS intended_at, m.cold AS cold, m.started_s AS started_s
+    m.intended_at AS intended_at, m.cold AS cold, m.started_s AS started_s, m.detail AS detail
 """
 
 
@@ -248,6 +248,8 @@ class MoveRecord:
     cold: bool = False
     #: When it started on the run's own clock (wall or virtual), seconds from the run's start; None before schema 6.
     started_s: float | None = None
+    #: JSON text: the stall hostmap saw and what it did about it (a force sent), the health checks' results.
+    detail: str = "{}"
 
 
 ServiceAction = Literal["disabled", "enabled"]
@@ -312,6 +314,19 @@ class RunDetail:
     moves: tuple[MoveRecord, ...]
 
 
+def stamp_age_s(stamp: str | None) -> float | None:
+    """Seconds since a journal stamp (UTC, ISO 8601) by this machine's wall clock; None when absent or unreadable."""
+    if not stamp:
+        return None
+    try:
+        then = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+
+
 def default_journal_path() -> Path:
     """Where the journal lives unless told otherwise."""
     return default_state_dir() / "journal.sqlite"
@@ -332,6 +347,11 @@ def pid_alive(pid: int) -> bool:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def now_stamp() -> str:
+    """Now as the journal stamps it (UTC, ISO 8601, to the second)."""
+    return _now()
 
 
 def _private_dir(directory: Path, *, tighten: bool) -> None:
@@ -634,15 +654,9 @@ class Journal:
     def age_s(move: MoveRecord) -> float:
         """Seconds since the move was requested (accepted, else intended) by this machine's wall clock; 0 if unknown."""
         for stamp in (move.submitted_at, move.intended_at):
-            if not stamp:
-                continue
-            try:
-                then = datetime.fromisoformat(stamp)
-            except ValueError:
-                continue
-            if then.tzinfo is None:
-                then = then.replace(tzinfo=timezone.utc)
-            return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+            age = stamp_age_s(stamp)
+            if age is not None:
+                return age
         return 0.0
 
     def known_migration_ids(self, move_id: int) -> frozenset[int]:
@@ -676,6 +690,7 @@ class Journal:
             outcome=_outcome(row["outcome"], str(self.path)), reason=str(row["reason"]),
             seconds=None if row["seconds"] is None else float(row["seconds"]), intended_at=str(row["intended_at"]),
             cold=bool(row["cold"]), started_s=None if row["started_s"] is None else float(row["started_s"]),
+            detail=str(row["detail"]),
         )
 
 

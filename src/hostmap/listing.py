@@ -39,7 +39,7 @@ RUN_COLUMNS = ("server", "id", "source", "target", "outcome", "reason", "seconds
                "unresolved", "cold")
 HISTORY_COLUMNS = ("run", "cloud", "map", "started_at", "finished_at", "status", "moves", "migrated")
 HISTORY_RUN_COLUMNS = ("step", "server", "id", "source", "target", "final_target", "submitted_at", "request_id",
-                       "migration_id", "outcome", "reason", "seconds")
+                       "migration_id", "outcome", "reason", "seconds", "detail")
 MAP_COLUMNS = ("host", "count", "servers")
 DRAIN_COLUMNS = ("host", "arriving", "peak_before", "peak_after")
 MAINTAIN_COLUMNS = ("host", "drained", "command_started", "command_exit", "up", "enabled", "restored")
@@ -114,6 +114,8 @@ def cell(value: Any) -> str:
         return ""
     if isinstance(value, list | tuple):
         return ",".join(cell(v) for v in value)
+    if isinstance(value, dict):  # a nested object (a move's detail): compact JSON
+        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else ""
     return str(value)
 
 

@@ -150,6 +150,8 @@ class Move:
     estimate_s: float = 0.0
     #: A cold migration (nova's `migrate` of a SHUTOFF server, then `confirmResize`), never a detour.
     cold: bool = False
+    #: Ids of the server groups the server is a member of (what `Limits.per_group` counts).
+    groups: tuple[str, ...] = ()
 
     @property
     def is_detour(self) -> bool:
@@ -176,12 +178,16 @@ class Limits:
     max_per_host: int = 1
     #: None: as many as the hosts allow.
     parallel: int | None = None
+    #: At most this many members of one server group in flight at once (None: no such limit).
+    per_group: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_per_host < 1:
             raise ValueError("max_per_host must be at least 1")
         if self.parallel is not None and self.parallel < 1:
             raise ValueError("parallel must be at least 1 or None")
+        if self.per_group is not None and self.per_group < 1:
+            raise ValueError("per_group must be at least 1 or None")
 
 
 @dataclass(frozen=True)

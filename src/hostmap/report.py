@@ -14,7 +14,7 @@ from hostmap.journal import RunDetail, RunSummary
 from hostmap.listing import Listing, cell
 from hostmap.model import Inventory, Plan
 from hostmap.results import RunResult
-from hostmap.serialise import history_run_json, plan_json, run_json, summary_json
+from hostmap.serialise import history_run_json, plan_json, run_json, stall_from_json, summary_json
 from hostmap.stall import StallFacts
 from hostmap.wording import counted
 
@@ -70,6 +70,19 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
     if any(m.unresolved for m in result.moves):
         console.print("Some migrations could not be confirmed; run `hostmap apply` with the same map again to "
                       "watch them to their end.", highlight=False)
+
+
+def detail_words(detail: Mapping[str, Any]) -> str:
+    """A journaled move's detail in words: the stall and what hostmap did about it, and the health checks."""
+    facts = stall_from_json(detail.get("stall"))
+    words = [stall_words(facts)] if facts is not None else []
+    checks = detail.get("checks")
+    for check in checks if isinstance(checks, list) else []:
+        if isinstance(check, dict):
+            said = "passed" if check.get("ok") else ("timed out" if check.get("timed_out")
+                                                     else f"failed (exit {check.get('code')})")
+            words.append(f"{check.get('phase')}-check {said}")
+    return "; ".join(words)
 
 
 def stall_words(facts: StallFacts) -> str:
@@ -200,13 +213,14 @@ def print_history_run(detail: RunDetail, out: IO[str], fmt: str) -> None:
     console.print(f"run {s.id}: {s.status}; map {s.map_source}; started {s.started_at}"
                   + (f", finished {s.finished_at}" if s.finished_at else ""), highlight=False)
     table = Table(title_justify="left")
-    for column in ("step", "server", "source", "target", "migration", "outcome", "reason", "seconds"):
+    for column in ("step", "server", "source", "target", "migration", "outcome", "reason", "detail", "seconds"):
         table.add_column(column, justify="right" if column in ("step", "migration", "seconds") else "left",
                          overflow="fold")
     for m, row in zip(detail.moves, moves, strict=True):
         table.add_row(str(m.step + 1), m.server_name, m.source, m.target,
                       "" if m.migration_id is None else str(m.migration_id),
-                      m.outcome or "(unfinished)", str(row["reason"]), _seconds(m.seconds))
+                      m.outcome or "(unfinished)", str(row["reason"]), detail_words(row["detail"]),
+                      _seconds(m.seconds))
     console.print(table)
     print_milestones(document["milestones"], console, actual=True)
 

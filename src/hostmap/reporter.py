@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 
 from hostmap.advice import explained
+from hostmap.checks import CheckResult
 from hostmap.cloud.base import MigrationRecord, Submission
 from hostmap.model import Plan, Step
 from hostmap.results import MoveResult, RunResult
@@ -39,6 +40,9 @@ class Reporter:
 
     def stalled(self, step: Step, facts: StallFacts | None) -> None:
         """An in-flight step's migration is stalled (with the action hostmap takes), or no longer (None)."""
+
+    def checked(self, step: Step, check: CheckResult) -> None:
+        """A health check (`--check`) before or after the step's migration ended so."""
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """The step ended with the server on its target."""
@@ -80,6 +84,11 @@ class Reporters(Reporter):
         """Forward."""
         for r in self._reporters:
             r.stalled(step, facts)
+
+    def checked(self, step: Step, check: CheckResult) -> None:
+        """Forward."""
+        for r in self._reporters:
+            r.checked(step, check)
 
     def finished(self, step: Step, result: MoveResult) -> None:
         """Forward."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hostmap.checks import CheckResult
 from hostmap.stall import StallFacts
 
 #: "stranded": a detour's first leg reached its pivot host and the second did not happen (the report's rows only;
@@ -56,6 +57,13 @@ class MoveResult:
     advice: Advice | None = None
     #: The stall hostmap saw (or the figures it forced or aborted on at the timeout), and the action it took.
     stall: StallFacts | None = None
+    #: The health checks run around this move (`--check`), in order: pre, then post.
+    checks: tuple[CheckResult, ...] = ()
+
+    @property
+    def check_failed(self) -> bool:
+        """True when one of its health checks failed."""
+        return any(not c.ok for c in self.checks)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,11 @@ class RunResult:
     error: str = ""
     #: True when the run stopped because keystone did not answer through its retries (the CLI exits 4).
     identity_lost: bool = False
+
+    @property
+    def checks_failed(self) -> bool:
+        """True when a health check around a move failed (the run then exits 1, even if the map was reached)."""
+        return any(m.check_failed for m in self.moves)
 
     @property
     def reached(self) -> bool:

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from hostmap.advice import explained
+from hostmap.checks import CheckResult
 from hostmap.drain import Drain
 from hostmap.journal import MoveRecord, RunDetail, RunSummary
 from hostmap.model import Inventory, Plan, Resources
@@ -88,6 +90,7 @@ def _plan_moves(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "lower_bound_by": plan.lower_bound_by,
         "max_per_host": plan.max_per_host,
         "parallel": plan.parallel,
+        "max_in_flight_per_group": plan.limits.per_group,
         "group_settle_s": plan.group_settle_s,
         "notes": list(plan.notes),
     }
@@ -106,6 +109,32 @@ def stall_json(facts: StallFacts) -> dict[str, Any]:
         "predicted_pause_s": None if pause == float("inf") else round(pause, 2),
         "pause_too_long": facts.pause_too_long,
     }
+
+
+def stall_from_json(data: object) -> StallFacts | None:
+    """The stall `stall_json` wrote (to the journal), to the precision it kept; None when `data` is not one."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        pause = data.get("predicted_pause_s")
+        return StallFacts(
+            remaining_bytes=round(float(data["remaining_gib"]) * 2**30),
+            copy_bps=float(data["copy_mb_s"]) * 1e6,
+            dirty_bps=float(data["dirty_mb_s"]) * 1e6,
+            stalled_s=float(data["stalled_s"]),
+            action=str(data["action"]),
+            predicted_pause_s=float("inf") if pause is None else float(pause),
+            pause_too_long=bool(data.get("pause_too_long", False)),
+            trigger=str(data.get("trigger", "stall")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_json(check: CheckResult) -> dict[str, Any]:
+    """A health check's outcome, as the JSON report and the journal give it."""
+    return {"phase": check.phase, "ok": check.ok, "code": check.code, "timed_out": check.timed_out,
+            "seconds": round(check.seconds, 2), "output": check.output, "problem": check.problem or None}
 
 
 def run_json(result: RunResult) -> dict[str, Any]:
@@ -129,6 +158,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "unresolved": m.unresolved,
                 "cold": m.cold,
                 "stall": None if m.stall is None else stall_json(m.stall),
+                "checks": [check_json(c) for c in m.checks],
             }
             for m in result.moves
         ],
@@ -220,9 +250,18 @@ def history_run_moves(detail: RunDetail) -> list[dict[str, Any]]:
          "final_target": finals.get(m.step + 1, m.target), "submitted_at": m.submitted_at,
          "request_id": m.request_id, "migration_id": m.migration_id, "outcome": m.outcome,
          "reason": "; ".join(r for r in (_leg_note(arrived, m, finals.get(m.step + 1)), m.reason) if r),
-         "seconds": m.seconds}
+         "seconds": m.seconds, "detail": detail_json(m.detail)}
         for m in detail.moves
     ]
+
+
+def detail_json(text: str) -> dict[str, Any]:
+    """A move's journaled detail (JSON text: `stall`, `checks`) as an object; empty when unreadable."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def history_run_json(detail: RunDetail) -> dict[str, Any]:

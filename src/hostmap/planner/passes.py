@@ -62,7 +62,7 @@ class _Best:
 
     def consider(self, built: Built) -> tuple[Step, ...]:
         """Keep `built` if it is faster (or as fast in fewer steps); its steps."""
-        steps = to_steps(built.order, self.hosts)
+        steps = to_steps(built.order, self.hosts, self.inputs.server_groups)
         seconds = _time(steps, self.inputs)
         if (seconds, len(steps)) < (self.seconds, len(self.steps)):
             self.steps, self.seconds, self.notes = steps, seconds, built.notes
@@ -75,6 +75,7 @@ def plan(
     *,
     max_per_host: int = 1,
     parallel: int | None = None,
+    per_group: int | None = None,
     duration: Callable[[Server], float] | None = None,
     links: Links | None = None,
     group_settle_s: float = 0.0,
@@ -90,7 +91,7 @@ def plan(
     With `cold`, the moves of SHUTOFF servers are cold migrations (`Move.cold`): the same capacity rule (nova holds
     the flavor on both hosts until the resize is confirmed), but never a detour through a pivot.
     """
-    limits = Limits(max_per_host, parallel)
+    limits = Limits(max_per_host, parallel, per_group)
     with _collector_paused():
         return _plan(inventory, desired, limits, duration=duration, links=links, group_settle_s=group_settle_s,
                      cold=cold)
@@ -157,7 +158,7 @@ def _plan_moves(
         inputs = replace(inputs, pinned=inputs.pinned | cold_ids)
     first_key = priorities.busiest_source_first(priorities.work_per_source(len(hosts), requests))
     first = _first_pass(hosts, requests, inputs, first_key)
-    steps = to_steps(first.order, hosts)
+    steps = to_steps(first.order, hosts, inputs.server_groups)
     best = _Best(hosts, inputs, steps, _time(steps, inputs), first.notes)
     # The bound counts each server's first leg only, the same in every pass's plan: one computation serves all.
     bound, bound_by = lower_bound(best.steps, limits, free_room(hosts))
@@ -264,8 +265,9 @@ def schedule(
     return Built(sched.order, pivots_used, sched.notes)
 
 
-def to_steps(order: Sequence[Mv], hosts: Sequence[Host]) -> tuple[Step, ...]:
-    """The plan's steps for the moves of a pass, in start order."""
+def to_steps(order: Sequence[Mv], hosts: Sequence[Host],
+             groups: Mapping[str, tuple[str, ...]] | None = None) -> tuple[Step, ...]:
+    """The plan's steps for the moves of a pass, in start order (`groups`: each server's server groups)."""
     return tuple(
         Step(
             index=mv.index,
@@ -277,6 +279,7 @@ def to_steps(order: Sequence[Mv], hosts: Sequence[Host]) -> tuple[Step, ...]:
                 demand=mv.server.demand,
                 final_target=hosts[mv.final].name,
                 estimate_s=mv.dur,
+                groups=(groups or {}).get(mv.server.id, ()),
             ),
             after=mv.after,
             settle_after=mv.settle_after,

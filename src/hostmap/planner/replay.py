@@ -13,7 +13,7 @@ from functools import partial
 
 from hostmap.flow import Flow, Links
 from hostmap.model import Limits, Step
-from hostmap.start_rule import Verdict, ready_at, verdict
+from hostmap.start_rule import Verdict, busiest_group, ready_at, verdict
 
 
 def simulate(steps: Sequence[Step], limits: Limits, links: Links | None, group_settle_s: float = 0.0) -> float:
@@ -57,6 +57,8 @@ class Replay:
         heapq.heapify(self.ready)
         self.timers: list[tuple[float, int]] = []  # dependencies ended; waiting for a departure to settle
         self.busy: dict[str, int] = {}
+        #: Per server group, its members in flight (for `Limits.per_group`).
+        self.in_group: dict[str, int] = {}
         #: Per source host, ready steps waiting for one of its slots.
         self.parked: dict[str, list[int]] = {}
         self.started = [False] * n
@@ -88,14 +90,19 @@ class Replay:
                 heapq.heappop(mine)
             said = verdict(self.limits, running=len(self.flow), from_source=self.busy.get(move.source, 0),
                            ends_at=now + move.estimate_s,
-                           head_ready_at=None if mine[0] == i else partial(self.ready_at, mine[0]))
+                           head_ready_at=None if mine[0] == i else partial(self.ready_at, mine[0]),
+                           in_group=busiest_group(move, self.in_group))
             if said is Verdict.SOURCE_FULL:
                 heapq.heappush(self.parked.setdefault(move.source, []), i)
                 continue
             if said is not Verdict.START:
-                held.append(i)  # it would still hold the source's last slot when the earlier head can start
+                # It would still hold the source's last slot when the earlier head can start, or its group is full:
+                # looked at again after the next event.
+                held.append(i)
                 continue
             self.busy[move.source] = self.busy.get(move.source, 0) + 1
+            for group in move.groups:
+                self.in_group[group] = self.in_group.get(group, 0) + 1
             self.started[i] = True
             self.started_at[i] = now
             self.flow.start(i, self.names[move.source], self.names[move.target], move.estimate_s, now)
@@ -107,6 +114,8 @@ class Replay:
         self.finished[i] = now
         src = self.steps[i].move.source
         self.busy[src] -= 1
+        for group in self.steps[i].move.groups:
+            self.in_group[group] -= 1
         for j in self.parked.pop(src, []):
             heapq.heappush(self.ready, j)
         for c in self.children[i]:

@@ -30,6 +30,8 @@ class PassInputs:
     group_settle_s: float
     #: Servers pinned to an availability zone -> the hosts (indices) of that zone: their only possible pivots.
     zone_hosts: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    #: Server id -> the ids of its server groups (each step's `Move.groups`, which `Limits.per_group` counts).
+    server_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def pass_inputs(
@@ -44,7 +46,16 @@ def pass_inputs(
     """The inputs every pass shares, for `inventory` on `hosts` (sorted by name)."""
     return PassInputs(limits, links, members_at(inventory, hosts, exclusive),
                       frozenset(pinned_servers(inventory)), tuple(exclusive_group_names(inventory)), group_settle_s,
-                      zone_hosts(inventory, hosts))
+                      zone_hosts(inventory, hosts), server_groups(inventory))
+
+
+def server_groups(inventory: Inventory) -> dict[str, tuple[str, ...]]:
+    """Server id -> the ids of the server groups it is a member of (any policy)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for group in inventory.groups:
+        for member in group.members:
+            found[member] = (*found.get(member, ()), group.id)
+    return found
 
 
 def zone_hosts(inventory: Inventory, hosts: Sequence[Host]) -> dict[str, frozenset[int]]:
