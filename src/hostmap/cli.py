@@ -700,7 +700,7 @@ def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stde
         detail = journal.run(args.run)
         disabled = [c.host for c in journal.service_changes(args.run) if c.action == "disabled"]
     with _session(args) as session:
-        if detail.summary.cloud != session.cloud.identity:
+        if detail.summary.cloud not in (session.cloud.identity, *session.cloud.former_identities):
             raise InputError("RUN", str(args.run), f"run {args.run} was against another cloud ({detail.summary.cloud})",
                              "connect to that cloud (--os-cloud, OS_*), or pick one of its runs in `hostmap history`")
         inventory = session.cloud.inventory()
@@ -1149,12 +1149,12 @@ def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     journal_path = _existing_journal(args.journal) or default_journal_path()
     with _session(args) as session:
         snapshot = session.cloud.snapshot()
-        identity = session.cloud.identity
+        identity, former = session.cloud.identity, session.cloud.former_identities
         params = session.params  # the scenario's in the simulated cloud, with --nic-gbps / --stream-gbps given
     rates: tuple[PairRate, ...] = ()
     if journal_path.exists():  # never created by a capture
         with Journal.open(journal_path) as journal:
-            runs = [journal.run(r.id) for r in journal.runs(limit=1000, cloud=identity)]
+            runs = [journal.run(r.id) for r in journal.runs(limit=1000, cloud=identity, former=former)]
         rates = copy_rates(past_moves(runs), {f.name: f.ram for f in snapshot.flavors}, params)
     document = scenario_document(snapshot, params, SERVER_STATUSES, rates)
     text = json.dumps(document, indent=1) + "\n"

@@ -85,7 +85,8 @@ def run_rollout(cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str,
                 options: MaintainOptions, run_map: RunMap, execute: Exec,
                 say: Callable[[str], None] = lambda text: None) -> MaintainResult:
     """Roll maintenance over `hosts` (service host names, in order), continuing an unfinished rollout of them."""
-    rollout = journal.open_rollout(cloud_key, hosts)
+    rollout = journal.open_rollout(cloud_key, hosts,
+                                   former=[k for k in cloud.former_identities if k != cloud_key])
     continued = rollout is not None
     if rollout is None:
         names = set(hosts)

@@ -108,7 +108,13 @@ class Cloud(Protocol):
 
     @property
     def identity(self) -> str:
-        """Which cloud this is, for the run lock and the journal (auth URL, project, region): never a secret."""
+        """Which cloud this is, for the run lock and the journal (keystone's endpoint, project id, region): never a
+        secret."""
+        ...
+
+    @property
+    def former_identities(self) -> tuple[str, ...]:
+        """Keys earlier versions of hostmap gave this same cloud: its runs journaled under them are still its own."""
         ...
 
     def close(self) -> None:

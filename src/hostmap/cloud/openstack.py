@@ -135,6 +135,19 @@ def _retrying_keystone(conn: Any, fixed_delay: float | None) -> None:
     plugin.get_auth_ref = get_auth_ref
 
 
+def _identity_endpoint(catalog: Any, region: str) -> str | None:
+    """Keystone's endpoint in the token's catalog: the public one first (whichever interface this client uses, so
+    that the key does not depend on it), in the region if one is configured."""
+    for interface in ("public", "internal", "admin"):
+        try:
+            url = catalog.url_for(service_type="identity", interface=interface, region_name=region or None)
+        except ksa_exc.EndpointNotFound:
+            continue
+        if url:
+            return str(url)
+    return None
+
+
 def _status_of(exc: BaseException) -> int | None:
     status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
     return status if isinstance(status, int) else None
@@ -221,6 +234,7 @@ class OpenStackCloud:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         self._microversion: tuple[int, int] | None = None
+        self._identity: str | None = None
 
     def close(self) -> None:
         """Release the SDK connection's sessions."""
@@ -228,11 +242,35 @@ class OpenStackCloud:
 
     @property
     def identity(self) -> str:
-        """Which cloud this is, for the run lock and the journal: auth URL, project and region (no secret)."""
+        """Which cloud this is as keystone identifies it, for the run lock and the journal (no secret): the public
+        identity endpoint of the token's catalog, the project id and the region, so that `localhost` and
+        `127.0.0.1`, or an auth URL with a trailing slash, name the same cloud. Asked once (it authenticates)."""
+        if self._identity is None:
+            self._identity = self._keystone_identity()
+        return self._identity
+
+    @property
+    def former_identities(self) -> tuple[str, ...]:
+        """The key earlier versions of hostmap gave this cloud (the auth URL and project as spelled in the
+        configuration): the run lock and the journal match it too, so that a run journaled under it is still resumed."""
+        spelled = self._spelled_identity()
+        return () if spelled == self.identity else (spelled,)
+
+    def _spelled_identity(self) -> str:
         config = self._conn.config
         auth = config.auth or {}
         project = auth.get("project_name") or auth.get("project_id") or ""
         return f"{auth.get('auth_url', '')}|{project}|{config.region_name or ''}"
+
+    @_edge("identify the cloud through keystone")
+    def _keystone_identity(self) -> str:
+        session = self._conn.session
+        access = session.auth.get_access(session)
+        region = self._conn.config.region_name or ""
+        endpoint = _identity_endpoint(access.service_catalog, region)
+        if endpoint is None:  # a catalog without keystone in it: the auth URL as configured is all there is
+            endpoint = str((self._conn.config.auth or {}).get("auth_url", ""))
+        return f"{endpoint.rstrip('/')}|{access.project_id or ''}|{region}"
 
     @property
     @_edge("negotiate the compute API microversion")
