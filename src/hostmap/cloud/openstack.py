@@ -279,7 +279,7 @@ class OpenStackCloud:
         if self._microversion is None:
             data = self._conn.compute.get_endpoint_data()
             raw_max = getattr(data, "max_microversion", None)
-            cloud_max = (int(raw_max[0]), int(raw_max[1])) if raw_max else None
+            cloud_max = (int(raw_max[0]), int(raw_max[1])) if raw_max else self._read_max_microversion()
             if cloud_max is None or cloud_max < MIN_MICROVERSION:
                 found = "none" if cloud_max is None else _version_text(cloud_max)
                 raise CloudError(
@@ -290,6 +290,28 @@ class OpenStackCloud:
             self._microversion = min(cloud_max, CLIENT_MAX_MICROVERSION)
             log.info("compute API microversion %s", _version_text(self._microversion))
         return self._microversion
+
+    def _read_max_microversion(self) -> tuple[int, int] | None:
+        """nova's newest microversion from its version document, read as every read is (retried on 5xx and dropped
+        connections): keystoneauth's own discovery gives up silently on one failure and reports no microversion at
+        all, which would refuse a healthy cloud as too old. None when the document names none (a cloud without
+        microversions); a CloudError when nova does not answer through the retries."""
+        response = self._conn.compute.get("/", microversion=None)
+        if response.status_code >= 400:
+            raise CloudError("negotiate the compute API microversion",
+                             f"nova's version document ({response.url}) answered HTTP {response.status_code}",
+                             response.status_code)
+        try:
+            document = response.json()
+        except ValueError:
+            return None
+        version = document.get("version") if isinstance(document, dict) else None
+        text = version.get("version") if isinstance(version, dict) else None
+        try:
+            major, minor = str(text).split(".")
+            return int(major), int(minor)
+        except ValueError:
+            return None
 
     @property
     def microversion_text(self) -> str:
