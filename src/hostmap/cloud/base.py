@@ -56,6 +56,17 @@ class MigrationRecord:
 
 
 @dataclass(frozen=True)
+class ActionRecord:
+    """An instance action nova recorded for a server (os-instance-actions): a request nova's API received."""
+
+    action: str
+    request_id: str
+    start_time: str
+    #: "Error" once the action failed; None while it runs or after it succeeded.
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class ServerStatus:
     """Where a server is and what state it is in, read fresh from the API."""
 
@@ -158,6 +169,12 @@ class Cloud(Protocol):
         cold migration) that started at or after `since` (the migration record's creation time), so an older
         migration's error is never reported.
         """
+        ...
+
+    def requests_after(self, server_id: str, after: str | None, *, action: str = "live-migration"
+                       ) -> Sequence[ActionRecord]:
+        """The server's `action` instance actions (requests nova's API received) that started after `after` (a nova
+        timestamp; None: all of them), newest first."""
         ...
 
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:

@@ -18,6 +18,7 @@ import openstack.exceptions as sdk_exc
 
 from hostmap.capture import FlavorRecord, GroupRecord, HostRecord, InventoryRecord, ServerRecord, Snapshot
 from hostmap.cloud.base import (
+    ActionRecord,
     ColdMigrationUnsupported,
     IdentityUnavailable,
     MigrationRecord,
@@ -604,6 +605,18 @@ class OpenStackCloud:
                 return f"{event.event} failed"
         return found.message or None
 
+    @_edge("read instance actions")
+    def requests_after(self, server_id: str, after: str | None, *, action: str = "live-migration"
+                       ) -> Sequence[ActionRecord]:
+        """The server's `action` instance actions that started after `after` (None: all), newest first."""
+        floor = _instant(after)
+        found = [
+            ActionRecord(str(a.action), str(a.request_id), str(a.start_time or ""), a.message or None)
+            for a in self._conn.compute.server_actions(server_id)
+            if a.action == action and _instant(a.start_time) > floor
+        ]
+        return sorted(found, key=lambda a: _instant(a.start_time), reverse=True)
+
     @_edge("abort a live migration")
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
         """DELETE the server's in-progress migration (2.24; 2.65 for a queued one)."""
@@ -676,6 +689,16 @@ def _timestamp(text: str | None) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "").split("+")[0].split(".")[0])
     except ValueError:
         return datetime.min
+
+
+def _instant(text: str | None) -> datetime:
+    """A nova timestamp to the microsecond (an instance action and the migration it makes can share a second)."""
+    if text:
+        try:
+            return datetime.fromisoformat(text.replace("Z", "").split("+")[0])
+        except ValueError:
+            pass
+    return _timestamp(text)
 
 
 def _epoch_s(text: str | None) -> float | None:
