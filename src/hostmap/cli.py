@@ -75,6 +75,8 @@ EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
 EXIT_CLOUD = 4
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, as a shell reports a process SIGTERM ended.
+EXIT_TERMINATED = 143
 
 log = logging.getLogger("hostmap")
 
@@ -923,6 +925,16 @@ class _Interrupts:
             self._stderr.write(f"\nhostmap: {what} again: aborting in-flight migrations\n")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run (reading the map, connecting, planning, between maintain's runs): no migration is in
+    flight, so hostmap stops where it is; cleanup runs as for Ctrl-C. A run's own handler (`_Interrupts`) takes
+    SIGTERM over while migrations may be in flight."""
+
+
+def _on_terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def _on_hangup(signum: int, frame: FrameType | None) -> None:
     """The terminal went away during a run started with --yes: the run goes on; what it would print there goes to
     /dev/null (the log and the journal still have it)."""
@@ -1362,6 +1374,7 @@ def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> No
 def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
               seed: bool) -> int:
     handler: logging.Handler | None = None
+    on_term = signal.signal(signal.SIGTERM, _on_terminate) if _main_thread() else None
     try:
         _warn_unverified(args, stderr, prog)
         if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
@@ -1392,6 +1405,10 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         else:
             log.error("%s: %s", type(error).__name__, error)
         return _report_error(error, stderr, prog)
+    except _Terminated:
+        log.warning("SIGTERM outside a run: stopped with no migration in flight")
+        stderr.write(f"{prog}: terminated (SIGTERM) while no migration was in flight\n")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         stderr.write(f"\n{prog}: interrupted\n")
         return EXIT_INTERRUPTED
@@ -1399,6 +1416,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         stderr.write(f"{prog}: error: {error}\n")
         return EXIT_USAGE if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)) else 1
     finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
         if handler is not None:
             log.removeHandler(handler)
             logging.getLogger("keystoneauth").removeHandler(handler)
