@@ -6,6 +6,7 @@ import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from functools import partial
 from typing import Literal
 
@@ -149,6 +150,9 @@ class _RunState:
     all_yes: bool = False
     #: When reads started failing without a success since (None while the API answers).
     failing_since: float | None = None
+    #: The newest `updated_at` (epoch seconds, nova's clock) of the records watch rounds returned: where the next
+    #: round's changes-since starts, less WATCH_OVERLAP_S.
+    watch_newest_s: float | None = None
     #: The earliest time a step waiting for an anti-affine member's departure to settle may start.
     wake_at: float | None = None
     #: Per source host, migrations hostmap stopped watching while nova may still run them: they hold a slot.
@@ -169,6 +173,16 @@ def _expected(flight: _Flight) -> frozenset[str]:
     if flight.original_status:
         return frozenset({flight.original_status})
     return COLD_MIGRATABLE_STATUSES if flight.cold else MIGRATABLE_STATUSES
+
+
+#: How far before the newest change seen a watch round asks from: nova's timestamps come from the clocks of the
+#: services that save a record (the conductor, each compute host), which may disagree, and may be whole seconds.
+WATCH_OVERLAP_S = 120.0
+
+
+def _nova_time(epoch_s: float) -> str:
+    """Seconds since the epoch as nova writes a timestamp (UTC, no zone)."""
+    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _action_name(flight: _Flight) -> str:
@@ -636,12 +650,20 @@ class Executor:
         tracked = {f.server_id: f.record.id for f in flights if f.record is not None and not f.cold}
         if not tracked:
             return
-        since = min(f.record.created_at for f in flights if f.record is not None and not f.cold)
+        # Only what changed since a little before the newest change already seen: asking from the oldest tracked
+        # record's creation listed every migration that ended since, each round, so rounds grew with the run.
+        if state.watch_newest_s is not None:
+            since = _nova_time(state.watch_newest_s - WATCH_OVERLAP_S)
+        else:
+            since = min(f.record.created_at for f in flights if f.record is not None and not f.cold)
         records = self._cloud.watch(tracked, since)
         for flight in flights:
             fresh = records.get(flight.server_id)
             if fresh is not None:
                 flight.record = fresh
+        changed = [r.updated_s for r in records.values() if r.updated_s is not None]
+        if changed:
+            state.watch_newest_s = max([*changed, state.watch_newest_s or 0.0])
 
     def _find_record(self, flight: _Flight) -> None:
         records = sorted(_migrations_of(self._cloud, flight.server_id, flight.cold), key=lambda r: r.id)

@@ -6,8 +6,8 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, ParamSpec, TypeVar
 
@@ -43,6 +43,9 @@ COLD_MICROVERSION = (2, 56)
 WATCH_MICROVERSION = (2, 59)
 #: From this microversion a server shows `pinned_availability_zone`, the zone its request spec keeps it in.
 PINNED_ZONE_MICROVERSION = (2, 96)
+
+#: At most this many pages of one listing (nova's pages hold up to 1,000 items).
+MAX_PAGES = 1000
 
 #: Reads are retried on connection failures and these answers, with keystoneauth's exponential backoff.
 READ_RETRIES = 4
@@ -476,8 +479,34 @@ class OpenStackCloud:
     @_edge("list a server's live migrations")
     def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
         """Every live-migration record of one server, newest first."""
-        found = self._conn.compute.migrations(server_id=server_id, migration_type="live-migration")
-        return sorted((_migration(m) for m in found), key=lambda m: m.id, reverse=True)
+        found = self._migration_items({"instance_uuid": server_id, "migration_type": "live-migration"})
+        return sorted((_migration_of(m) for m in found), key=lambda m: m.id, reverse=True)
+
+    def _migration_items(self, params: Mapping[str, str]) -> Iterator[Mapping[str, Any]]:
+        """os-migrations as JSON, every page (2.59+ pages with migrations_links), read as every read is (retried).
+
+        Not through the SDK's Migration resources: building one costs milliseconds, and a watch round reads one per
+        migration nova changed recently, hundreds of them at full scale."""
+        version = self.microversion_text
+        url: str | None = "/os-migrations"
+        query: Mapping[str, str] | None = params
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            response = self._conn.compute.get(url, params=query, microversion=version, raise_exc=False)
+            if response.status_code >= 400:
+                raise CloudError("list migrations", f"HTTP {response.status_code}: {_error_message(response)}",
+                                 response.status_code)
+            body = response.json()
+            items = body.get("migrations") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise CloudError("list migrations", "nova's answer has no list of migrations")
+            yield from (item for item in items if isinstance(item, dict))
+            links = body.get("migrations_links") or []
+            url = next((str(link["href"]) for link in links if isinstance(link, dict) and link.get("rel") == "next"
+                        and link.get("href")), None)
+            query = None  # the next link carries the query and the marker
+        raise CloudError("list migrations", f"more than {MAX_PAGES} pages of migrations")
 
     def start_live_migration(self, server_id: str, target: str) -> Submission:
         """POST os-migrateLive with `host`, block_migration auto and no force, at the negotiated microversion."""
@@ -487,8 +516,8 @@ class OpenStackCloud:
     @_edge("list a server's cold migrations")
     def cold_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
         """Every cold-migration record of one server, newest first."""
-        found = self._conn.compute.migrations(server_id=server_id, migration_type="migration")
-        return sorted((_migration(m) for m in found), key=lambda m: m.id, reverse=True)
+        found = self._migration_items({"instance_uuid": server_id, "migration_type": "migration"})
+        return sorted((_migration_of(m) for m in found), key=lambda m: m.id, reverse=True)
 
     def start_cold_migration(self, server_id: str, target: str) -> Submission:
         """POST migrate with `host` at the negotiated microversion; refused here below 2.56 (nova ignores a host
@@ -545,12 +574,9 @@ class OpenStackCloud:
         wanted = {mid: sid for sid, mid in migrations.items()}
         records: dict[str, MigrationRecord] = {}
         if self.microversion >= WATCH_MICROVERSION:
-            listing: Iterable[Any] = self._conn.compute.migrations(
-                migration_type="live-migration", changes_since=since
-            )
-            for raw in listing:
-                record = _migration(raw)
-                if wanted.get(record.id) is not None:
+            for item in self._migration_items({"migration_type": "live-migration", "changes-since": since}):
+                if wanted.get(item.get("id")) is not None:  # type: ignore[arg-type]
+                    record = _migration_of(item)
                     records[wanted[record.id]] = record
         else:
             for sid, mid in migrations.items():
@@ -561,19 +587,49 @@ class OpenStackCloud:
 
     def migration_progress(self, server_id: str, migration_id: int) -> MigrationRecord | None:
         """Bytes copied so far for an in-progress migration; None once nova no longer lists it as in progress."""
+        # JSON rather than the SDK's resource (milliseconds each): read every round for every copying migration.
         try:
-            raw = self._conn.compute.get_server_migration(migration_id, server_id)
-        except sdk_exc.NotFoundException:
-            return None
-        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
-            raise _cloud_error("read migration progress", exc) from None
-        return _migration(raw, server_id=server_id)
+            item = self._json_get(f"/servers/{server_id}/migrations/{migration_id}", "migration",
+                                  "read migration progress")
+        except CloudError as error:
+            if error.status == 404:
+                return None
+            raise
+        record = _migration_of({**item, "instance_uuid": server_id})
+        return replace(record, memory_total_bytes=item.get("memory_total_bytes"),
+                       memory_processed_bytes=item.get("memory_processed_bytes"),
+                       memory_remaining_bytes=item.get("memory_remaining_bytes"))
 
-    @_edge("read a server")
     def server_status(self, server_id: str) -> ServerStatus:
         """Fresh host, status and task state of one server."""
-        raw = self._conn.compute.get_server(server_id)
-        return ServerStatus(raw.id, raw.compute_host, raw.status, raw.task_state)
+        item = self._json_get(f"/servers/{server_id}", "server", "read a server")
+        host, task = item.get("OS-EXT-SRV-ATTR:host"), item.get("OS-EXT-STS:task_state")
+        return ServerStatus(str(item.get("id") or server_id), str(host) if host else None,
+                            str(item.get("status") or ""), str(task) if task else None)
+
+    def _json_get(self, path: str, key: str, action: str) -> Mapping[str, Any]:
+        """GET one compute document at the negotiated microversion (retried as every read), its `key` object."""
+        version = self.microversion_text
+        try:
+            response = self._conn.compute.get(path, microversion=version, raise_exc=False)
+        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+            error = _cloud_error(action, exc)
+            log.warning("%s failed: %s", action, error.problem)
+            raise error from None
+        if response.status_code >= 400:
+            error = CloudError(action, f"HTTP {response.status_code}: {_error_message(response)}",
+                               response.status_code)
+            if response.status_code != 404:
+                log.warning("%s failed: %s", action, error.problem)
+            raise error
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        item = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(item, dict):
+            raise CloudError(action, f"nova's answer has no {key} object")
+        return item
 
     @_edge("read instance actions")
     def failure_reason(
@@ -728,6 +784,22 @@ def _migration(raw: Any, server_id: str | None = None) -> MigrationRecord:
         memory_processed_bytes=getattr(raw, "memory_processed_bytes", None),
         memory_remaining_bytes=getattr(raw, "memory_remaining_bytes", None),
         migration_type=getattr(raw, "migration_type", None) or "live-migration",
+    )
+
+
+def _migration_of(item: Mapping[str, Any]) -> MigrationRecord:
+    """An os-migrations record from nova's JSON (as `_migration` makes one from an SDK resource)."""
+    updated = item.get("updated_at")
+    return MigrationRecord(
+        id=int(item["id"]),
+        server_id=str(item.get("instance_uuid") or ""),
+        status=str(item.get("status") or ""),
+        source=str(item.get("source_compute") or ""),
+        dest=item.get("dest_compute"),
+        created_at=str(item.get("created_at") or ""),
+        updated_at=updated,
+        updated_s=_epoch_s(updated),
+        migration_type=str(item.get("migration_type") or "live-migration"),
     )
 
 
