@@ -2,8 +2,10 @@
 
 Each size runs in a child process bounded by ``--timeout`` (wall seconds): the simulated cloud over HTTP on
 loopback with a shared VirtualClock, the openstacksdk adapter, and ``apply_map`` as ``hostmap apply --yes`` runs it
-(run lock, journal, resolve, plan, executor). The child prints one JSON line: wall seconds, peak RSS, requests per
-migration, journal size; with ``--profile`` it also writes a cProfile dump and prints the top functions.
+(run lock, journal, resolve, plan, executor). The child prints one JSON line: wall seconds, CPU seconds of the
+process (the client and the simulated cloud together: the figure to compare on a shared, loaded machine), the load
+average, peak RSS, requests per migration, journal size; with ``--profile`` it also writes a cProfile dump (of the
+client's thread) and prints the top functions.
 
 Run from the repository root: ``python bench/bench_scale.py [--sizes 200,1000,2000] [--timeout 600] [--profile]``.
 Not a test (minutes of wall time); the issue's bound is under 2 minutes at 1,000 hosts and at most 2.2x that for
@@ -16,6 +18,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import random
 import resource
@@ -93,6 +96,8 @@ def rehearse(n_hosts: int, profile: Path | None) -> dict[str, Any]:
     data, host_map = scenario(n_hosts)
     params = MigrationParams()
     wall = time.perf_counter()
+    start = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = start.ru_utime + start.ru_stime
     clock = VirtualClock()
     profiler = cProfile.Profile() if profile else None
     with tempfile.TemporaryDirectory() as tmp, SimServer(parse_scenario(data, "bench"), clock=clock) as sim:
@@ -114,6 +119,8 @@ def rehearse(n_hosts: int, profile: Path | None) -> dict[str, Any]:
             migrations = len(sim.state.migrations)
         journal_bytes = sum(p.stat().st_size for p in Path(tmp).glob("journal.sqlite*"))
     wall_s = time.perf_counter() - wall
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = usage.ru_utime + usage.ru_stime - cpu_before
     compute = sum(1 for _, path, _, _ in requests if path.startswith("/compute"))
     outcomes: dict[str, int] = {}
     for move in result.moves:
@@ -124,6 +131,7 @@ def rehearse(n_hosts: int, profile: Path | None) -> dict[str, Any]:
         "hosts": n_hosts, "servers": len(data["servers"]),
         "moves": sum(n for o, n in outcomes.items() if o != "skipped"), "reached": result.reached,
         "outcomes": outcomes, "makespan_s": round(result.makespan_s or 0.0, 1), "wall_s": round(wall_s, 1),
+        "cpu_s": round(cpu_s, 1), "load_avg_1m": round(os.getloadavg()[0], 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "migrations": migrations, "compute_requests": compute,
         "requests_per_migration": round(compute / max(1, migrations), 1), "journal_kib": round(journal_bytes / 1024),
