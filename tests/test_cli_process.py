@@ -254,3 +254,25 @@ def test_ctrl_c_once_finishes_in_flight_and_exits_130(served: dict[str, str], tm
     outcomes = sorted(m["outcome"] for m in json.loads(out)["moves"])
     assert outcomes == ["migrated", "not_started"]
     assert "interrupted" in err
+
+
+def test_sigterm_while_planning_exits_143_in_one_line(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
+    """SIGTERM while `plan` reads the cloud (outside any run): exit 143, one line saying so, no traceback, and no
+    request that changes the cloud."""
+    data = scenario(faults=[{"kind": "slow", "method": "GET", "path_regex": "/servers/detail$", "seconds": 5.0}])
+    running = env_cloud(data, virtual=False)
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0"]})
+    log = tmp_path / "hostmap.log"
+    process = _hostmap("plan", str(host_map), "--log-file", str(log))
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "compute API microversion" in log.read_text()):
+        assert time.monotonic() < deadline, "plan never began reading the cloud"
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the slow read of the servers
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if "SIGTERM" in line] == [
+        "hostmap: terminated (SIGTERM) while no migration was in flight"]
+    assert running.sim.state.mutating_request_count() == 0

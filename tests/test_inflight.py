@@ -145,6 +145,7 @@ def test_unanswered_request_nova_never_got_is_judged_on_what_nova_shows(
     assert resumed.outcome == "not_started"
     assert "sent, no answer (hostmap stopped before nova answered)" in resumed.reason
     assert "nova shows no migration for it and the server ACTIVE on compute001 with no task" in resumed.reason
+    assert "nor a live-migration request among its instance actions" in resumed.reason
     assert running.clock.now() - began >= ExecutorOptions().ambiguous_grace_s  # it looked, it did not guess
     assert fresh.outcome == "migrated"  # then the fresh plan sent it, once
     assert _posts(running, server_id) == 1
@@ -163,3 +164,25 @@ def test_unanswered_request_adopted_when_its_migration_appears(
     result = _apply_map(running, tmp_path, {"compute004": ["web-0"]})
     assert [(m.server_name, m.outcome) for m in result.moves] == [("web-0", "migrated")]
     assert _posts(running, server_id) == 1
+
+
+def test_unanswered_request_server_busy_with_another_task_is_decided_after_the_grace(
+        tmp_path: Path, start_sim: Callable[..., Running]) -> None:
+    """A crashed run's request, and the server busy with someone's cold migration: no live-migration request among
+    its instance actions, so it is judged after the grace (not waited on to the timeout) and not sent again."""
+    data = scenario()
+    data["flavors"].append({"name": "m1.disk", "vcpus": 1, "ram": 2048, "disk": 150})  # a long disk copy
+    data["servers"][0]["flavor"] = "m1.disk"
+    running = start_sim(data)
+    server_id = next(s.id for s in running.cloud.inventory().servers if s.name == "web-0")
+    _crashed_intent(tmp_path, server_id)
+    running.cloud.start_cold_migration(server_id, "compute003")  # another operator's, while hostmap was down
+    assert running.clock is not None
+    began = running.clock.now()
+    result = _apply_map(running, tmp_path, {"compute003": ["cache-0"]})  # web-0 is no longer hostmap's to move
+    resumed = result.moves[0]
+    assert resumed.outcome == "not_started"
+    assert "nor a live-migration request among its instance actions" in resumed.reason
+    assert "busy with another task (resize_" in resumed.reason
+    assert running.clock.now() - began < ExecutorOptions().timeout_s
+    assert _posts(running, server_id) == 1  # the cold migration's; no live migration was sent

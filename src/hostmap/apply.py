@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,12 +91,15 @@ def apply_map(
     With `services`, compute services are switched after the plan is valid and before the first migration; when
     nova refuses one, the run ends there with nothing moved and the `CloudError` is raised.
     """
+    # The key an earlier hostmap gave this cloud is locked too (an older hostmap may be running on it) and its
+    # journal entries are this cloud's: a run interrupted before an upgrade is still resumed.
+    former = tuple(k for k in cloud.former_identities if k != cloud_key)
     # One lock directory per machine, whichever journal a run writes to.
-    with RunLock(cloud_key), Journal.open(settings.journal_path) as journal:
+    with _locked((cloud_key, *former)), Journal.open(settings.journal_path) as journal:
         # Under the lock, any other run of this cloud still marked running has died.
-        journal.mark_abandoned(cloud_key, alive=lambda pid: False)
-        resumed = _resume(cloud, clock, journal, cloud_key=cloud_key, settings=settings, reporters=reporters,
-                          interrupts=interrupts)
+        journal.mark_abandoned(cloud_key, alive=lambda pid: False, former=former)
+        resumed = _resume(cloud, clock, journal, cloud_key=cloud_key, former=former, settings=settings,
+                          reporters=reporters, interrupts=interrupts)
         if resumed is not None:
             # Shown at once: if the map turns out invalid below, the operator still learns what was watched.
             on_resumed(resumed)
@@ -123,6 +127,15 @@ def apply_map(
     return _combine(resumed, result)
 
 
+@contextlib.contextmanager
+def _locked(keys: Sequence[str]) -> Iterator[None]:
+    """Hold the run lock of every key, or raise `LockHeld` for the first one held elsewhere."""
+    with contextlib.ExitStack() as held:
+        for key in keys:
+            held.enter_context(RunLock(key))
+        yield
+
+
 def _switch_services(cloud: Cloud, journal: Journal, run_id: int, *, inventory: Inventory,
                      services: ServiceChanges, on_service: Callable[[ServiceChange], None]) -> None:
     """Switch the run's compute services, journaling each; a `CloudError` stops at the first that fails."""
@@ -146,7 +159,7 @@ def _with_journal_problem(result: RunResult, recorder: JournalRecorder) -> RunRe
 
 
 def _resume(
-    cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str, settings: ApplySettings,
+    cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str, former: Sequence[str], settings: ApplySettings,
     reporters: Sequence[Reporter], interrupts: Callable[[], int],
 ) -> RunResult | None:
     """Watch to their end the migrations a crashed run started; never submit them again.
@@ -154,7 +167,7 @@ def _resume(
     A cold migration found finished (the server VERIFY_RESIZE on its target) is confirmed; one still running is
     watched, then confirmed.
     """
-    orphans = journal.unfinished(cloud_key)
+    orphans = journal.unfinished(cloud_key, former=former)
     if not orphans:
         return None
     inventory = cloud.inventory()

@@ -75,6 +75,8 @@ EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
 EXIT_CLOUD = 4
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, as a shell reports a process SIGTERM ended.
+EXIT_TERMINATED = 143
 
 log = logging.getLogger("hostmap")
 
@@ -773,7 +775,7 @@ def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stde
         detail = journal.run(args.run)
         disabled = [c.host for c in journal.service_changes(args.run) if c.action == "disabled"]
     with _session(args) as session:
-        if detail.summary.cloud != session.cloud.identity:
+        if detail.summary.cloud not in (session.cloud.identity, *session.cloud.former_identities):
             raise InputError("RUN", str(args.run), f"run {args.run} was against another cloud ({detail.summary.cloud})",
                              "connect to that cloud (--os-cloud, OS_*), or pick one of its runs in `hostmap history`")
         inventory = session.cloud.inventory()
@@ -1003,6 +1005,16 @@ class _Interrupts:
         else:
             self._stderr.write(f"\nhostmap: {what} again: aborting in-flight live migrations (nova cannot abort a "
                                "cold one: it is watched to its end and confirmed)\n")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run (reading the map, connecting, planning, between maintain's runs): no migration is in
+    flight, so hostmap stops where it is; cleanup runs as for Ctrl-C. A run's own handler (`_Interrupts`) takes
+    SIGTERM over while migrations may be in flight."""
+
+
+def _on_terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _on_hangup(signum: int, frame: FrameType | None) -> None:
@@ -1279,12 +1291,12 @@ def _cmd_sim_capture(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     journal_path = _existing_journal(args.journal) or default_journal_path()
     with _session(args) as session:
         snapshot = session.cloud.snapshot()
-        identity = session.cloud.identity
+        identity, former = session.cloud.identity, session.cloud.former_identities
         params = session.params  # the scenario's in the simulated cloud, with --nic-gbps / --stream-gbps given
     rates: tuple[PairRate, ...] = ()
     if journal_path.exists():  # never created by a capture
         with Journal.open(journal_path) as journal:
-            runs = [journal.run(r.id) for r in journal.runs(limit=1000, cloud=identity)]
+            runs = [journal.run(r.id) for r in journal.runs(limit=1000, cloud=identity, former=former)]
         rates = copy_rates(past_moves(runs), {f.name: f.ram for f in snapshot.flavors}, params)
     document = scenario_document(snapshot, params, SERVER_STATUSES, rates)
     text = json.dumps(document, indent=1) + "\n"
@@ -1527,6 +1539,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
               seed: bool) -> int:
     handler: logging.Handler | None = None
     stream: EventStream | None = None
+    on_term = signal.signal(signal.SIGTERM, _on_terminate) if _main_thread() else None
     try:
         _warn_unverified(args, stderr, prog)
         stream, stdout = _open_events(args, stdout, stderr, prog)
@@ -1558,6 +1571,10 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         else:
             log.error("%s: %s", type(error).__name__, error)
         return _report_error(error, stderr, prog)
+    except _Terminated:
+        log.warning("SIGTERM outside a run: stopped with no migration in flight")
+        stderr.write(f"{prog}: terminated (SIGTERM) while no migration was in flight\n")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         stderr.write(f"\n{prog}: interrupted\n")
         return EXIT_INTERRUPTED
@@ -1567,6 +1584,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
     finally:
         if stream is not None:
             stream.close()
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
         if handler is not None:
             log.removeHandler(handler)
             logging.getLogger("keystoneauth").removeHandler(handler)

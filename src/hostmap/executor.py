@@ -6,6 +6,7 @@ import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from functools import partial
 from typing import Literal
 
@@ -16,6 +17,7 @@ from hostmap.cloud.base import (
     COPYING_STATUSES,
     POST_COPY,
     UNSUCCESSFUL_STATUSES,
+    ActionRecord,
     Cloud,
     ColdMigrationUnsupported,
     IdentityUnavailable,
@@ -132,6 +134,10 @@ class _Flight:
     unanswered: bool = False
     #: What nova showed of an unanswered request once its migration appeared; it leads the move's reason.
     found_note: str = ""
+    #: For a request without an answer: when nova created the newest migration it had for the server before (its
+    #: instance actions started after it are this request), and the action found for the request once looked for.
+    known_newest: str | None = None
+    request_seen: ActionRecord | None = None
     #: The stall rule's view of nova's saved counters, and the stall it last reported (None: not stalled).
     #: (Made at the first save read, with the run's stall_s.)
     stall: StallWatch | None = None
@@ -161,6 +167,9 @@ class _RunState:
     all_yes: bool = False
     #: When reads started failing without a success since (None while the API answers).
     failing_since: float | None = None
+    #: The newest `updated_at` (epoch seconds, nova's clock) of the records watch rounds returned: where the next
+    #: round's changes-since starts, less WATCH_OVERLAP_S.
+    watch_newest_s: float | None = None
     #: The earliest time a step waiting for an anti-affine member's departure to settle may start.
     wake_at: float | None = None
     #: Per source host, migrations hostmap stopped watching while nova may still run them: they hold a slot.
@@ -183,6 +192,21 @@ def _expected(flight: _Flight) -> frozenset[str]:
     if flight.original_status:
         return frozenset({flight.original_status})
     return COLD_MIGRATABLE_STATUSES if flight.cold else MIGRATABLE_STATUSES
+
+
+#: How far before the newest change seen a watch round asks from: nova's timestamps come from the clocks of the
+#: services that save a record (the conductor, each compute host), which may disagree, and may be whole seconds.
+WATCH_OVERLAP_S = 120.0
+
+
+def _nova_time(epoch_s: float) -> str:
+    """Seconds since the epoch as nova writes a timestamp (UTC, no zone)."""
+    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _action_name(flight: _Flight) -> str:
+    """The instance action nova records for the flight's request."""
+    return "migrate" if flight.cold else "live-migration"
 
 
 def _migrations_of(cloud: Cloud, server_id: str, cold: bool) -> list[MigrationRecord]:
@@ -561,16 +585,40 @@ class Executor:
         self._look_for_answer(step, state, known=known, original=original, sent_at=self._start - age,
                               problem="sent, no answer (hostmap stopped before nova answered)", unanswered=True)
 
+    def _request_seen(self, flight: _Flight) -> ActionRecord | None:
+        """The instance action nova's API recorded for the request, if it received it (read once found)."""
+        if flight.request_seen is None:
+            found = self._cloud.requests_after(flight.server_id, flight.known_newest, action=_action_name(flight))
+            flight.request_seen = found[-1] if found else None  # the first after the older migrations: this one
+        return flight.request_seen
+
+    def _received_unmigrated(self, flight: _Flight, server: ServerStatus, request: ActionRecord,
+                             state: _RunState) -> None:
+        """nova received the request (its instance action is there) yet shows no migration, and the server idle."""
+        why = self._cloud.failure_reason(flight.server_id, request.request_id, action=_action_name(flight))
+        result = f", {request.message}" if request.message else ""
+        self._finish(state, flight.step, "failed",
+                     f"{flight.ambiguous}; nova received it (request {request.request_id} at {request.start_time}"
+                     f"{result}) but shows no migration for it and the server {server.status} on {server.host} with "
+                     f"no task" + (f": {why}" if why else ""), flight=flight, advice=Advice("rerun"))
+
     def _found_answer(self, flight: _Flight, record: MigrationRecord) -> None:
         """The migration of an unanswered request appeared: say so, and report it started."""
         flight.found_note = f"{flight.ambiguous}; nova shows migration {record.id} ({record.status}): adopted"
         self._reporter.started(flight.step, flight.submission)
 
     def _no_answer(self, flight: _Flight, server: ServerStatus, state: _RunState) -> None:
-        """The grace ran out and nova shows no migration for the request, and the server idle: say what is known."""
+        """The grace ran out and nova shows no migration for the request, no instance action for it either, and the
+        server idle or busy with another task: say what is known."""
         waited = self._clock.now() - flight.answered_at
-        seen = (f"after {waited:.0f} s nova shows no migration for it and the server {server.status} on "
-                f"{server.host} with no task")
+        action = _action_name(flight)
+        if server.task_state is None and server.status != "MIGRATING":
+            seen = (f"after {waited:.0f} s nova shows no migration for it and the server {server.status} on "
+                    f"{server.host} with no task, nor a {action} request among its instance actions")
+        else:
+            seen = (f"after {waited:.0f} s nova shows no migration for it, nor a {action} request among its instance "
+                    f"actions, and the server {server.status} on {server.host} busy with another task "
+                    f"({server.task_state})")
         if flight.unanswered:
             self._finish(state, flight.step, "not_started",
                          f"{flight.ambiguous}; {seen}: nova did not carry it out; not sent again", flight=flight)
@@ -651,20 +699,31 @@ class Executor:
         tracked = {f.server_id: f.record.id for f in flights if f.record is not None and not f.cold}
         if not tracked:
             return
-        since = min(f.record.created_at for f in flights if f.record is not None and not f.cold)
+        # Only what changed since a little before the newest change already seen: asking from the oldest tracked
+        # record's creation listed every migration that ended since, each round, so rounds grew with the run.
+        if state.watch_newest_s is not None:
+            since = _nova_time(state.watch_newest_s - WATCH_OVERLAP_S)
+        else:
+            since = min(f.record.created_at for f in flights if f.record is not None and not f.cold)
         records = self._cloud.watch(tracked, since)
         for flight in flights:
             fresh = records.get(flight.server_id)
             if fresh is not None:
                 flight.record = fresh
+        changed = [r.updated_s for r in records.values() if r.updated_s is not None]
+        if changed:
+            state.watch_newest_s = max([*changed, state.watch_newest_s or 0.0])
 
     def _find_record(self, flight: _Flight) -> None:
-        for record in sorted(_migrations_of(self._cloud, flight.server_id, flight.cold), key=lambda r: r.id):
+        records = sorted(_migrations_of(self._cloud, flight.server_id, flight.cold), key=lambda r: r.id)
+        for record in records:
             if record.id not in flight.known_ids:
                 flight.record = record
                 if flight.ambiguous:
                     self._found_answer(flight, record)
                 return
+        if flight.ambiguous:
+            flight.known_newest = max((r.created_at for r in records), default=None)
 
     def _judge(self, flight: _Flight, state: _RunState) -> None:
         now = self._clock.now()
@@ -696,6 +755,16 @@ class Executor:
             return
         server = self._cloud.server_status(flight.server_id)
         busy = server.task_state is not None or server.status == "MIGRATING"
+        if flight.ambiguous:
+            # nova's API records the instance action right after it sets the task state, long before the grace
+            # ends: busy without it is another task, and idle with it is a request nova received and gave up.
+            request = self._request_seen(flight)
+            if busy and request is None:
+                self._no_answer(flight, server, state)
+                return
+            if not busy and request is not None:
+                self._received_unmigrated(flight, server, request, state)
+                return
         if busy and now - flight.submitted_at <= opts.timeout_s:
             return  # nova is working on it; keep looking for the record until the timeout
         if flight.ambiguous and not busy:

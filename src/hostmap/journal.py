@@ -558,11 +558,12 @@ class Journal:
         with self._write() as conn:
             conn.execute("UPDATE rollouts SET status = ?, finished_at = ? WHERE id = ?", (status, _now(), rollout_id))
 
-    def open_rollout(self, cloud: str, hosts: Sequence[str]) -> Rollout | None:
-        """The latest rollout of `cloud` over exactly `hosts` that has not ended, to continue it."""
+    def open_rollout(self, cloud: str, hosts: Sequence[str], *, former: Sequence[str] = ()) -> Rollout | None:
+        """The latest rollout of `cloud` (or of its `former` keys) over exactly `hosts` that has not ended."""
+        keys = _keys(cloud, former)
         with self._guard() as conn:
-            rows = _named(conn, "SELECT id, hosts FROM rollouts WHERE cloud = ? AND status != 'done' ORDER BY id DESC",
-                          (cloud,)).fetchall()
+            rows = _named(conn, f"SELECT id, hosts FROM rollouts WHERE cloud IN ({_marks(keys)}) AND status != 'done'"
+                                " ORDER BY id DESC", keys).fetchall()
         for row in rows:
             if json.loads(row["hosts"]) == list(hosts):
                 return self.rollout(int(row["id"]))
@@ -590,15 +591,18 @@ class Journal:
             if cursor.rowcount == 0:
                 raise UnknownRun(run_id)
 
-    def mark_abandoned(self, cloud: str, alive: Callable[[int], bool] = pid_alive) -> list[int]:
-        """Mark this cloud's "running" runs whose process is gone as "crashed"; return their ids, oldest first.
+    def mark_abandoned(self, cloud: str, alive: Callable[[int], bool] = pid_alive, *,
+                       former: Sequence[str] = ()) -> list[int]:
+        """Mark this cloud's "running" runs (under its key or a `former` one) whose process is gone as "crashed";
+        return their ids, oldest first.
 
         A reused pid makes a dead run look alive, which only delays marking it; the run lock, not this
         status, is what keeps two runs apart.
         """
+        keys = _keys(cloud, former)
         with self._write() as conn:
-            rows = _named(conn, "SELECT id, pid FROM runs WHERE cloud = ? AND status = 'running' ORDER BY id",
-                          (cloud,)).fetchall()
+            rows = _named(conn, f"SELECT id, pid FROM runs WHERE cloud IN ({_marks(keys)}) AND status = 'running'"
+                                " ORDER BY id", keys).fetchall()
             dead = [int(row["id"]) for row in rows if not alive(int(row["pid"]))]
             conn.executemany("UPDATE runs SET status = 'crashed' WHERE id = ?", [(run_id,) for run_id in dead])
         return dead
@@ -611,10 +615,11 @@ class Journal:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def runs(self, limit: int = 50, *, cloud: str | None = None) -> list[RunSummary]:
-        """The most recent runs, newest first, optionally of one cloud only."""
-        where = "WHERE r.cloud = ?" if cloud is not None else ""
-        params: tuple[object, ...] = (cloud, limit) if cloud is not None else (limit,)
+    def runs(self, limit: int = 50, *, cloud: str | None = None, former: Sequence[str] = ()) -> list[RunSummary]:
+        """The most recent runs, newest first, optionally of one cloud only (under its key or a `former` one)."""
+        keys = _keys(cloud, former) if cloud is not None else ()
+        where = f"WHERE r.cloud IN ({_marks(keys)})" if keys else ""
+        params: tuple[object, ...] = (*keys, limit)
         with self._guard() as conn:
             rows = _named(conn, f"SELECT {_RUN_COLUMNS} FROM runs r {where} ORDER BY r.id DESC LIMIT ?", params)
             return [self._summary(row) for row in rows.fetchall()]
@@ -636,17 +641,19 @@ class Journal:
             raise JournalError(str(self.path), f"run {run_id} has a plan that is not a JSON object")
         return RunDetail(self._summary(row), str(row["map_text"]), plan, tuple(self._move(m) for m in moves))
 
-    def unfinished(self, cloud: str) -> list[MoveRecord]:
+    def unfinished(self, cloud: str, *, former: Sequence[str] = ()) -> list[MoveRecord]:
         """Moves of this cloud that were intended but have no outcome, oldest first (to resume after a crash).
 
+        A run journaled under one of the cloud's `former` keys (an earlier hostmap's) is the cloud's too.
         This includes the in-flight moves of a run still going; call it before starting a run.
         """
+        keys = _keys(cloud, former)
         with self._guard() as conn:
             rows = _named(
                 conn,
                 f"SELECT {_MOVE_COLUMNS} FROM moves m JOIN runs r ON r.id = m.run_id"
-                " WHERE r.cloud = ? AND m.outcome IS NULL ORDER BY m.id",
-                (cloud,),
+                f" WHERE r.cloud IN ({_marks(keys)}) AND m.outcome IS NULL ORDER BY m.id",
+                keys,
             ).fetchall()
         return [self._move(row) for row in rows]
 
@@ -787,3 +794,13 @@ def _check_identity(conn: sqlite3.Connection, where: str, *, allow_empty: bool) 
     missing = {"runs", "moves"} - tables
     if missing:
         raise JournalError(where, f"the journal lacks its {', '.join(sorted(missing))} table; it is damaged")
+
+
+def _keys(cloud: str, former: Sequence[str]) -> tuple[str, ...]:
+    """The cloud's key and its former ones, each once, the current first."""
+    return tuple(dict.fromkeys((cloud, *former)))
+
+
+def _marks(keys: Sequence[str]) -> str:
+    """One SQL placeholder per key, for `cloud IN (...)`."""
+    return ", ".join("?" * len(keys))

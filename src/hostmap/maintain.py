@@ -90,7 +90,8 @@ def run_rollout(cloud: Cloud, clock: Clock, journal: Journal, *, cloud_key: str,
     `on_service` is told each compute service the rollout enables between its runs (a run's own changes go through
     `run_map`).
     """
-    rollout = journal.open_rollout(cloud_key, hosts)
+    rollout = journal.open_rollout(cloud_key, hosts,
+                                   former=[k for k in cloud.former_identities if k != cloud_key])
     continued = rollout is not None
     if rollout is None:
         names = set(hosts)

@@ -56,6 +56,17 @@ class MigrationRecord:
 
 
 @dataclass(frozen=True)
+class ActionRecord:
+    """An instance action nova recorded for a server (os-instance-actions): a request nova's API received."""
+
+    action: str
+    request_id: str
+    start_time: str
+    #: "Error" once the action failed; None while it runs or after it succeeded.
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class ServerStatus:
     """Where a server is and what state it is in, read fresh from the API."""
 
@@ -108,7 +119,13 @@ class Cloud(Protocol):
 
     @property
     def identity(self) -> str:
-        """Which cloud this is, for the run lock and the journal (auth URL, project, region): never a secret."""
+        """Which cloud this is, for the run lock and the journal (keystone's endpoint, project id, region): never a
+        secret."""
+        ...
+
+    @property
+    def former_identities(self) -> tuple[str, ...]:
+        """Keys earlier versions of hostmap gave this same cloud: its runs journaled under them are still its own."""
         ...
 
     def close(self) -> None:
@@ -152,6 +169,12 @@ class Cloud(Protocol):
         cold migration) that started at or after `since` (the migration record's creation time), so an older
         migration's error is never reported.
         """
+        ...
+
+    def requests_after(self, server_id: str, after: str | None, *, action: str = "live-migration"
+                       ) -> Sequence[ActionRecord]:
+        """The server's `action` instance actions (requests nova's API received) that started after `after` (a nova
+        timestamp; None: all of them), newest first."""
         ...
 
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:

@@ -6,10 +6,11 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any, ParamSpec, TypeVar
 
 import keystoneauth1.exceptions as ksa_exc
@@ -19,6 +20,7 @@ import openstack.exceptions as sdk_exc
 
 from hostmap.capture import FlavorRecord, GroupRecord, HostRecord, InventoryRecord, ServerRecord, Snapshot
 from hostmap.cloud.base import (
+    ActionRecord,
     ColdMigrationUnsupported,
     IdentityUnavailable,
     MigrationRecord,
@@ -44,6 +46,11 @@ COLD_MICROVERSION = (2, 56)
 WATCH_MICROVERSION = (2, 59)
 #: From this microversion a server shows `pinned_availability_zone`, the zone its request spec keeps it in.
 PINNED_ZONE_MICROVERSION = (2, 96)
+
+#: The sizes of a flavor embedded in a server (2.47+).
+_FLAVOR_FIELDS = ("original_name", "vcpus", "ram", "disk", "ephemeral", "swap")
+#: At most this many pages of one listing (nova's pages hold up to 1,000 items).
+MAX_PAGES = 1000
 
 #: Reads are retried on connection failures and these answers, with keystoneauth's exponential backoff.
 READ_RETRIES = 4
@@ -139,6 +146,19 @@ def _retrying_keystone(conn: Any, fixed_delay: float | None) -> None:
                                   f"{waited:.1f} s: {_describe(last)}")
 
     plugin.get_auth_ref = get_auth_ref
+
+
+def _identity_endpoint(catalog: Any, region: str) -> str | None:
+    """Keystone's endpoint in the token's catalog: the public one first (whichever interface this client uses, so
+    that the key does not depend on it), in the region if one is configured."""
+    for interface in ("public", "internal", "admin"):
+        try:
+            url = catalog.url_for(service_type="identity", interface=interface, region_name=region or None)
+        except ksa_exc.EndpointNotFound:
+            continue
+        if url:
+            return str(url)
+    return None
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -261,6 +281,7 @@ class OpenStackCloud:
         #: Below 2.96 (no `pinned_availability_zone`): take servers as unpinned instead of pinned where they are
         #: (`--assume-unpinned`).
         self.assume_unpinned = assume_unpinned
+        self._identity: str | None = None
 
     def close(self) -> None:
         """Release the SDK connection's sessions."""
@@ -268,11 +289,35 @@ class OpenStackCloud:
 
     @property
     def identity(self) -> str:
-        """Which cloud this is, for the run lock and the journal: auth URL, project and region (no secret)."""
+        """Which cloud this is as keystone identifies it, for the run lock and the journal (no secret): the public
+        identity endpoint of the token's catalog, the project id and the region, so that `localhost` and
+        `127.0.0.1`, or an auth URL with a trailing slash, name the same cloud. Asked once (it authenticates)."""
+        if self._identity is None:
+            self._identity = self._keystone_identity()
+        return self._identity
+
+    @property
+    def former_identities(self) -> tuple[str, ...]:
+        """The key earlier versions of hostmap gave this cloud (the auth URL and project as spelled in the
+        configuration): the run lock and the journal match it too, so that a run journaled under it is still resumed."""
+        spelled = self._spelled_identity()
+        return () if spelled == self.identity else (spelled,)
+
+    def _spelled_identity(self) -> str:
         config = self._conn.config
         auth = config.auth or {}
         project = auth.get("project_name") or auth.get("project_id") or ""
         return f"{auth.get('auth_url', '')}|{project}|{config.region_name or ''}"
+
+    @_edge("identify the cloud through keystone")
+    def _keystone_identity(self) -> str:
+        session = self._conn.session
+        access = session.auth.get_access(session)
+        region = self._conn.config.region_name or ""
+        endpoint = _identity_endpoint(access.service_catalog, region)
+        if endpoint is None:  # a catalog without keystone in it: the auth URL as configured is all there is
+            endpoint = str((self._conn.config.auth or {}).get("auth_url", ""))
+        return f"{endpoint.rstrip('/')}|{access.project_id or ''}|{region}"
 
     @property
     @_edge("negotiate the compute API microversion")
@@ -281,7 +326,7 @@ class OpenStackCloud:
         if self._microversion is None:
             data = self._conn.compute.get_endpoint_data()
             raw_max = getattr(data, "max_microversion", None)
-            cloud_max = (int(raw_max[0]), int(raw_max[1])) if raw_max else None
+            cloud_max = (int(raw_max[0]), int(raw_max[1])) if raw_max else self._read_max_microversion()
             if cloud_max is None or cloud_max < MIN_MICROVERSION:
                 found = "none" if cloud_max is None else _version_text(cloud_max)
                 raise CloudError(
@@ -292,6 +337,28 @@ class OpenStackCloud:
             self._microversion = min(cloud_max, CLIENT_MAX_MICROVERSION)
             log.info("compute API microversion %s", _version_text(self._microversion))
         return self._microversion
+
+    def _read_max_microversion(self) -> tuple[int, int] | None:
+        """nova's newest microversion from its version document, read as every read is (retried on 5xx and dropped
+        connections): keystoneauth's own discovery gives up silently on one failure and reports no microversion at
+        all, which would refuse a healthy cloud as too old. None when the document names none (a cloud without
+        microversions); a CloudError when nova does not answer through the retries."""
+        response = self._conn.compute.get("/", microversion=None)
+        if response.status_code >= 400:
+            raise CloudError("negotiate the compute API microversion",
+                             f"nova's version document ({response.url}) answered HTTP {response.status_code}",
+                             response.status_code)
+        try:
+            document = response.json()
+        except ValueError:
+            return None
+        version = document.get("version") if isinstance(document, dict) else None
+        text = version.get("version") if isinstance(version, dict) else None
+        try:
+            major, minor = str(text).split(".")
+            return int(major), int(minor)
+        except ValueError:
+            return None
 
     @property
     def microversion_text(self) -> str:
@@ -326,8 +393,10 @@ class OpenStackCloud:
             ))
         flavors: dict[str, Any] = {}
         pins_visible = self.microversion >= PINNED_ZONE_MICROVERSION
+        # As JSON rather than the SDK's resources, which cost milliseconds each: 10,000 servers took most of a minute.
         servers = tuple(
-            self._server(s, flavors, pins_visible) for s in compute.servers(details=True, all_projects=True)
+            self._server_of(item, flavors, pins_visible)
+            for item in self._pages("/servers/detail", {"all_tenants": "True"}, "servers", "list servers")
         )
         groups = tuple(self._group(g) for g in compute.server_groups(all_projects=True))
         log.info("read %s, %s, %s", counted(len(hosts), "compute host"), counted(len(servers), "server"),
@@ -460,8 +529,27 @@ class OpenStackCloud:
                                  "hostmap cannot check capacity for it") from None
         return cache[flavor_id]
 
-    def _server(self, raw: Any, flavors: dict[str, Any], pins_visible: bool) -> Server:
-        flavor = self._flavor_of(raw, flavors)
+    def _server_of(self, item: Mapping[str, Any], flavors: dict[str, Any], pins_visible: bool) -> Server:
+        """A server from nova's JSON, as `_server` makes one from an SDK resource."""
+        embedded = item.get("flavor")
+        flavor: Any
+        if isinstance(embedded, dict) and embedded.get("original_name"):
+            flavor = SimpleNamespace(**{k: embedded.get(k) for k in _FLAVOR_FIELDS})
+        else:
+            flavor_id = embedded.get("id") if isinstance(embedded, dict) else None
+            flavor = self._flavor_of(SimpleNamespace(id=item.get("id"), flavor=SimpleNamespace(id=flavor_id)), flavors)
+        image = item.get("image")
+        fields = SimpleNamespace(
+            id=item.get("id"), name=item.get("name"), compute_host=item.get("OS-EXT-SRV-ATTR:host"),
+            status=item.get("status"), task_state=item.get("OS-EXT-STS:task_state"), project_id=item.get("tenant_id"),
+            image=SimpleNamespace(id=image.get("id")) if isinstance(image, dict) else None,
+            pinned_availability_zone=item.get("pinned_availability_zone"),
+            availability_zone=item.get("OS-EXT-AZ:availability_zone"),
+        )
+        return self._server(fields, flavors, pins_visible, flavor=flavor)
+
+    def _server(self, raw: Any, flavors: dict[str, Any], pins_visible: bool, flavor: Any = None) -> Server:
+        flavor = flavor if flavor is not None else self._flavor_of(raw, flavors)
         swap = getattr(flavor, "swap", 0) or 0
         volume_backed = not raw.image or not getattr(raw.image, "id", None)
         disk = (0 if volume_backed else int(flavor.disk or 0)) + int(getattr(flavor, "ephemeral", 0) or 0)
@@ -491,8 +579,38 @@ class OpenStackCloud:
     @_edge("list a server's live migrations")
     def live_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
         """Every live-migration record of one server, newest first."""
-        found = self._conn.compute.migrations(server_id=server_id, migration_type="live-migration")
-        return sorted((_migration(m) for m in found), key=lambda m: m.id, reverse=True)
+        found = self._migration_items({"instance_uuid": server_id, "migration_type": "live-migration"})
+        return sorted((_migration_of(m) for m in found), key=lambda m: m.id, reverse=True)
+
+    def _migration_items(self, params: Mapping[str, str]) -> Iterator[Mapping[str, Any]]:
+        """os-migrations as JSON, every page.
+
+        Not through the SDK's Migration resources: building one costs milliseconds, and a watch round reads one per
+        migration nova changed recently, hundreds of them at full scale."""
+        return self._pages("/os-migrations", params, "migrations", "list migrations")
+
+    def _pages(self, path: str, params: Mapping[str, str], key: str, action: str) -> Iterator[Mapping[str, Any]]:
+        """A compute listing as JSON, every page (followed through `{key}_links`), read as every read is (retried)."""
+        version = self.microversion_text
+        url: str | None = path
+        query: Mapping[str, str] | None = params
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            response = self._conn.compute.get(url, params=query, microversion=version, raise_exc=False)
+            if response.status_code >= 400:
+                raise CloudError(action, f"HTTP {response.status_code}: {_error_message(response)}",
+                                 response.status_code)
+            body = response.json()
+            items = body.get(key) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise CloudError(action, f"nova's answer has no list of {key}")
+            yield from (item for item in items if isinstance(item, dict))
+            links = body.get(f"{key}_links") or []
+            url = next((str(link["href"]) for link in links if isinstance(link, dict) and link.get("rel") == "next"
+                        and link.get("href")), None)
+            query = None  # the next link carries the query and the marker
+        raise CloudError(action, f"more than {MAX_PAGES} pages of {key}")
 
     def start_live_migration(self, server_id: str, target: str) -> Submission:
         """POST os-migrateLive with `host`, block_migration auto and no force, at the negotiated microversion."""
@@ -502,8 +620,8 @@ class OpenStackCloud:
     @_edge("list a server's cold migrations")
     def cold_migrations(self, server_id: str) -> Sequence[MigrationRecord]:
         """Every cold-migration record of one server, newest first."""
-        found = self._conn.compute.migrations(server_id=server_id, migration_type="migration")
-        return sorted((_migration(m) for m in found), key=lambda m: m.id, reverse=True)
+        found = self._migration_items({"instance_uuid": server_id, "migration_type": "migration"})
+        return sorted((_migration_of(m) for m in found), key=lambda m: m.id, reverse=True)
 
     def start_cold_migration(self, server_id: str, target: str) -> Submission:
         """POST migrate with `host` at the negotiated microversion; refused here below 2.56 (nova ignores a host
@@ -560,12 +678,9 @@ class OpenStackCloud:
         wanted = {mid: sid for sid, mid in migrations.items()}
         records: dict[str, MigrationRecord] = {}
         if self.microversion >= WATCH_MICROVERSION:
-            listing: Iterable[Any] = self._conn.compute.migrations(
-                migration_type="live-migration", changes_since=since
-            )
-            for raw in listing:
-                record = _migration(raw)
-                if wanted.get(record.id) is not None:
+            for item in self._migration_items({"migration_type": "live-migration", "changes-since": since}):
+                if wanted.get(item.get("id")) is not None:  # type: ignore[arg-type]
+                    record = _migration_of(item)
                     records[wanted[record.id]] = record
         else:
             for sid, mid in migrations.items():
@@ -576,19 +691,49 @@ class OpenStackCloud:
 
     def migration_progress(self, server_id: str, migration_id: int) -> MigrationRecord | None:
         """Bytes copied so far for an in-progress migration; None once nova no longer lists it as in progress."""
+        # JSON rather than the SDK's resource (milliseconds each): read every round for every copying migration.
         try:
-            raw = self._conn.compute.get_server_migration(migration_id, server_id)
-        except sdk_exc.NotFoundException:
-            return None
-        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
-            raise _cloud_error("read migration progress", exc) from None
-        return _migration(raw, server_id=server_id)
+            item = self._json_get(f"/servers/{server_id}/migrations/{migration_id}", "migration",
+                                  "read migration progress")
+        except CloudError as error:
+            if error.status == 404:
+                return None
+            raise
+        record = _migration_of({**item, "instance_uuid": server_id})
+        return replace(record, memory_total_bytes=item.get("memory_total_bytes"),
+                       memory_processed_bytes=item.get("memory_processed_bytes"),
+                       memory_remaining_bytes=item.get("memory_remaining_bytes"))
 
-    @_edge("read a server")
     def server_status(self, server_id: str) -> ServerStatus:
         """Fresh host, status and task state of one server."""
-        raw = self._conn.compute.get_server(server_id)
-        return ServerStatus(raw.id, raw.compute_host, raw.status, raw.task_state)
+        item = self._json_get(f"/servers/{server_id}", "server", "read a server")
+        host, task = item.get("OS-EXT-SRV-ATTR:host"), item.get("OS-EXT-STS:task_state")
+        return ServerStatus(str(item.get("id") or server_id), str(host) if host else None,
+                            str(item.get("status") or ""), str(task) if task else None)
+
+    def _json_get(self, path: str, key: str, action: str) -> Mapping[str, Any]:
+        """GET one compute document at the negotiated microversion (retried as every read), its `key` object."""
+        version = self.microversion_text
+        try:
+            response = self._conn.compute.get(path, microversion=version, raise_exc=False)
+        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+            error = _cloud_error(action, exc)
+            log.warning("%s failed: %s", action, error.problem)
+            raise error from None
+        if response.status_code >= 400:
+            error = CloudError(action, f"HTTP {response.status_code}: {_error_message(response)}",
+                               response.status_code)
+            if response.status_code != 404:
+                log.warning("%s failed: %s", action, error.problem)
+            raise error
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        item = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(item, dict):
+            raise CloudError(action, f"nova's answer has no {key} object")
+        return item
 
     @_edge("read instance actions")
     def failure_reason(
@@ -619,6 +764,18 @@ class OpenStackCloud:
                     return str(traceback).strip().splitlines()[-1]
                 return f"{event.event} failed"
         return found.message or None
+
+    @_edge("read instance actions")
+    def requests_after(self, server_id: str, after: str | None, *, action: str = "live-migration"
+                       ) -> Sequence[ActionRecord]:
+        """The server's `action` instance actions that started after `after` (None: all), newest first."""
+        floor = _instant(after)
+        found = [
+            ActionRecord(str(a.action), str(a.request_id), str(a.start_time or ""), a.message or None)
+            for a in self._conn.compute.server_actions(server_id)
+            if a.action == action and _instant(a.start_time) > floor
+        ]
+        return sorted(found, key=lambda a: _instant(a.start_time), reverse=True)
 
     @_edge("abort a live migration")
     def abort_migration(self, server_id: str, migration: MigrationRecord) -> None:
@@ -717,6 +874,16 @@ def _timestamp(text: str | None) -> datetime:
         return datetime.min
 
 
+def _instant(text: str | None) -> datetime:
+    """A nova timestamp to the microsecond (an instance action and the migration it makes can share a second)."""
+    if text:
+        try:
+            return datetime.fromisoformat(text.replace("Z", "").split("+")[0])
+        except ValueError:
+            pass
+    return _timestamp(text)
+
+
 def _epoch_s(text: str | None) -> float | None:
     """A nova timestamp as seconds since the epoch (naive = UTC); None when absent or malformed."""
     when = _timestamp(text)
@@ -744,6 +911,22 @@ def _migration(raw: Any, server_id: str | None = None) -> MigrationRecord:
         memory_processed_bytes=getattr(raw, "memory_processed_bytes", None),
         memory_remaining_bytes=getattr(raw, "memory_remaining_bytes", None),
         migration_type=getattr(raw, "migration_type", None) or "live-migration",
+    )
+
+
+def _migration_of(item: Mapping[str, Any]) -> MigrationRecord:
+    """An os-migrations record from nova's JSON (as `_migration` makes one from an SDK resource)."""
+    updated = item.get("updated_at")
+    return MigrationRecord(
+        id=int(item["id"]),
+        server_id=str(item.get("instance_uuid") or ""),
+        status=str(item.get("status") or ""),
+        source=str(item.get("source_compute") or ""),
+        dest=item.get("dest_compute"),
+        created_at=str(item.get("created_at") or ""),
+        updated_at=updated,
+        updated_s=_epoch_s(updated),
+        migration_type=str(item.get("migration_type") or "live-migration"),
     )
 
 

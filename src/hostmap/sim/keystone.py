@@ -7,7 +7,7 @@ import uuid
 from flask import Blueprint, Response
 
 from hostmap.sim.state import SimError
-from hostmap.sim.views import JSON, UNAUTHENTICATED, base, body_json, current_cloud, json_response
+from hostmap.sim.views import JSON, UNAUTHENTICATED, base, body_json, current_cloud, json_response, public_base
 
 bp = Blueprint("keystone", __name__)
 
@@ -92,9 +92,9 @@ def issue_token() -> Response:
                 {"id": uuid.uuid5(uuid.NAMESPACE_URL, role).hex, "name": role} for role in ("admin", "member", "reader")
             ],
             "catalog": [
-                _catalog_entry("identity", "keystone", f"{base()}/identity"),
-                _catalog_entry("compute", "nova", f"{base()}/compute/v2.1"),
-                _catalog_entry("placement", "placement", f"{base()}/placement"),
+                _catalog_entry("identity", "keystone", f"{public_base()}/identity"),
+                _catalog_entry("compute", "nova", f"{public_base()}/compute/v2.1"),
+                _catalog_entry("placement", "placement", f"{public_base()}/placement"),
             ],
         }
     }

@@ -208,7 +208,9 @@ def instance_actions(server_id: str) -> Response:
     cloud = current_cloud()
     with cloud.view():
         cloud.get_server(server_id)
-        actions = sorted(cloud.actions[server_id], key=lambda a: a.start_s, reverse=True)
+        # Newest first; among actions of one instant the later recorded first (nova: created_at, then id, descending).
+        listed = cloud.actions[server_id]
+        actions = [listed[i] for i in sorted(range(len(listed)), key=lambda i: (listed[i].start_s, i), reverse=True)]
         return json_response({"instanceActions": [action_view(a, False) for a in actions]})
 
 

@@ -14,6 +14,7 @@ from hostmap.clock import Clock, VirtualClock, WallClock
 from hostmap.sim.api import create_app
 from hostmap.sim.scenario import Scenario
 from hostmap.sim.state import SimCloud
+from hostmap.sim.views import PUBLIC_URL_KEY
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -51,8 +52,12 @@ class SimServer:
         clock: Clock | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        public_url: str | None = None,
     ) -> None:
+        """`public_url` is what the service catalog names (a proxy in front, say); by default the address bound,
+        or, bound to every address, the host each request came to."""
         self.scenario = scenario
+        self._public_url = public_url
         self.clock: Clock = clock if clock is not None else WallClock()
         self.state = SimCloud(scenario, self.clock)
         self._host = host
@@ -64,9 +69,13 @@ class SimServer:
         """Bind and serve in a background thread; returns once the port is listening."""
         if self._server is not None:
             return self
-        server = make_server(
-            self._host, self._port, create_app(self.state), threaded=True, request_handler=_QuietHandler
-        )
+        app = create_app(self.state)
+        server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietHandler)
+        if self._public_url is not None:
+            app.config[PUBLIC_URL_KEY] = self._public_url
+        elif self._host not in ("", "0.0.0.0", "::"):
+            host = f"[{self._host}]" if ":" in self._host else self._host
+            app.config[PUBLIC_URL_KEY] = f"http://{host}:{server.server_port}"
         # Track request threads so that stop() can join them (werkzeug makes them daemons).
         server.daemon_threads = False  # type: ignore[attr-defined]
         server.open_connections = set()  # type: ignore[attr-defined]

@@ -19,6 +19,9 @@ PLACEMENT_MAX = (1, 39)
 COMPUTE_MIN = (2, 1)
 #: The key under which `create_app` keeps its cloud in `Flask.extensions`.
 CLOUD_KEY = "hostmap.sim.cloud"
+#: The key under which `SimServer` keeps the URL its catalog names (keystone's catalog is configured, not derived
+#: from the host a client happened to write); without it the catalog names the host of each request.
+PUBLIC_URL_KEY = "HOSTMAP_PUBLIC_URL"
 NOVA_FAULT_NAMES = {
     400: "badRequest",
     401: "unauthorized",
@@ -65,6 +68,12 @@ def current_cloud() -> SimCloud:
 def base() -> str:
     """The scheme and host this request came to, without a trailing slash."""
     return request.host_url.rstrip("/")
+
+
+def public_base() -> str:
+    """The scheme and host the service catalog names: the server's configured address, else this request's."""
+    configured = current_app.config.get(PUBLIC_URL_KEY)
+    return str(configured).rstrip("/") if configured else base()
 
 
 def service() -> str:
