@@ -44,12 +44,13 @@ def _rebuilt(events: list[dict[str, Any]]) -> dict[str, Any]:
     by_step = {e["step"]: e for e in events if e["event"] in ("finished", "failed")}
     rows = [{"server": s["server"], "id": s["server_id"], "source": s["host"], "target": s["host"],
              "outcome": "skipped", "reason": "already on its target host", "seconds": None, "started_s": None,
-             "finished_s": None, "unresolved": False, "cold": False, "stall": None} for s in planned["in_place"]]
+             "finished_s": None, "unresolved": False, "cold": False, "stall": None, "checks": []}
+            for s in planned["in_place"]]
     for move in planned["moves"]:
         e = by_step[move["step"]]
         rows.append({"server": e["server"], "id": e["server_id"], "source": e["source"], "target": e["target"],
                      **{k: e[k] for k in ("outcome", "reason", "seconds", "started_s", "finished_s", "unresolved",
-                                          "cold", "stall")}})
+                                          "cold", "stall", "checks")}})
     return {"reached": ended["reached"], "interrupted": ended["interrupted"], "error": ended["error"],
             "makespan_s": ended["makespan_s"], "moves": rows}
 

@@ -27,7 +27,7 @@ from hostmap.model import Plan, Step
 from hostmap.progress import Sample, expected_end
 from hostmap.reporter import Reporter
 from hostmap.results import MoveResult, RunResult
-from hostmap.serialise import stall_json
+from hostmap.serialise import check_json, stall_json
 from hostmap.stall import StallFacts
 
 log = logging.getLogger("hostmap.events")
@@ -41,7 +41,7 @@ COMMON_FIELDS = ("v", "event", "time", "run_s", "run")
 _STEP = ("step", "server_id", "server", "source", "target")
 #: The fields of an ended move: the step's and its outcome, as the report's rows give them.
 _RESULT = (*_STEP, "outcome", "reason", "seconds", "started_s", "finished_s", "migration_id", "unresolved", "cold",
-           "stall")
+           "stall", "checks")
 
 #: Each event and the fields it carries besides `COMMON_FIELDS` (a field is null where it is not known).
 EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -243,4 +243,5 @@ class EventReporter(Reporter):
                 "seconds": _rounded(result.seconds), "started_s": _rounded(result.started_s),
                 "finished_s": _rounded(result.finished_s), "migration_id": result.migration_id,
                 "unresolved": result.unresolved, "cold": result.cold,
-                "stall": None if result.stall is None else stall_json(result.stall)}
+                "stall": None if result.stall is None else stall_json(result.stall),
+                "checks": [check_json(c) for c in result.checks]}
