@@ -37,9 +37,11 @@ from hostmap.errors import (
     InfeasiblePlanError,
     InputError,
     InputErrors,
+    MissingCredentials,
     MissingExtra,
     NotLiveMigratable,
     PolicyError,
+    UnknownCloud,
     UnknownHostError,
     ZoneError,
 )
@@ -47,6 +49,7 @@ from hostmap.executor import Answer, ExecutorOptions
 from hostmap.journal import JournalError, RunDetail, ServiceChange, UnknownRun
 from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
+from hostmap.redact import RedactingFilter
 from hostmap.reporter import LegRecorder, Reporter
 from hostmap.results import RunResult
 from hostmap.runlock import LockHeld
@@ -61,6 +64,7 @@ from hostmap.timing import (
 
 if TYPE_CHECKING:
     from hostmap.apply import ServiceChanges
+    from hostmap.cloud.openstack import ConnectOptions
     from hostmap.hostmap_file import HostMap
     from hostmap.listing import Listing
     from hostmap.restore import Restore
@@ -129,19 +133,33 @@ def _percent(text: str) -> float:
 
 
 def _cloud_options() -> _Parser:
+    """hostmap's own options of a command that talks to a cloud; openstacksdk's (`--os-*`, `--insecure`) come from
+    `_sdk_options`, as the openstack client has them."""
     common = _Parser(add_help=False)
-    group = common.add_argument_group("cloud")
-    group.add_argument("--os-cloud", metavar="NAME", default=None,
-                       help="cloud from clouds.yaml (default: $OS_CLOUD, else the OS_* variables of a keystone rc)")
-    group.add_argument("--insecure", action="store_true", help="do not verify the API's TLS certificate (unsafe)")
-    group.add_argument("--os-cacert", metavar="FILE", default=None, help="CA bundle to verify the API's certificate")
+    group = common.add_argument_group("hostmap's cloud options")
     group.add_argument("--sim", action="store_true", help="run against the embedded simulated cloud (demo scenario)")
     group.add_argument("--sim-scenario", metavar="FILE", default=None,
                        help="run against the embedded simulated cloud loaded with this scenario (implies --sim)")
     group.add_argument("--virtual-time", action="store_true",
                        help="with --sim: the simulated cloud and hostmap share a virtual clock (hours in seconds)")
     _log_option(group)
+    group.add_argument("--debug", action="store_true",
+                       help="log every HTTP request and answer to stderr and the log file (tokens and passwords "
+                            "redacted), and show tracebacks")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="also show the log's lines (every API action) on stderr")
     return common
+
+
+def _sdk_options(argv: Sequence[str]) -> _Parser:
+    """openstacksdk's own options (`--os-cloud`, `--os-auth-url`, `--os-password`, `--insecure`, ...) as a parent
+    parser, their destinations kept in `args.sdk_options` for `_connect_options`."""
+    from hostmap.cloud.openstack import sdk_parser
+
+    registered, options = sdk_parser(argv)
+    parser = _Parser(add_help=False, parents=[registered])
+    parser.set_defaults(sdk_options=options)
+    return parser
 
 
 def _log_option(group: argparse._ActionsContainer) -> None:
@@ -333,21 +351,35 @@ COMMANDS: dict[str, CommandSpec] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `hostmap` argument parser."""
+def _command_of(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The command (and sim command) `argv` names, before parsing: openstacksdk's options are registered for that
+    command only (reading clouds.yaml and the auth plugins costs time `hostmap --help` or `history` need not pay)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return (words[0] if words else None), (words[1] if len(words) > 1 else None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `hostmap` argument parser (for `argv`, whose command gets openstacksdk's options)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, sim_command = _command_of(argv)
     common = _cloud_options()
+
+    def cloud_parents(name: str) -> list[_Parser]:
+        return [common, _sdk_options(argv)] if name == command else [common]
+
     parser = _Parser(prog="hostmap", description="Live-migrate OpenStack servers until the cloud matches a host map.")
     parser.add_argument("--version", action="version", version=f"hostmap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, spec in COMMANDS.items():
-        spec.arguments(sub.add_parser(name, parents=[common] if spec.cloud else [], help=spec.help), True)
+        spec.arguments(sub.add_parser(name, parents=cloud_parents(name) if spec.cloud else [], help=spec.help), True)
 
     sim = sub.add_parser("sim", help="the simulated cloud")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND", parser_class=_Parser)
     serve = sim_sub.add_parser("serve", help="serve the simulated cloud and print the OS_* variables that reach it")
     serve.add_argument("--scenario", metavar="FILE", default=None, help="scenario file (default: the demo)")
     serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
-    capture = sim_sub.add_parser("capture", parents=[common],
+    capturing = (command, sim_command) == ("sim", "capture")
+    capture = sim_sub.add_parser("capture", parents=[common, _sdk_options(argv)] if capturing else [common],
                                  help="write a scenario file of the cloud (read-only), to rehearse on its twin")
     capture.add_argument("-o", "--output", metavar="FILE", default=None, help="write the scenario to FILE")
     capture.add_argument("--journal", metavar="FILE", default=None,
@@ -359,10 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_seed_parser() -> argparse.ArgumentParser:
+def build_seed_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser of the seed-compatible `openstack-live-migration` command."""
     parser = _Parser(
-        prog="openstack-live-migration", parents=[_cloud_options()],
+        prog="openstack-live-migration",
+        parents=[_cloud_options(), _sdk_options(list(sys.argv[1:] if argv is None else argv))],
         description="Live-migrate instances one at a time, as described by a host map (seed-compatible).",
     )
     parser.add_argument("--host_map", "--host-map", dest="host_map", required=True, metavar="FILE",
@@ -486,7 +519,52 @@ class _Session:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
+#: The loggers whose lines reach hostmap's log: its own, and with --debug keystoneauth's HTTP requests and
+#: openstacksdk's. keystoneauth reports retries as warnings: they belong in the log, not on the operator's terminal.
+_LOGGERS = ("hostmap", "keystoneauth", "openstack")
+
+
+@dataclass
+class _LogHandler:
+    """A handler attached to `_LOGGERS`, and how to put them back as they were (levels, propagation)."""
+
+    handler: logging.Handler
+    previous: list[tuple[logging.Logger, int, bool]]
+
+    def close(self) -> None:
+        for logger, level, propagate in self.previous:
+            logger.removeHandler(self.handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        self.handler.close()
+
+
+def _attach(handler: logging.Handler, debug: bool) -> _LogHandler:
+    """Send hostmap's lines (INFO) and keystoneauth's warnings to `handler`; with `debug`, every DEBUG line too."""
+    previous = []
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        previous.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        floor = logging.DEBUG if debug else logging.INFO if name == "hostmap" else logging.WARNING
+        logger.setLevel(floor if logger.level == logging.NOTSET else min(logger.level, floor))
+        if name != "hostmap":
+            logger.propagate = False
+    return _LogHandler(handler, previous)
+
+
+def _console_log(args: argparse.Namespace, stderr: IO[str]) -> _LogHandler | None:
+    """`-v`: the log's lines on stderr too; `--debug`: with every HTTP request and answer (secrets redacted)."""
+    debug, verbose = getattr(args, "debug", False), getattr(args, "verbose", 0)
+    if not (debug or verbose):
+        return None
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    return _attach(handler, debug)
+
+
+def _open_log(path_text: str | None, stderr: IO[str], debug: bool = False) -> _LogHandler:
     default = default_state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     path = Path(path_text) if path_text else default
     if path_text is None:
@@ -510,17 +588,12 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     # Text no file can hold (a lone surrogate from a name) is escaped, never a logging traceback and a lost line.
     handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    # keystoneauth reports retries as warnings; they belong in the log, not on the operator's terminal.
-    ksa = logging.getLogger("keystoneauth")
-    ksa.addHandler(handler)
-    ksa.setLevel(logging.WARNING)
-    ksa.propagate = False
+    handler.addFilter(RedactingFilter())
+    attached = _attach(handler, debug)
     if not path_text:
         prune_logs(default.parent, spare=path)
     stderr.write(f"hostmap: log file {path}\n")
-    return handler
+    return attached
 
 
 def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> MigrationParams:
@@ -537,9 +610,25 @@ def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> Migra
     return given
 
 
+def _connect_options(args: argparse.Namespace) -> ConnectOptions:
+    """How to reach the cloud, from openstacksdk's options as given; a missing password is asked for on a terminal."""
+    from hostmap.cloud.openstack import ConnectOptions
+
+    sdk = args.sdk_options
+    return ConnectOptions(args.os_cloud, args.insecure, args.os_cacert, given=sdk.given(args),
+                          ask=_ask_secret if getattr(args, "terminal", False) else None)
+
+
+def _ask_secret(prompt: str | None = None) -> str:
+    """Ask on the terminal, never echoing the answer (keystoneauth's prompt: "Password: ")."""
+    import getpass
+
+    return getpass.getpass(f"hostmap: {prompt or 'Password: '}")
+
+
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
-    from hostmap.cloud.openstack import ConnectOptions, OpenStackCloud, connect, connect_with
+    from hostmap.cloud.openstack import OpenStackCloud, connect, connect_with
 
     given = getattr(args, "sdk_connection", None)
     if given is not None:  # the openstack client's own connection (its authentication, TLS, clouds.yaml): its to close
@@ -553,7 +642,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
     if not use_sim:
         if args.os_cacert:
             check_regular(args.os_cacert, "--os-cacert")  # a FIFO there would hang the TLS set-up
-        cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+        cloud = connect(_connect_options(args))
         try:
             yield _Session(cloud, WallClock(), _estimate_params(args, MigrationParams()))
         finally:
@@ -1316,6 +1405,19 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         return _report_infeasible(error, say, stderr)
     if (drain_code := _report_drain_error(error, say, stderr)) is not None:
         return drain_code
+    if isinstance(error, UnknownCloud):
+        where = f"in {error.config_file}" if error.config_file else "(no clouds.yaml was found)"
+        known = f"the clouds there: {', '.join(error.known[:_LIST_AT_MOST])}" + (
+            f" and {len(error.known) - _LIST_AT_MOST} more" if len(error.known) > _LIST_AT_MOST else "")
+        say(f"no cloud {error.name!r} {where}; " + (known if error.known else "it defines none"))
+        return EXIT_CLOUD
+    if isinstance(error, MissingCredentials):
+        who = " ".join(filter(None, [f"for user {error.username}" if error.username else "",
+                                     f"at {error.auth_url}" if error.auth_url else ""]))
+        where = f"the clouds.yaml entry {error.cloud!r}" if error.cloud else "the OS_* variables"
+        say(f"{' and '.join(error.options)} not given{' ' + who if who else ''}, and no terminal to ask on: give "
+            f"{'it' if len(error.options) == 1 else 'them'} in {where} (OS_PASSWORD, say) or on the command line")
+        return EXIT_CLOUD
     if isinstance(error, CloudConfigError):
         say(f"{error.problem}")
         stderr.write("  configure a cloud: `source` a keystone rc file (OS_AUTH_URL, OS_USERNAME, ...), or pass "
@@ -1352,20 +1454,22 @@ def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> No
         return  # the openstack client's own connection, or a command that talks to no cloud
     if getattr(args, "sim", False) or getattr(args, "sim_scenario", None):
         return
-    from hostmap.cloud.openstack import ConnectOptions, tls_unverified
+    from hostmap.cloud.openstack import tls_unverified
 
-    where = tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+    where = tls_unverified(_connect_options(args))
     if where is not None:
         stderr.write(f"{prog}: warning: {where}: the API's TLS certificate is NOT verified\n")
 
 
 def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
               seed: bool) -> int:
-    handler: logging.Handler | None = None
+    handler: _LogHandler | None = None
+    console = _console_log(args, stderr)
+    args.terminal = _is_terminal(stdin)
     try:
         _warn_unverified(args, stderr, prog)
         if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
-            handler = _open_log(args.log_file, stderr)
+            handler = _open_log(args.log_file, stderr, getattr(args, "debug", False))
         if seed:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
         if args.command == "export":
@@ -1399,10 +1503,16 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         stderr.write(f"{prog}: error: {error}\n")
         return EXIT_USAGE if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)) else 1
     finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            logging.getLogger("keystoneauth").removeHandler(handler)
-            handler.close()
+        for opened in (handler, console):
+            if opened is not None:
+                opened.close()
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _unencodable_argument(argv: Sequence[str] | None, stderr: IO[str], prog: str) -> int | None:
@@ -1427,9 +1537,11 @@ def main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, std
     if (refused := _unencodable_argument(argv, err, "hostmap")) is not None:
         return refused
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    except CloudConfigError as error:  # openstacksdk refused what its options were to be built from
+        return _report_error(error, err, "hostmap")
     return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="hostmap", seed=False)
 
 
@@ -1464,9 +1576,11 @@ def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None
     if (refused := _unencodable_argument(argv, err, "openstack-live-migration")) is not None:
         return refused
     try:
-        args = build_seed_parser().parse_args(argv)
+        args = build_seed_parser(argv).parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    except CloudConfigError as error:
+        return _report_error(error, err, "openstack-live-migration")
     args.command = "apply"
     args.on_timeout = "abort"
     args.stall_s, args.on_stall, args.max_pause_s = 60.0, "abort", 5.0
