@@ -679,12 +679,11 @@ def _write_output(path_text: str, text: str) -> None:
         handle.write(text)
 
 
-def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory) -> Plan:
+def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory, host_map: HostMap) -> Plan:
     from hostmap.apply import plan_map
-    from hostmap.hostmap_file import load_host_map
 
     limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel)
-    return plan_map(load_host_map(args.host_map), inventory, limits, duration=duration_model(session.params),
+    return plan_map(host_map, inventory, limits, duration=duration_model(session.params),
                     links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
 
 
@@ -711,10 +710,13 @@ def _cmd_plan(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     from hostmap.serialise import plan_json
     from hostmap.timeline import build_timeline
 
+    from hostmap.hostmap_file import load_host_map
+
+    host_map = load_host_map(args.host_map)  # the file's own problems before the cloud is contacted
     _need_plotly(args.timeline)
     with _session(args) as session:
         inventory = session.cloud.inventory()
-        the_plan = _make_plan(args, session, inventory)
+        the_plan = _make_plan(args, session, inventory, host_map)
         _show(args, stdout, plan_listing(plan_json(the_plan, inventory)),
               lambda: print_plan(the_plan, inventory, stdout, args.format))
     _write_timeline(args.timeline, lambda: build_timeline(plan_json(the_plan, inventory), title=f"hostmap plan: "
@@ -1028,7 +1030,7 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                parallel: int | None, max_per_host: int) -> int:
     from hostmap.hostmap_file import read_host_map
 
-    host_map, map_text = read_host_map(args.host_map)
+    host_map, map_text = read_host_map(args.host_map)  # the file's own problems before the cloud is contacted
     timeline_path = getattr(args, "timeline", None)
     _need_plotly(timeline_path)
     runs: list[int] = []
