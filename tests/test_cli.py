@@ -236,22 +236,36 @@ def test_unreachable_cloud_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_prompt_answers_from_stdin(tmp_path: Path) -> None:
-    """Without --yes, answers are read line by line: no declines one move, end of input quits the rest."""
+    """Without --yes, the plan's summary is asked about once, then answers are read line by line: no declines one
+    move, end of input quits the rest; each piped answer is written after its question, a line each."""
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1", "cache-0"]})
     result = run_cli(["apply", str(host_map), "--parallel", "1", "-f", "json", *_sim_args(tmp_path, scenario())],
-                     stdin="y\nn\n")
+                     stdin="y\ny\nn\n")
     assert result.code == 1
     outcomes = [m["outcome"] for m in result.json()["moves"]]
     assert sorted(outcomes) == ["declined", "declined", "migrated"]
+    assert "hostmap: the plan: 3 migrations; estimated " in result.err
+    assert result.err.count("Go on, asking before each migration? [y]es/[n]o: y\n") == 1
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 3
+    assert result.err.count("[y]es/[n]o/[a]ll/[q]uit: y\n") == 1
+    assert result.err.count("[y]es/[n]o/[a]ll/[q]uit: n\n") == 1
     assert "end of input" in result.err
+
+
+def test_no_to_the_plan_moves_nothing(tmp_path: Path) -> None:
+    """Answering no to the plan's summary declines every move without asking about each."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    result = run_cli(["apply", str(host_map), "-f", "json", *_sim_args(tmp_path, scenario())], stdin="n\n")
+    assert result.code == 1
+    assert {m["outcome"] for m in result.json()["moves"]} <= {"declined", "not_started"}
+    assert "[y]es/[n]o/[a]ll/[q]uit" not in result.err
 
 
 def test_prompt_all_answers_the_rest(tmp_path: Path) -> None:
     """Answering all migrates this one and every later one without asking again."""
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1", "cache-0"]})
     result = run_cli(["apply", str(host_map), "--parallel", "1", "-f", "json", *_sim_args(tmp_path, scenario())],
-                     stdin="a\n")
+                     stdin="y\na\n")
     assert result.code == 0, result.err
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 1
 

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
-from hostmap.cloud.base import Cloud, ColdMigrationUnsupported
+from hostmap.cloud.base import Cloud, ColdMigrationUnsupported, Submission
 from hostmap.documents import check_regular
 from hostmap.errors import (
     CapacityError,
@@ -51,7 +51,7 @@ from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
 from hostmap.redact import RedactingFilter
 from hostmap.reporter import LegRecorder, Reporter
-from hostmap.results import RunResult
+from hostmap.results import MoveResult, RunResult
 from hostmap.runlock import LockHeld
 from hostmap.state_dir import default_state_dir, private_dir
 from hostmap.timing import (
@@ -421,8 +421,16 @@ class Prompter:
 
     def __init__(self, inventory: Inventory, stdin: IO[str], stderr: IO[str], *,
                  pause: Callable[[], AbstractContextManager[None]] | None = None,
-                 interrupts: _Interrupts | None = None, watch_every_s: float = 2.0) -> None:
+                 interrupts: _Interrupts | None = None, watch_every_s: float = 2.0,
+                 plan: Plan | None = None) -> None:
         self._servers: dict[str, Server] = {s.id: s for s in inventory.servers}
+        #: The plan whose summary is shown, and asked about once, before the first move's question.
+        self._plan = plan
+        #: The operator said no to the whole plan: every move's answer is "quit", without asking.
+        self._refused = False
+        #: Answers typed on a terminal are echoed by it; piped ones are written after their question here, so that
+        #: the transcript shows each question and its answer on a line of their own.
+        self._echo = not _is_terminal(stdin)
         self._stdin = stdin
         self._stderr = stderr
         self._pause = pause
@@ -441,10 +449,21 @@ class Prompter:
         pivot = f" (pivot on the way to {move.final_target})" if move.is_detour else ""
         question = (f"Migrate {move.server_name} [{move.server_id}]{size} {move.source} -> {move.target}{pivot}? "
                     "[y]es/[n]o/[a]ll/[q]uit: ")
+        if self._refused:
+            return "quit"
         with self._pause() if self._pause is not None else contextlib.nullcontext():
             if self._interrupts is not None:
                 self._interrupts.prompting = True
             try:
+                if self._plan is not None:
+                    from hostmap.report import plan_summary
+
+                    plan, self._plan = self._plan, None
+                    self._stderr.write(f"hostmap: the plan: {plan_summary(plan)}\n")
+                    if self._ask("Go on, asking before each migration? [y]es/[n]o: ", self._uninterrupted(meanwhile),
+                                 {"y": "yes", "yes": "yes", "n": "no", "no": "no"}) != "yes":
+                        self._refused = True
+                        return "quit"
                 return self._ask(question, self._uninterrupted(meanwhile))
             except KeyboardInterrupt:
                 self._stderr.write("\n(interrupted: quitting)\n")
@@ -472,7 +491,7 @@ class Prompter:
 
         return shielded
 
-    def _ask(self, question: str, meanwhile: Callable[[], None]) -> Answer:
+    def _ask(self, question: str, meanwhile: Callable[[], None], answers: Mapping[str, Answer] = _ANSWERS) -> Answer:
         for _ in range(_MAX_BAD_ANSWERS):
             self._stderr.write(question)
             self._stderr.flush()
@@ -480,10 +499,13 @@ class Prompter:
             if not line:
                 self._stderr.write("\n(end of input: quitting)\n")
                 return "quit"
-            answer = _ANSWERS.get(line.strip().lower())
+            if self._echo:
+                self._stderr.write(line.strip() + "\n")
+            answer = answers.get(line.strip().lower())
             if answer is not None:
                 return answer
-            self._stderr.write("please answer y, n, a or q\n")
+            letters = [k for k in answers if len(k) == 1]
+            self._stderr.write(f"please answer {', '.join(letters[:-1])} or {letters[-1]}\n")
         return "quit"
 
     def _readline(self, meanwhile: Callable[[], None]) -> str:
@@ -705,12 +727,11 @@ def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.hostmap_file import load_host_map
     from hostmap.listing import plan_listing
     from hostmap.report import print_plan
     from hostmap.serialise import plan_json
     from hostmap.timeline import build_timeline
-
-    from hostmap.hostmap_file import load_host_map
 
     host_map = load_host_map(args.host_map)  # the file's own problems before the cloud is contacted
     _need_plotly(args.timeline)
@@ -981,13 +1002,32 @@ def _status(inventory: Inventory, server_id: str) -> str:
     return server.status if server else "?"
 
 
+class _InFlight(Reporter):
+    """The steps whose migration nova accepted and that have not ended: what a Ctrl-C leaves running."""
+
+    def __init__(self) -> None:
+        self.steps: set[int] = set()
+
+    def started(self, step: Step, submission: Submission) -> None:
+        self.steps.add(step.index)
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        self.steps.discard(step.index)
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        self.steps.discard(step.index)
+
+
 class _Interrupts:
     """Counts Ctrl-C presses (and SIGTERMs, which count alike) during a run instead of dying on the first one;
-    the third one exits at once."""
+    the third one exits at once. Each press says at once what happens now and what the next one will do."""
 
-    def __init__(self, stderr: IO[str]) -> None:
+    def __init__(self, stderr: IO[str], *, in_flight: Callable[[], int] = lambda: 0,
+                 say: Callable[[str], None] | None = None) -> None:
         self.count = 0
         self._stderr = stderr
+        self._in_flight = in_flight
+        self._say = say
         #: True while a prompt waits for the operator: Ctrl-C then ends the prompt (as "quit").
         self.prompting = False
         #: The signal that came first (SIGINT or SIGTERM): the run's exit code is 128 + it, as a shell expects.
@@ -997,6 +1037,13 @@ class _Interrupts:
     def exit_code(self) -> int:
         return 128 + (self.first or signal.SIGINT)
 
+    def _tell(self, text: str) -> None:
+        if self._say is not None:
+            self._say(text)
+        else:
+            self._stderr.write(f"\n{text}\n")
+            self._stderr.flush()
+
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.first = self.first or signum
@@ -1004,14 +1051,24 @@ class _Interrupts:
         again = "SIGTERM or Ctrl-C again" if signum == signal.SIGTERM else "Ctrl-C again"
         if self.prompting or self.count >= 3:
             if self.count >= 3:
-                self._stderr.write(f"\nhostmap: {what} three times: exiting now; migrations still in flight go "
-                                   "on in nova, and the next `hostmap apply` watches them\n")
+                self._tell(f"hostmap: {what} three times: exiting now; migrations still in flight go on in nova, "
+                           "and the next `hostmap apply` watches them")
             raise KeyboardInterrupt
+        flying = self._in_flight()
         if self.count == 1:
-            self._stderr.write(f"\nhostmap: {what}: starting no new migrations; in-flight ones are watched to "
-                               f"their end ({again} to abort them)\n")
+            if flying:
+                self._tell(f"hostmap: {what}: starting no new migrations; the {_count(flying, 'migration')} in "
+                           f"flight {'is' if flying == 1 else 'are'} watched to {'its' if flying == 1 else 'their'} "
+                           f"end ({again} aborts {'it' if flying == 1 else 'them'})")
+            else:
+                self._tell(f"hostmap: {what}: starting no new migrations; none is in flight, so the run ends now")
         else:
-            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight migrations\n")
+            self._tell(f"hostmap: {what} again: aborting the {_count(flying, 'migration')} in flight ({again} "
+                       "exits at once and leaves them to nova)")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _on_hangup(signum: int, frame: FrameType | None) -> None:
@@ -1074,9 +1131,13 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
     from hostmap.display import LiveDisplay
     from hostmap.reporter import LogReporter
 
-    interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
-    reporters = [LogReporter(), *watch] + ([live] if live is not None else [])
+    in_flight = _InFlight()
+    # With the live display on the terminal, what Ctrl-C does is printed above it (never drawn over).
+    interrupts = _Interrupts(stderr, in_flight=lambda: len(in_flight.steps),
+                             say=live.say if live is not None and stderr.isatty() else None)
+    reporters = [LogReporter(), in_flight, *watch] + ([live] if live is not None else [])
+    planned: list[Plan] = []
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
                               max_pause_s=args.max_pause_s)
@@ -1084,7 +1145,9 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
 
     def confirm_for(inventory: Inventory) -> Prompter | None:
         return None if args.yes else Prompter(inventory, stdin, stderr, pause=live.paused if live else None,
-                                              interrupts=interrupts)
+                                              interrupts=interrupts,
+                                              plan=planned[-1] if planned and getattr(args, "plan_question", True)
+                                              else None)
 
     def on_service(change: ServiceChange) -> None:
         what = f"disabled ({change.reason})" if change.action == "disabled" else "enabled"
@@ -1103,7 +1166,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
             map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
             interrupts=lambda: interrupts.count,
             on_resumed=lambda resumed: _print_resumed(resumed, stderr),
-            services=services or ServiceChanges(), on_service=on_service, on_start=on_start,
+            services=services or ServiceChanges(), on_service=on_service, on_start=on_start, on_plan=planned.append,
         )
     finally:
         for signum, handler in previous.items():
@@ -1588,6 +1651,7 @@ def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None
     args.stall_s, args.on_stall, args.max_pause_s = 60.0, "abort", 5.0
     args.stop_on_failure = False
     args.format = "table"
+    args.plan_question = False  # the seed asked before each migration only
     return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="openstack-live-migration", seed=True)
 
 
