@@ -224,7 +224,7 @@ def test_wrong_password_exits_4_without_printing_it(
 
 
 def test_unreachable_cloud_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cloud that does not answer exits 4 with a connection error."""
+    """A cloud that does not answer exits 4 with a connection error in plain words."""
     monkeypatch.delenv("OS_CLOUD", raising=False)
     for name, value in {"OS_AUTH_URL": "http://127.0.0.1:9/identity/v3", "OS_USERNAME": "admin",
                         "OS_PASSWORD": "x", "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
@@ -232,7 +232,11 @@ def test_unreachable_cloud_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, value)
     result = run_cli(["export", "--log-file", str(tmp_path / "log")])
     assert result.code == 4
-    assert "connect" in result.err
+    # In plain words: what could not be reached, its URL, what happened and what to check; no urllib3 text.
+    assert "http://127.0.0.1:9/identity/v3 cannot be reached: the connection was refused" in result.err
+    assert "check the URL (OS_AUTH_URL" in result.err
+    for raw in ("HTTPConnectionPool", "Errno", "NewConnectionError", "Max retries"):
+        assert raw not in result.err
 
 
 def test_prompt_answers_from_stdin(tmp_path: Path) -> None:

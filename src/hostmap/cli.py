@@ -81,6 +81,8 @@ EXIT_CLOUD = 4
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("hostmap")
+# Before a log file is opened (or in a command that opens none), hostmap's lines go nowhere, not to stderr.
+log.addHandler(logging.NullHandler())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -575,6 +577,23 @@ def _attach(handler: logging.Handler, debug: bool) -> _LogHandler:
     return _LogHandler(handler, previous)
 
 
+class _LazyLog:
+    """The run's log file, opened on first need (once)."""
+
+    def __init__(self, path_text: str | None, stderr: IO[str], debug: bool) -> None:
+        self._path_text, self._stderr, self._debug = path_text, stderr, debug
+        self._handler: _LogHandler | None = None
+
+    def open(self) -> None:
+        if self._handler is None:
+            self._handler = _open_log(self._path_text, self._stderr, self._debug)
+
+    def close(self) -> None:
+        if self._handler is not None:
+            self._handler.close()
+            self._handler = None
+
+
 def _console_log(args: argparse.Namespace, stderr: IO[str]) -> _LogHandler | None:
     """`-v`: the log's lines on stderr too; `--debug`: with every HTTP request and answer (secrets redacted)."""
     debug, verbose = getattr(args, "debug", False), getattr(args, "verbose", 0)
@@ -651,6 +670,8 @@ def _ask_secret(prompt: str | None = None) -> str:
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
     from hostmap.cloud.openstack import OpenStackCloud, connect, connect_with
+
+    getattr(args, "open_log", lambda: None)()
 
     given = getattr(args, "sdk_connection", None)
     if given is not None:  # the openstack client's own connection (its authentication, TLS, clouds.yaml): its to close
@@ -1528,13 +1549,15 @@ def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> No
 
 def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
               seed: bool) -> int:
-    handler: _LogHandler | None = None
     console = _console_log(args, stderr)
     args.terminal = _is_terminal(stdin)
+    talks_to_cloud = args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture"
+    # The log file is opened when the cloud is about to be contacted (`_session`): a command refused on its own
+    # arguments or files leaves none behind.
+    lazy = _LazyLog(args.log_file, stderr, getattr(args, "debug", False)) if talks_to_cloud else None
+    args.open_log = lazy.open if lazy is not None else (lambda: None)
     try:
         _warn_unverified(args, stderr, prog)
-        if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
-            handler = _open_log(args.log_file, stderr, getattr(args, "debug", False))
         if seed:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
         if args.command == "export":
@@ -1555,6 +1578,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_sim_capture(args, stdout, stderr)
         return _cmd_sim_serve(args, stdout)
     except HostmapError as error:
+        if isinstance(error, InputErrors) and len(error.errors) > _PROBLEMS_AT_MOST and lazy is not None:
+            lazy.open()  # the terminal shows some of them and says that the log file has each one
         if isinstance(error, InputErrors):
             for item in error.errors:  # a line each: a map of thousands of problems must not make one huge line
                 log.error("InputError: %s", _input_line(item))
@@ -1568,7 +1593,7 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
         stderr.write(f"{prog}: error: {error}\n")
         return EXIT_USAGE if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)) else 1
     finally:
-        for opened in (handler, console):
+        for opened in (lazy, console):
             if opened is not None:
                 opened.close()
 

@@ -6,6 +6,7 @@ import argparse
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,9 +165,36 @@ def _edge(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
+#: What urllib3's words for a failed connection mean, in the order they are looked for.
+_CONNECTION_CAUSES = (
+    (("NameResolutionError", "Name or service not known", "nodename nor servname", "name resolution",
+      "getaddrinfo failed"), "its host name does not resolve"),
+    (("Connection refused",), "the connection was refused (nothing listens on that port)"),
+    (("No route to host", "Network is unreachable"), "there is no route to it from this machine"),
+    (("timed out", "Timeout"), "it did not answer in time"),
+    (("Connection reset", "RemoteDisconnected", "Connection aborted"), "it closed the connection"),
+)
+_UNREACHABLE = re.compile(r"Unable to establish connection to (?P<url>[^\s:]+://[^\s]+?):? ")
+
+
+def _connection_words(text: str) -> str | None:
+    """A failed connection said plainly: which URL, what happened, what to check; None when `text` is no such."""
+    found = _UNREACHABLE.search(text)
+    if found is None:
+        return None
+    url = found.group("url").rstrip(":")
+    cause = next((words for needles, words in _CONNECTION_CAUSES if any(n in text for n in needles)),
+                 "the connection failed")
+    return (f"{url} cannot be reached: {cause}; check the URL (OS_AUTH_URL or the auth_url of clouds.yaml for "
+            "keystone, keystone's catalog for the others), that the service runs, and that this machine can reach "
+            "it (VPN, proxy, firewall)")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ksa_exc.Unauthorized):
         return "authentication failed: the user name, password or project was refused"
+    if not isinstance(exc, ksa_exc.SSLError) and (words := _connection_words(str(exc))) is not None:
+        return words
     if isinstance(exc, ksa_exc.ConnectFailure):
         return f"cannot connect: {exc}"
     if isinstance(exc, ksa_exc.SSLError):
