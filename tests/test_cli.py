@@ -249,7 +249,7 @@ def test_prompt_answers_from_stdin(tmp_path: Path) -> None:
     outcomes = [m["outcome"] for m in result.json()["moves"]]
     assert sorted(outcomes) == ["declined", "declined", "migrated"]
     assert "hostmap: the plan: 3 migrations; estimated " in result.err
-    assert result.err.count("Go on, asking before each migration? [y]es/[n]o: y\n") == 1
+    assert result.err.count("Go on? [y]es, asking before each migration/[a]ll, without asking/[n]o: y\n") == 1
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 3
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit: y\n") == 1
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit: n\n") == 1
@@ -262,6 +262,15 @@ def test_no_to_the_plan_moves_nothing(tmp_path: Path) -> None:
     result = run_cli(["apply", str(host_map), "-f", "json", *_sim_args(tmp_path, scenario())], stdin="n\n")
     assert result.code == 1
     assert {m["outcome"] for m in result.json()["moves"]} <= {"declined", "not_started"}
+    assert "[y]es/[n]o/[a]ll/[q]uit" not in result.err
+
+
+def test_all_to_the_plan_migrates_without_asking_again(tmp_path: Path) -> None:
+    """Answering all to the plan's summary starts every move without a question per move."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    result = run_cli(["apply", str(host_map), "-f", "json", *_sim_args(tmp_path, scenario())], stdin="a\n")
+    assert result.code == 0, result.err
+    assert {m["outcome"] for m in result.json()["moves"]} == {"migrated"}
     assert "[y]es/[n]o/[a]ll/[q]uit" not in result.err
 
 

@@ -51,9 +51,9 @@ def test_every_prompt_and_answer_stays_in_the_transcript_at_80_columns(tmp_path:
                           env=env, timeout=60, dimensions=(LINES, COLUMNS))
     child.logfile_read = output
     asked: list[tuple[str, str]] = []
-    child.expect_exact(b"Go on, asking before each migration? [y]es/[n]o: ")
+    child.expect_exact(b"Go on? [y]es, asking before each migration/[a]ll, without asking/[n]o: ")
     child.sendline("y")
-    asked.append(("Go on, asking before each migration? [y]es/[n]o: ", "y"))
+    asked.append(("Go on? [y]es, asking before each migration/[a]ll, without asking/[n]o: ", "y"))
     for answer in ("y", "y"):
         child.expect(rb"Migrate [^\r\n]*?\[q\]uit: ")
         question = child.after.decode()

@@ -414,6 +414,8 @@ def build_seed_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentPar
 
 _ANSWERS: dict[str, Answer] = {"y": "yes", "yes": "yes", "n": "no", "no": "no", "a": "all", "all": "all",
                                "q": "quit", "quit": "quit"}
+#: Asked once, after the plan's summary, before the first move's question.
+_PLAN_QUESTION = "Go on? [y]es, asking before each migration/[a]ll, without asking/[n]o: "
 #: How many unusable answers in a row are tolerated before hostmap treats the input as "quit".
 _MAX_BAD_ANSWERS = 5
 
@@ -462,8 +464,11 @@ class Prompter:
 
                     plan, self._plan = self._plan, None
                     self._stderr.write(f"hostmap: the plan: {plan_summary(plan)}\n")
-                    if self._ask("Go on, asking before each migration? [y]es/[n]o: ", self._uninterrupted(meanwhile),
-                                 {"y": "yes", "yes": "yes", "n": "no", "no": "no"}) != "yes":
+                    go_on = self._ask(_PLAN_QUESTION, self._uninterrupted(meanwhile),
+                                      {"y": "yes", "yes": "yes", "a": "all", "all": "all", "n": "no", "no": "no"})
+                    if go_on == "all":
+                        return "all"  # this move and every later one, without asking
+                    if go_on != "yes":
                         self._refused = True
                         return "quit"
                 return self._ask(question, self._uninterrupted(meanwhile))
