@@ -242,17 +242,21 @@ def main(argv: list[str] | None = None) -> int:
         row = one_instance(name, data, host_map, settings, frozen, freeze=args.freeze, executor=args.executor)
         rows.append(row)
         _print(row)
+        if args.freeze:  # after each instance, so that a run cut short keeps what it found
+            _write_frozen(frozen, argv)
     if args.freeze:
-        frozen["date"] = time.strftime("%Y-%m-%d")
-        frozen["command"] = " ".join(["python", "bench/bench_reference.py", *(argv if argv is not None
-                                                                              else sys.argv[1:])])
-        FROZEN.write_text(json.dumps(frozen, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {FROZEN}")
     _summary(rows)
     print(f"{len(rows)} instances in {time.perf_counter() - wall:.0f} s wall")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _write_frozen(frozen: dict[str, Any], argv: list[str] | None) -> None:
+    frozen["date"] = time.strftime("%Y-%m-%d")
+    frozen["command"] = " ".join(["python", "bench/bench_reference.py", *(argv if argv is not None else sys.argv[1:])])
+    FROZEN.write_text(json.dumps(frozen, indent=1) + "\n", encoding="utf-8")
 
 
 def _print(row: dict[str, Any]) -> None:

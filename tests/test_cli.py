@@ -254,7 +254,7 @@ def test_wrong_password_exits_4_without_printing_it(
 
 
 def test_unreachable_cloud_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cloud that does not answer exits 4 with a connection error."""
+    """A cloud that does not answer exits 4 with a connection error in plain words."""
     monkeypatch.delenv("OS_CLOUD", raising=False)
     for name, value in {"OS_AUTH_URL": "http://127.0.0.1:9/identity/v3", "OS_USERNAME": "admin",
                         "OS_PASSWORD": "x", "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
@@ -262,26 +262,53 @@ def test_unreachable_cloud_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, value)
     result = run_cli(["export", "--log-file", str(tmp_path / "log")])
     assert result.code == 4
-    assert "connect" in result.err
+    # In plain words: what could not be reached, its URL, what happened and what to check; no urllib3 text.
+    assert "http://127.0.0.1:9/identity/v3 cannot be reached: the connection was refused" in result.err
+    assert "check the URL (OS_AUTH_URL" in result.err
+    for raw in ("HTTPConnectionPool", "Errno", "NewConnectionError", "Max retries"):
+        assert raw not in result.err
 
 
 def test_prompt_answers_from_stdin(tmp_path: Path) -> None:
-    """Without --yes, answers are read line by line: no declines one move, end of input quits the rest."""
+    """Without --yes, the plan's summary is asked about once, then answers are read line by line: no declines one
+    move, end of input quits the rest; each piped answer is written after its question, a line each."""
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1", "cache-0"]})
     result = run_cli(["apply", str(host_map), "--parallel", "1", "-f", "json", *_sim_args(tmp_path, scenario())],
-                     stdin="y\nn\n")
+                     stdin="y\ny\nn\n")
     assert result.code == 1
     outcomes = [m["outcome"] for m in result.json()["moves"]]
     assert sorted(outcomes) == ["declined", "declined", "migrated"]
+    assert "hostmap: the plan: 3 migrations; estimated " in result.err
+    assert result.err.count("Go on? [y]es, asking before each migration/[a]ll, without asking/[n]o: y\n") == 1
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 3
+    assert result.err.count("[y]es/[n]o/[a]ll/[q]uit: y\n") == 1
+    assert result.err.count("[y]es/[n]o/[a]ll/[q]uit: n\n") == 1
     assert "end of input" in result.err
+
+
+def test_no_to_the_plan_moves_nothing(tmp_path: Path) -> None:
+    """Answering no to the plan's summary declines every move without asking about each."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    result = run_cli(["apply", str(host_map), "-f", "json", *_sim_args(tmp_path, scenario())], stdin="n\n")
+    assert result.code == 1
+    assert {m["outcome"] for m in result.json()["moves"]} <= {"declined", "not_started"}
+    assert "[y]es/[n]o/[a]ll/[q]uit" not in result.err
+
+
+def test_all_to_the_plan_migrates_without_asking_again(tmp_path: Path) -> None:
+    """Answering all to the plan's summary starts every move without a question per move."""
+    host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1"]})
+    result = run_cli(["apply", str(host_map), "-f", "json", *_sim_args(tmp_path, scenario())], stdin="a\n")
+    assert result.code == 0, result.err
+    assert {m["outcome"] for m in result.json()["moves"]} == {"migrated"}
+    assert "[y]es/[n]o/[a]ll/[q]uit" not in result.err
 
 
 def test_prompt_all_answers_the_rest(tmp_path: Path) -> None:
     """Answering all migrates this one and every later one without asking again."""
     host_map = write_json(tmp_path / "map.json", {"compute004": ["web-0", "web-1", "cache-0"]})
     result = run_cli(["apply", str(host_map), "--parallel", "1", "-f", "json", *_sim_args(tmp_path, scenario())],
-                     stdin="a\n")
+                     stdin="y\na\n")
     assert result.code == 0, result.err
     assert result.err.count("[y]es/[n]o/[a]ll/[q]uit") == 1
 

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from hostmap import __version__
 from hostmap.clock import Clock, VirtualClock, WallClock
-from hostmap.cloud.base import Cloud, ColdMigrationUnsupported
+from hostmap.cloud.base import Cloud, ColdMigrationUnsupported, Submission
 from hostmap.documents import check_regular
 from hostmap.errors import (
     CapacityError,
@@ -36,9 +36,11 @@ from hostmap.errors import (
     InfeasiblePlanError,
     InputError,
     InputErrors,
+    MissingCredentials,
     MissingExtra,
     NotLiveMigratable,
     PolicyError,
+    UnknownCloud,
     UnknownHostError,
     ZoneError,
 )
@@ -47,8 +49,9 @@ from hostmap.executor import Answer, Confirm, ExecutorOptions
 from hostmap.journal import JournalError, RunDetail, ServiceChange, UnknownRun
 from hostmap.log_retention import prune_logs
 from hostmap.model import COLD_MIGRATABLE_STATUSES, Inventory, Limits, Plan, Server, Step
+from hostmap.redact import RedactingFilter
 from hostmap.reporter import LegRecorder, Reporter
-from hostmap.results import RunResult
+from hostmap.results import MoveResult, RunResult
 from hostmap.runlock import LockHeld
 from hostmap.state_dir import default_state_dir, private_dir
 from hostmap.timing import (
@@ -58,9 +61,11 @@ from hostmap.timing import (
     gbps_to_bytes_per_s,
     nic_links,
 )
+from hostmap.wording import counted
 
 if TYPE_CHECKING:
     from hostmap.apply import ServiceChanges
+    from hostmap.cloud.openstack import ConnectOptions
     from hostmap.hostmap_file import HostMap
     from hostmap.listing import Listing
     from hostmap.restore import Restore
@@ -79,6 +84,8 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 log = logging.getLogger("hostmap")
+# Before a log file is opened (or in a command that opens none), hostmap's lines go nowhere, not to stderr.
+log.addHandler(logging.NullHandler())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,19 +148,33 @@ def _percent(text: str) -> float:
 
 
 def _cloud_options() -> _Parser:
+    """hostmap's own options of a command that talks to a cloud; openstacksdk's (`--os-*`, `--insecure`) come from
+    `_sdk_options`, as the openstack client has them."""
     common = _Parser(add_help=False)
-    group = common.add_argument_group("cloud")
-    group.add_argument("--os-cloud", metavar="NAME", default=None,
-                       help="cloud from clouds.yaml (default: $OS_CLOUD, else the OS_* variables of a keystone rc)")
-    group.add_argument("--insecure", action="store_true", help="do not verify the API's TLS certificate (unsafe)")
-    group.add_argument("--os-cacert", metavar="FILE", default=None, help="CA bundle to verify the API's certificate")
+    group = common.add_argument_group("hostmap's cloud options")
     group.add_argument("--sim", action="store_true", help="run against the embedded simulated cloud (demo scenario)")
     group.add_argument("--sim-scenario", metavar="FILE", default=None,
                        help="run against the embedded simulated cloud loaded with this scenario (implies --sim)")
     group.add_argument("--virtual-time", action="store_true",
                        help="with --sim: the simulated cloud and hostmap share a virtual clock (hours in seconds)")
     _log_option(group)
+    group.add_argument("--debug", action="store_true",
+                       help="log every HTTP request and answer to stderr and the log file (tokens and passwords "
+                            "redacted), and show tracebacks")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="also show the log's lines (every API action) on stderr")
     return common
+
+
+def _sdk_options(argv: Sequence[str]) -> _Parser:
+    """openstacksdk's own options (`--os-cloud`, `--os-auth-url`, `--os-password`, `--insecure`, ...) as a parent
+    parser, their destinations kept in `args.sdk_options` for `_connect_options`."""
+    from hostmap.cloud.openstack import sdk_parser
+
+    registered, options = sdk_parser(argv)
+    parser = _Parser(add_help=False, parents=[registered])
+    parser.set_defaults(sdk_options=options)
+    return parser
 
 
 def _log_option(group: argparse._ActionsContainer) -> None:
@@ -378,21 +399,35 @@ COMMANDS: dict[str, CommandSpec] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `hostmap` argument parser."""
+def _command_of(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The command (and sim command) `argv` names, before parsing: openstacksdk's options are registered for that
+    command only (reading clouds.yaml and the auth plugins costs time `hostmap --help` or `history` need not pay)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return (words[0] if words else None), (words[1] if len(words) > 1 else None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `hostmap` argument parser (for `argv`, whose command gets openstacksdk's options)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, sim_command = _command_of(argv)
     common = _cloud_options()
+
+    def cloud_parents(name: str) -> list[_Parser]:
+        return [common, _sdk_options(argv)] if name == command else [common]
+
     parser = _Parser(prog="hostmap", description="Live-migrate OpenStack servers until the cloud matches a host map.")
     parser.add_argument("--version", action="version", version=f"hostmap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, spec in COMMANDS.items():
-        spec.arguments(sub.add_parser(name, parents=[common] if spec.cloud else [], help=spec.help), True)
+        spec.arguments(sub.add_parser(name, parents=cloud_parents(name) if spec.cloud else [], help=spec.help), True)
 
     sim = sub.add_parser("sim", help="the simulated cloud")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND", parser_class=_Parser)
     serve = sim_sub.add_parser("serve", help="serve the simulated cloud and print the OS_* variables that reach it")
     serve.add_argument("--scenario", metavar="FILE", default=None, help="scenario file (default: the demo)")
     serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
-    capture = sim_sub.add_parser("capture", parents=[common],
+    capturing = (command, sim_command) == ("sim", "capture")
+    capture = sim_sub.add_parser("capture", parents=[common, _sdk_options(argv)] if capturing else [common],
                                  help="write a scenario file of the cloud (read-only), to rehearse on its twin")
     capture.add_argument("-o", "--output", metavar="FILE", default=None, help="write the scenario to FILE")
     capture.add_argument("--journal", metavar="FILE", default=None,
@@ -404,10 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_seed_parser() -> argparse.ArgumentParser:
+def build_seed_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser of the seed-compatible `openstack-live-migration` command."""
     parser = _Parser(
-        prog="openstack-live-migration", parents=[_cloud_options()],
+        prog="openstack-live-migration",
+        parents=[_cloud_options(), _sdk_options(list(sys.argv[1:] if argv is None else argv))],
         description="Live-migrate instances one at a time, as described by a host map (seed-compatible).",
     )
     parser.add_argument("--host_map", "--host-map", dest="host_map", required=True, metavar="FILE",
@@ -424,6 +460,8 @@ def build_seed_parser() -> argparse.ArgumentParser:
 
 _ANSWERS: dict[str, Answer] = {"y": "yes", "yes": "yes", "n": "no", "no": "no", "a": "all", "all": "all",
                                "q": "quit", "quit": "quit"}
+#: Asked once, after the plan's summary, before the first move's question.
+_PLAN_QUESTION = "Go on? [y]es, asking before each migration/[a]ll, without asking/[n]o: "
 #: How many unusable answers in a row are tolerated before hostmap treats the input as "quit".
 _MAX_BAD_ANSWERS = 5
 
@@ -433,8 +471,16 @@ class Prompter:
 
     def __init__(self, inventory: Inventory, stdin: IO[str], stderr: IO[str], *,
                  pause: Callable[[], AbstractContextManager[None]] | None = None,
-                 interrupts: _Interrupts | None = None, watch_every_s: float = 2.0) -> None:
+                 interrupts: _Interrupts | None = None, watch_every_s: float = 2.0,
+                 plan: Plan | None = None) -> None:
         self._servers: dict[str, Server] = {s.id: s for s in inventory.servers}
+        #: The plan whose summary is shown, and asked about once, before the first move's question.
+        self._plan = plan
+        #: The operator said no to the whole plan: every move's answer is "quit", without asking.
+        self._refused = False
+        #: Answers typed on a terminal are echoed by it; piped ones are written after their question here, so that
+        #: the transcript shows each question and its answer on a line of their own.
+        self._echo = not _is_terminal(stdin)
         self._stdin = stdin
         self._stderr = stderr
         self._pause = pause
@@ -453,10 +499,24 @@ class Prompter:
         pivot = f" (pivot on the way to {move.final_target})" if move.is_detour else ""
         question = (f"Migrate {move.server_name} [{move.server_id}]{size} {move.source} -> {move.target}{pivot}? "
                     "[y]es/[n]o/[a]ll/[q]uit: ")
+        if self._refused:
+            return "quit"
         with self._pause() if self._pause is not None else contextlib.nullcontext():
             if self._interrupts is not None:
                 self._interrupts.prompting = True
             try:
+                if self._plan is not None:
+                    from hostmap.report import plan_summary
+
+                    plan, self._plan = self._plan, None
+                    self._stderr.write(f"hostmap: the plan: {plan_summary(plan)}\n")
+                    go_on = self._ask(_PLAN_QUESTION, self._uninterrupted(meanwhile),
+                                      {"y": "yes", "yes": "yes", "a": "all", "all": "all", "n": "no", "no": "no"})
+                    if go_on == "all":
+                        return "all"  # this move and every later one, without asking
+                    if go_on != "yes":
+                        self._refused = True
+                        return "quit"
                 return self._ask(question, self._uninterrupted(meanwhile))
             except KeyboardInterrupt:
                 self._stderr.write("\n(interrupted: quitting)\n")
@@ -484,7 +544,7 @@ class Prompter:
 
         return shielded
 
-    def _ask(self, question: str, meanwhile: Callable[[], None]) -> Answer:
+    def _ask(self, question: str, meanwhile: Callable[[], None], answers: Mapping[str, Answer] = _ANSWERS) -> Answer:
         for _ in range(_MAX_BAD_ANSWERS):
             self._stderr.write(question)
             self._stderr.flush()
@@ -492,10 +552,13 @@ class Prompter:
             if not line:
                 self._stderr.write("\n(end of input: quitting)\n")
                 return "quit"
-            answer = _ANSWERS.get(line.strip().lower())
+            if self._echo:
+                self._stderr.write(line.strip() + "\n")
+            answer = answers.get(line.strip().lower())
             if answer is not None:
                 return answer
-            self._stderr.write("please answer y, n, a or q\n")
+            letters = [k for k in answers if len(k) == 1]
+            self._stderr.write(f"please answer {', '.join(letters[:-1])} or {letters[-1]}\n")
         return "quit"
 
     def _readline(self, meanwhile: Callable[[], None]) -> str:
@@ -531,7 +594,69 @@ class _Session:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
+#: The loggers whose lines reach hostmap's log: its own, and with --debug keystoneauth's HTTP requests and
+#: openstacksdk's. keystoneauth reports retries as warnings: they belong in the log, not on the operator's terminal.
+_LOGGERS = ("hostmap", "keystoneauth", "openstack")
+
+
+@dataclass
+class _LogHandler:
+    """A handler attached to `_LOGGERS`, and how to put them back as they were (levels, propagation)."""
+
+    handler: logging.Handler
+    previous: list[tuple[logging.Logger, int, bool]]
+
+    def close(self) -> None:
+        for logger, level, propagate in self.previous:
+            logger.removeHandler(self.handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        self.handler.close()
+
+
+def _attach(handler: logging.Handler, debug: bool) -> _LogHandler:
+    """Send hostmap's lines (INFO) and keystoneauth's warnings to `handler`; with `debug`, every DEBUG line too."""
+    previous = []
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        previous.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        floor = logging.DEBUG if debug else logging.INFO if name == "hostmap" else logging.WARNING
+        logger.setLevel(floor if logger.level == logging.NOTSET else min(logger.level, floor))
+        if name != "hostmap":
+            logger.propagate = False
+    return _LogHandler(handler, previous)
+
+
+class _LazyLog:
+    """The run's log file, opened on first need (once)."""
+
+    def __init__(self, path_text: str | None, stderr: IO[str], debug: bool) -> None:
+        self._path_text, self._stderr, self._debug = path_text, stderr, debug
+        self._handler: _LogHandler | None = None
+
+    def open(self) -> None:
+        if self._handler is None:
+            self._handler = _open_log(self._path_text, self._stderr, self._debug)
+
+    def close(self) -> None:
+        if self._handler is not None:
+            self._handler.close()
+            self._handler = None
+
+
+def _console_log(args: argparse.Namespace, stderr: IO[str]) -> _LogHandler | None:
+    """`-v`: the log's lines on stderr too; `--debug`: with every HTTP request and answer (secrets redacted)."""
+    debug, verbose = getattr(args, "debug", False), getattr(args, "verbose", 0)
+    if not (debug or verbose):
+        return None
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    return _attach(handler, debug)
+
+
+def _open_log(path_text: str | None, stderr: IO[str], debug: bool = False) -> _LogHandler:
     default = default_state_dir() / f"hostmap-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     path = Path(path_text) if path_text else default
     if path_text is None:
@@ -555,17 +680,12 @@ def _open_log(path_text: str | None, stderr: IO[str]) -> logging.Handler:
     # Text no file can hold (a lone surrogate from a name) is escaped, never a logging traceback and a lost line.
     handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    # keystoneauth reports retries as warnings; they belong in the log, not on the operator's terminal.
-    ksa = logging.getLogger("keystoneauth")
-    ksa.addHandler(handler)
-    ksa.setLevel(logging.WARNING)
-    ksa.propagate = False
+    handler.addFilter(RedactingFilter())
+    attached = _attach(handler, debug)
     if not path_text:
         prune_logs(default.parent, spare=path)
     stderr.write(f"hostmap: log file {path}\n")
-    return handler
+    return attached
 
 
 def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> MigrationParams:
@@ -582,9 +702,27 @@ def _estimate_params(args: argparse.Namespace, params: MigrationParams) -> Migra
     return given
 
 
+def _connect_options(args: argparse.Namespace) -> ConnectOptions:
+    """How to reach the cloud, from openstacksdk's options as given; a missing password is asked for on a terminal."""
+    from hostmap.cloud.openstack import ConnectOptions
+
+    sdk = args.sdk_options
+    return ConnectOptions(args.os_cloud, args.insecure, args.os_cacert, given=sdk.given(args),
+                          ask=_ask_secret if getattr(args, "terminal", False) else None)
+
+
+def _ask_secret(prompt: str | None = None) -> str:
+    """Ask on the terminal, never echoing the answer (keystoneauth's prompt: "Password: ")."""
+    import getpass
+
+    return getpass.getpass(f"hostmap: {prompt or 'Password: '}")
+
+
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[_Session]:
-    from hostmap.cloud.openstack import ConnectOptions, adopt, connect, connect_with
+    from hostmap.cloud.openstack import adopt, connect, connect_with
+
+    getattr(args, "open_log", lambda: None)()
 
     given = getattr(args, "sdk_connection", None)
     unpinned = bool(getattr(args, "assume_unpinned", False))
@@ -599,7 +737,7 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
     if not use_sim:
         if args.os_cacert:
             check_regular(args.os_cacert, "--os-cacert")  # a FIFO there would hang the TLS set-up
-        cloud = connect(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert))
+        cloud = connect(_connect_options(args))
         cloud.assume_unpinned = unpinned
         try:
             yield _Session(cloud, WallClock(), _estimate_params(args, MigrationParams()))
@@ -638,12 +776,11 @@ def _write_output(path_text: str, text: str) -> None:
         handle.write(text)
 
 
-def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory) -> Plan:
+def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory, host_map: HostMap) -> Plan:
     from hostmap.apply import plan_map
-    from hostmap.hostmap_file import load_host_map
 
     limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
-    return plan_map(load_host_map(args.host_map), inventory, limits, duration=duration_model(session.params),
+    return plan_map(host_map, inventory, limits, duration=duration_model(session.params),
                     links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
 
 
@@ -692,15 +829,17 @@ def _cmd_export(args: argparse.Namespace, stdout: IO[str]) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from hostmap.hostmap_file import load_host_map
     from hostmap.listing import plan_listing
     from hostmap.report import print_plan
     from hostmap.serialise import plan_json
     from hostmap.timeline import build_timeline
 
+    host_map = load_host_map(args.host_map)  # the file's own problems before the cloud is contacted
     _need_plotly(args.timeline)
     with _session(args) as session:
         inventory = session.cloud.inventory()
-        the_plan = _make_plan(args, session, inventory)
+        the_plan = _make_plan(args, session, inventory, host_map)
         _show(args, stdout, plan_listing(plan_json(the_plan, inventory)),
               lambda: print_plan(the_plan, inventory, stdout, args.format))
     _write_timeline(args.timeline, lambda: build_timeline(plan_json(the_plan, inventory), title=f"hostmap plan: "
@@ -973,13 +1112,32 @@ def _status(inventory: Inventory, server_id: str) -> str:
     return server.status if server else "?"
 
 
+class _InFlight(Reporter):
+    """The steps whose migration nova accepted and that have not ended: what a Ctrl-C leaves running."""
+
+    def __init__(self) -> None:
+        self.steps: set[int] = set()
+
+    def started(self, step: Step, submission: Submission) -> None:
+        self.steps.add(step.index)
+
+    def finished(self, step: Step, result: MoveResult) -> None:
+        self.steps.discard(step.index)
+
+    def failed(self, step: Step, result: MoveResult) -> None:
+        self.steps.discard(step.index)
+
+
 class _Interrupts:
     """Counts Ctrl-C presses (and SIGTERMs, which count alike) during a run instead of dying on the first one;
-    the third one exits at once."""
+    the third one exits at once. Each press says at once what happens now and what the next one will do."""
 
-    def __init__(self, stderr: IO[str]) -> None:
+    def __init__(self, stderr: IO[str], *, in_flight: Callable[[], int] = lambda: 0,
+                 say: Callable[[str], None] | None = None) -> None:
         self.count = 0
         self._stderr = stderr
+        self._in_flight = in_flight
+        self._say = say
         #: True while a prompt waits for the operator: Ctrl-C then ends the prompt (as "quit").
         self.prompting = False
         #: The signal that came first (SIGINT or SIGTERM): the run's exit code is 128 + it, as a shell expects.
@@ -989,6 +1147,13 @@ class _Interrupts:
     def exit_code(self) -> int:
         return 128 + (self.first or signal.SIGINT)
 
+    def _tell(self, text: str) -> None:
+        if self._say is not None:
+            self._say(text)
+        else:
+            self._stderr.write(f"\n{text}\n")
+            self._stderr.flush()
+
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.first = self.first or signum
@@ -996,15 +1161,21 @@ class _Interrupts:
         again = "SIGTERM or Ctrl-C again" if signum == signal.SIGTERM else "Ctrl-C again"
         if self.prompting or self.count >= 3:
             if self.count >= 3:
-                self._stderr.write(f"\nhostmap: {what} three times: exiting now; migrations still in flight go "
-                                   "on in nova, and the next `hostmap apply` watches them\n")
+                self._tell(f"hostmap: {what} three times: exiting now; migrations still in flight go on in nova, "
+                           "and the next `hostmap apply` watches them")
             raise KeyboardInterrupt
+        flying = self._in_flight()
         if self.count == 1:
-            self._stderr.write(f"\nhostmap: {what}: starting no new migrations; in-flight ones are watched to "
-                               f"their end ({again} to abort them)\n")
+            if flying:
+                self._tell(f"hostmap: {what}: starting no new migrations; the {counted(flying, 'migration')} in "
+                           f"flight {'is' if flying == 1 else 'are'} watched to {'its' if flying == 1 else 'their'} "
+                           f"end ({again} aborts {'it' if flying == 1 else 'them'})")
+            else:
+                self._tell(f"hostmap: {what}: starting no new migrations; none is in flight, so the run ends now")
         else:
-            self._stderr.write(f"\nhostmap: {what} again: aborting in-flight live migrations (nova cannot abort a "
-                               "cold one: it is watched to its end and confirmed)\n")
+            self._tell(f"hostmap: {what} again: aborting the {counted(flying, 'migration')} in flight (nova cannot "
+                       f"abort a cold one: it is watched to its end and confirmed; {again} exits at once and leaves "
+                       "them to nova)")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -1033,7 +1204,7 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
                parallel: int | None, max_per_host: int) -> int:
     from hostmap.hostmap_file import read_host_map
 
-    host_map, map_text = read_host_map(args.host_map)
+    host_map, map_text = read_host_map(args.host_map)  # the file's own problems before the cloud is contacted
     timeline_path = getattr(args, "timeline", None)
     _need_plotly(timeline_path)
     runs: list[int] = []
@@ -1079,11 +1250,16 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
     from hostmap.display import LiveDisplay
     from hostmap.reporter import LogReporter
 
-    interrupts = _Interrupts(stderr)
     live = LiveDisplay(stdout) if stdout.isatty() and args.format == "table" else None
     stream = getattr(args, "event_stream", None)
     events = EventReporter(stream, session.clock) if stream is not None else None
-    reporters = [LogReporter(), *watch] + ([live] if live is not None else []) + ([events] if events else [])
+    in_flight = _InFlight()
+    # With the live display on the terminal, what Ctrl-C does is printed above it (never drawn over).
+    interrupts = _Interrupts(stderr, in_flight=lambda: len(in_flight.steps),
+                             say=live.say if live is not None and stderr.isatty() else None)
+    reporters = ([LogReporter(), in_flight, *watch] + ([live] if live is not None else [])
+                 + ([events] if events else []))
+    planned: list[Plan] = []
     options = ExecutorOptions(timeout_s=args.timeout, on_timeout=args.on_timeout,
                               stop_on_failure=args.stop_on_failure, stall_s=args.stall_s, on_stall=args.on_stall,
                               max_pause_s=args.max_pause_s, **_check_options(args))
@@ -1091,7 +1267,9 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
 
     def confirm_for(inventory: Inventory) -> Confirm | None:
         prompter = None if args.yes else Prompter(inventory, stdin, stderr, pause=live.paused if live else None,
-                                                  interrupts=interrupts)
+                                                  interrupts=interrupts,
+                                                  plan=planned[-1] if planned and getattr(args, "plan_question", True)
+                                                  else None)
         return events.confirming(prompter) if events is not None else prompter
 
     def on_service(change: ServiceChange) -> None:
@@ -1118,7 +1296,7 @@ def _run_map(args: argparse.Namespace, session: _Session, host_map: HostMap, *, 
             map_text=map_text, settings=settings, reporters=reporters, confirm_for=confirm_for,
             interrupts=lambda: interrupts.count,
             on_resumed=lambda resumed: _print_resumed(resumed, stderr),
-            services=services or ServiceChanges(), on_service=on_service, on_start=started,
+            services=services or ServiceChanges(), on_service=on_service, on_start=started, on_plan=planned.append,
         )
     except HostmapError as error:
         if events is not None:
@@ -1463,6 +1641,19 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
         return _report_infeasible(error, say, stderr)
     if (drain_code := _report_drain_error(error, say, stderr)) is not None:
         return drain_code
+    if isinstance(error, UnknownCloud):
+        where = f"in {error.config_file}" if error.config_file else "(no clouds.yaml was found)"
+        known = f"the clouds there: {', '.join(error.known[:_LIST_AT_MOST])}" + (
+            f" and {len(error.known) - _LIST_AT_MOST} more" if len(error.known) > _LIST_AT_MOST else "")
+        say(f"no cloud {error.name!r} {where}; " + (known if error.known else "it defines none"))
+        return EXIT_CLOUD
+    if isinstance(error, MissingCredentials):
+        who = " ".join(filter(None, [f"for user {error.username}" if error.username else "",
+                                     f"at {error.auth_url}" if error.auth_url else ""]))
+        where = f"the clouds.yaml entry {error.cloud!r}" if error.cloud else "the OS_* variables"
+        say(f"{' and '.join(error.options)} not given{' ' + who if who else ''}, and no terminal to ask on: give "
+            f"{'it' if len(error.options) == 1 else 'them'} in {where} (OS_PASSWORD, say) or on the command line")
+        return EXIT_CLOUD
     if isinstance(error, CloudConfigError):
         say(f"{error.problem}")
         stderr.write("  configure a cloud: `source` a keystone rc file (OS_AUTH_URL, OS_USERNAME, ...), or pass "
@@ -1499,9 +1690,9 @@ def _warn_unverified(args: argparse.Namespace, stderr: IO[str], prog: str) -> No
         return  # the openstack client's own connection, or a command that talks to no cloud
     if getattr(args, "sim", False) or getattr(args, "sim_scenario", None):
         return
-    from hostmap.cloud.openstack import ConnectOptions, tls_unverified
+    from hostmap.cloud.openstack import tls_unverified
 
-    _say_unverified(tls_unverified(ConnectOptions(args.os_cloud, args.insecure, args.os_cacert)), stderr, prog)
+    _say_unverified(tls_unverified(_connect_options(args)), stderr, prog)
 
 
 def _say_unverified(where: str | None, stderr: IO[str], prog: str) -> None:
@@ -1537,14 +1728,18 @@ def _open_events(args: argparse.Namespace, stdout: IO[str], stderr: IO[str],
 
 def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str], *, prog: str,
               seed: bool) -> int:
-    handler: logging.Handler | None = None
     stream: EventStream | None = None
     on_term = signal.signal(signal.SIGTERM, _on_terminate) if _main_thread() else None
+    console = _console_log(args, stderr)
+    args.terminal = _is_terminal(stdin)
+    talks_to_cloud = args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture"
+    # The log file is opened when the cloud is about to be contacted (`_session`): a command refused on its own
+    # arguments or files leaves none behind.
+    lazy = _LazyLog(args.log_file, stderr, getattr(args, "debug", False)) if talks_to_cloud else None
+    args.open_log = lazy.open if lazy is not None else (lambda: None)
     try:
         _warn_unverified(args, stderr, prog)
         stream, stdout = _open_events(args, stdout, stderr, prog)
-        if args.command not in ("sim", "history") or getattr(args, "sim_command", None) == "capture":
-            handler = _open_log(args.log_file, stderr)
         if seed:
             return _cmd_apply(args, stdin, stdout, stderr, parallel=1, max_per_host=1)
         if args.command == "export":
@@ -1565,6 +1760,8 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             return _cmd_sim_capture(args, stdout, stderr)
         return _cmd_sim_serve(args, stdout, stderr)
     except HostmapError as error:
+        if isinstance(error, InputErrors) and len(error.errors) > _PROBLEMS_AT_MOST and lazy is not None:
+            lazy.open()  # the terminal shows some of them and says that the log file has each one
         if isinstance(error, InputErrors):
             for item in error.errors:  # a line each: a map of thousands of problems must not make one huge line
                 log.error("InputError: %s", _input_line(item))
@@ -1586,10 +1783,16 @@ def _dispatch(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr:
             stream.close()
         if on_term is not None:
             signal.signal(signal.SIGTERM, on_term)
-        if handler is not None:
-            log.removeHandler(handler)
-            logging.getLogger("keystoneauth").removeHandler(handler)
-            handler.close()
+        for opened in (lazy, console):
+            if opened is not None:
+                opened.close()
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _unencodable_argument(argv: Sequence[str] | None, stderr: IO[str], prog: str) -> int | None:
@@ -1614,9 +1817,11 @@ def main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None, std
     if (refused := _unencodable_argument(argv, err, "hostmap")) is not None:
         return refused
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    except CloudConfigError as error:  # openstacksdk refused what its options were to be built from
+        return _report_error(error, err, "hostmap")
     return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="hostmap", seed=False)
 
 
@@ -1656,14 +1861,17 @@ def seed_main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None
     if (refused := _unencodable_argument(argv, err, "openstack-live-migration")) is not None:
         return refused
     try:
-        args = build_seed_parser().parse_args(argv)
+        args = build_seed_parser(argv).parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    except CloudConfigError as error:
+        return _report_error(error, err, "openstack-live-migration")
     args.command = "apply"
     args.on_timeout = "abort"
     args.stall_s, args.on_stall, args.max_pause_s = 60.0, "abort", 5.0
     args.stop_on_failure = False
     args.format = "table"
+    args.plan_question = False  # the seed asked before each migration only
     return _dispatch(args, stdin or sys.stdin, stdout or sys.stdout, err, prog="openstack-live-migration", seed=True)
 
 

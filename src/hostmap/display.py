@@ -99,12 +99,19 @@ class LiveDisplay(Reporter):
         else:
             self._stalled[step.index] = f" [yellow]STALLED {facts.stalled_s:.0f} s: {facts.action}[/]"
 
+    def say(self, text: str) -> None:
+        """Print a line above the display (never into it, nor into a question on screen)."""
+        if self._held is not None:
+            self._held.append(text)
+            return
+        self._console.print(text, highlight=False, markup=False)
+
     def _end(self, step: Step, text: str) -> None:
         task = self._tasks.pop(step.index, None)
         if task is not None:
             self._progress.remove_task(task)
-        if self._overall is not None:
-            self._progress.advance(self._overall)
+            if self._overall is not None:  # only a migration that was started counts as done, however it ended
+                self._progress.advance(self._overall)
         if self._held is not None:  # the operator is reading a question: do not print into it
             self._held.append(text)
             return
@@ -138,6 +145,11 @@ class LiveDisplay(Reporter):
             yield
         finally:
             held, self._held = self._held, None
+            # Drawn again below the question and its answer: rich would otherwise move the cursor up by the height of
+            # its last frame before drawing, over the lines printed meanwhile (a prompt that wrapped, the answer).
+            live_render = getattr(self._progress.live, "_live_render", None)
+            if live_render is not None:
+                live_render._shape = None
             for text in held:
                 self._console.print(text, highlight=False)
             self._progress.start()

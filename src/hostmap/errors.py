@@ -117,6 +117,29 @@ class CloudConfigError(HostmapError):
 
 
 @dataclass
+class UnknownCloud(HostmapError):
+    """`--os-cloud NAME` (or OS_CLOUD) names no cloud of the clouds.yaml files read."""
+
+    name: str
+    #: The clouds that exist, sorted.
+    known: Sequence[str]
+    #: The clouds.yaml file read, None when there is none.
+    config_file: str | None
+
+
+@dataclass
+class MissingCredentials(HostmapError):
+    """Authentication needs options nobody gave (a password, say), and there is no terminal to ask on."""
+
+    #: The missing options, as the openstack client names them (`--os-password`).
+    options: Sequence[str]
+    username: str | None
+    auth_url: str | None
+    #: The clouds.yaml entry used, None for the OS_* variables.
+    cloud: str | None
+
+
+@dataclass
 class CloudError(HostmapError):
     """The cloud refused or failed a request (auth, connection, unexpected API answer)."""
 

@@ -135,6 +135,15 @@ def print_milestones(rows: Sequence[Mapping[str, Any]], console: Console, *, act
     console.print(table)
 
 
+def plan_summary(plan: Plan) -> str:
+    """The plan in one line, as the question before an interactive run shows it."""
+    detours = sum(1 for step in plan.steps if step.move.is_detour)
+    via = f" ({detours} of them to a pivot host on a detour)" if detours else ""
+    bound_by = _BOUND_BY.get(plan.lower_bound_by, plan.lower_bound_by)
+    return (f"{len(plan.steps)} migration{'' if len(plan.steps) == 1 else 's'}{via}; estimated "
+            f"{plan.estimated_s:.0f} s (lower bound {plan.lower_bound_s:.0f} s, set by {bound_by})")
+
+
 def print_plan(plan: Plan, inventory: Inventory, out: IO[str], fmt: str) -> None:
     """Print what would move, in order, when each host is empty or full, and what is already in place."""
     document = plan_json(plan, inventory)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any, ParamSpec, TypeVar
@@ -16,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import keystoneauth1.exceptions as ksa_exc
 import openstack
 import openstack.config
+import openstack.connection
 import openstack.exceptions as sdk_exc
 
 from hostmap.capture import FlavorRecord, GroupRecord, HostRecord, InventoryRecord, ServerRecord, Snapshot
@@ -28,7 +31,7 @@ from hostmap.cloud.base import (
     ServerStatus,
     Submission,
 )
-from hostmap.errors import CloudConfigError, CloudError
+from hostmap.errors import CloudConfigError, CloudError, MissingCredentials, UnknownCloud
 from hostmap.model import Host, Inventory, Resources, Server, ServerGroup, ZoneAggregate
 from hostmap.wording import counted
 
@@ -82,6 +85,10 @@ class ConnectOptions:
     cloud: str | None = None
     insecure: bool = False
     cacert: str | None = None
+    #: The other openstacksdk options given (`SdkOptions.given`: os_auth_url, os_password, os_region_name, ...).
+    given: Mapping[str, Any] = field(default_factory=dict)
+    #: Asks for a missing secret (the password) on a terminal; None where there is none: then it is an error.
+    ask: Callable[..., str] | None = None
 
 
 def tls_unverified(options: ConnectOptions) -> str | None:
@@ -91,7 +98,7 @@ def tls_unverified(options: ConnectOptions) -> str | None:
     if options.insecure:
         return "--insecure"
     try:
-        region = openstack.config.OpenStackConfig().get_one(cloud=options.cloud)
+        region = openstack.config.OpenStackConfig().get_one(cloud=options.cloud, validate=False)
         verify, _ = region.get_requests_verify_args()
     except Exception:  # any configuration problem is reported by connect(), in its own words
         return None
@@ -184,9 +191,36 @@ def _edge(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
+#: What urllib3's words for a failed connection mean, in the order they are looked for.
+_CONNECTION_CAUSES = (
+    (("NameResolutionError", "Name or service not known", "nodename nor servname", "name resolution",
+      "getaddrinfo failed"), "its host name does not resolve"),
+    (("Connection refused",), "the connection was refused (nothing listens on that port)"),
+    (("No route to host", "Network is unreachable"), "there is no route to it from this machine"),
+    (("timed out", "Timeout"), "it did not answer in time"),
+    (("Connection reset", "RemoteDisconnected", "Connection aborted"), "it closed the connection"),
+)
+_UNREACHABLE = re.compile(r"Unable to establish connection to (?P<url>[^\s:]+://[^\s]+?):? ")
+
+
+def _connection_words(text: str) -> str | None:
+    """A failed connection said plainly: which URL, what happened, what to check; None when `text` is no such."""
+    found = _UNREACHABLE.search(text)
+    if found is None:
+        return None
+    url = found.group("url").rstrip(":")
+    cause = next((words for needles, words in _CONNECTION_CAUSES if any(n in text for n in needles)),
+                 "the connection failed")
+    return (f"{url} cannot be reached: {cause}; check the URL (OS_AUTH_URL or the auth_url of clouds.yaml for "
+            "keystone, keystone's catalog for the others), that the service runs, and that this machine can reach "
+            "it (VPN, proxy, firewall)")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ksa_exc.Unauthorized):
         return "authentication failed: the user name, password or project was refused"
+    if not isinstance(exc, ksa_exc.SSLError) and (words := _connection_words(str(exc))) is not None:
+        return words
     if isinstance(exc, ksa_exc.ConnectFailure):
         return f"cannot connect: {exc}"
     if isinstance(exc, ksa_exc.SSLError):
@@ -197,39 +231,65 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _asked_microversion(text: object) -> tuple[int, int] | None:
+    """The highest compute microversion the operator allows ("2.60"); None for a bare major version ("2")."""
+    major, _, minor = str(text or "").partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
+
+
 def _version_text(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 
 
 def connect(options: ConnectOptions, env: Mapping[str, str] | None = None) -> OpenStackCloud:
-    """Connect with clouds.yaml (`--os-cloud`/OS_CLOUD) or the OS_* variables; TLS verified unless told not to."""
+    """Connect as the openstack client does: clouds.yaml (`--os-cloud`/OS_CLOUD), the OS_* variables and the `--os-*`
+    options over them; TLS verified unless told not to; a missing password asked for through `options.ask`."""
     env = os.environ if env is None else env
+    try:
+        config = openstack.config.OpenStackConfig(pw_func=options.ask, app_name="hostmap")
+        # openstacksdk names the OS_* variables "envvars", and with no clouds.yaml at all offers "defaults".
+        ignored = {"envvars"} if config.config_filename else {"envvars", "defaults"}
+        names = sorted(n for n in config.get_cloud_names() if n not in ignored)
+    except sdk_exc.ConfigException as exc:
+        raise CloudConfigError(f"clouds.yaml cannot be read: {exc}") from None
     cloud_name = options.cloud or env.get("OS_CLOUD")
-    if not cloud_name and not env.get("OS_AUTH_URL"):
-        try:
-            config = openstack.config.OpenStackConfig()
-            # openstacksdk names the OS_* variables "envvars", and with no clouds.yaml at all offers "defaults".
-            ignored = {"envvars"} if config.config_filename else {"envvars", "defaults"}
-            names = [n for n in config.get_cloud_names() if n not in ignored]
-        except sdk_exc.ConfigException as exc:
-            raise CloudConfigError(f"clouds.yaml cannot be read: {exc}") from None
+    if cloud_name and cloud_name not in names:
+        raise UnknownCloud(cloud_name, names, config.config_filename)
+    if not cloud_name and not env.get("OS_AUTH_URL") and not options.given.get("os_auth_url"):
         if len(names) == 1:
             cloud_name = names[0]
         elif names:
-            raise CloudConfigError(
-                f"clouds.yaml defines several clouds ({', '.join(sorted(names))}) and none was chosen"
-            )
+            raise CloudConfigError(f"clouds.yaml defines several clouds ({', '.join(names)}) and none was chosen")
         else:
             raise CloudConfigError("no cloud is configured")
-    kwargs: dict[str, Any] = dict(_RETRY_SETTINGS)
+    given = {k: v for k, v in options.given.items() if k != "os_cloud"}
     if options.insecure:
-        kwargs["verify"] = False
+        given["insecure"] = True
     if options.cacert:
-        kwargs["cacert"] = options.cacert
+        given["os_cacert"] = options.cacert
+    parsed = argparse.Namespace(**given)
+
+    def missing(names: Sequence[str], settings: Mapping[str, Any] | None = None) -> MissingCredentials:
+        if settings is None:
+            settings = config.get_one(cloud=cloud_name, argparse=parsed, validate=False).config
+        known = {**settings, **(settings.get("auth") or {})}
+        return MissingCredentials(tuple(f"--os-{n.replace('_', '-')}" for n in names),
+                                  known.get("username") or known.get("user_id"), known.get("auth_url"), cloud_name)
+
     try:
-        conn = openstack.connect(cloud=cloud_name, **kwargs) if cloud_name else openstack.connect(**kwargs)
+        region = config.get_one(cloud=cloud_name, argparse=parsed, **_RETRY_SETTINGS)
+    except ksa_exc.MissingRequiredOptions as exc:
+        raise missing([o.name for o in exc.options]) from None
     except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
         raise CloudConfigError(_describe(exc)) from None
+    # The generic password plugin does not require its password: without one, keystoneauth would fail at the first
+    # request ("password is a required attribute"). An option it would prompt for is missing now, or never.
+    unasked = _unanswered_prompts(region.config)
+    if unasked:
+        raise missing(unasked, region.config)
+    conn = openstack.connection.Connection(config=region)
     _retrying_keystone(conn, None)
     return OpenStackCloud(conn)
 
@@ -263,6 +323,72 @@ def connection_unverified(conn: Any, insecure_option: bool) -> str | None:
     if os.environ.get("OS_INSECURE", "").strip().lower() in ("1", "true", "yes", "on"):
         return "OS_INSECURE"
     return f"clouds.yaml (cloud {conn.config.name}: verify: false or insecure: true)"
+
+
+def _unanswered_prompts(config: Mapping[str, Any]) -> list[str]:
+    """The options of the cloud's auth plugin that keystoneauth asks for at a prompt (the password) and that have no
+    value."""
+    from keystoneauth1 import loading
+
+    try:
+        options = loading.get_plugin_loader(config.get("auth_type") or "password").get_options()
+    except ksa_exc.NoMatchingPlugin:
+        return []
+    auth = config.get("auth") or {}
+    return [o.name for o in options if getattr(o, "prompt", None) and not auth.get(o.dest)]
+
+
+@dataclass(frozen=True)
+class SdkOptions:
+    """The options openstacksdk registered on a parser: their destinations and the defaults that no one gave."""
+
+    dests: tuple[str, ...]
+    defaults: Mapping[str, Any]
+
+    def given(self, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The values of these options in `args` that someone gave, on the command line or in an OS_* variable: a
+        parser default (`--os-interface public`, `--insecure` off) must not override what clouds.yaml says."""
+        env = os.environ if env is None else env
+        out: dict[str, Any] = {}
+        for dest in self.dests:
+            value = getattr(args, dest, None)
+            if value is None or value == "":
+                continue
+            if dest in self.defaults and value == self.defaults[dest] and not env.get(dest.upper()):
+                continue
+            out[dest] = value
+        return out
+
+
+def sdk_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, SdkOptions]:
+    """openstacksdk's own options as the openstack client has them, in a parser to use as a parent: `--os-cloud`, the
+    auth plugin's (`--os-auth-url`, `--os-username`, `--os-password`, ... for the auth type `argv`, clouds.yaml or
+    OS_AUTH_TYPE chose), the session's (`--insecure`, `--os-cacert`, ...) and the compute service's
+    (`--os-region-name`, `--os-interface`, `--os-compute-api-version`, ...). keystoneauth's `--timeout` (an HTTP
+    timeout) is left out: hostmap's `--timeout` is a migration's, and API_TIMEOUT_S bounds each request."""
+
+    def registered(config: openstack.config.OpenStackConfig, peek: list[str]) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(add_help=False)
+        config.register_argparse_arguments(parser, peek, service_keys=["compute"])  # it rewrites `peek` (_ to -)
+        return parser
+
+    try:
+        parser = registered(openstack.config.OpenStackConfig(), list(argv))
+    except sdk_exc.ConfigException:
+        # An unknown --os-cloud, or a clouds.yaml that cannot be read: the options are registered as for no cloud,
+        # and connecting reports the problem in its own words.
+        without = [a for i, a in enumerate(argv)
+                   if not (a.startswith("--os-cloud") or (i > 0 and argv[i - 1] == "--os-cloud"))]
+        try:
+            parser = registered(openstack.config.OpenStackConfig(load_yaml_config=False, load_envvars=False), without)
+        except sdk_exc.ConfigException as exc:  # an unknown --os-auth-type
+            raise CloudConfigError(str(exc)) from None
+    timeout = parser._option_string_actions.get("--timeout")
+    if timeout is not None:
+        parser._handle_conflict_resolve(timeout, [("--timeout", timeout)])
+    actions = [a for a in parser._actions if a.option_strings]
+    return parser, SdkOptions(tuple(a.dest for a in actions),
+                              {a.dest: a.default for a in actions if a.default is not None})
 
 
 def connect_with(kwargs: Mapping[str, Any]) -> OpenStackCloud:
@@ -334,7 +460,15 @@ class OpenStackCloud:
                     f"the cloud supports compute microversion {found}; hostmap needs at least 2.30 so that nova's "
                     "scheduler checks a requested host",
                 )
-            self._microversion = min(cloud_max, CLIENT_MAX_MICROVERSION)
+            asked = _asked_microversion(self._conn.config.config.get("compute_api_version"))
+            if asked is not None and asked < MIN_MICROVERSION:
+                raise CloudError(
+                    "negotiate the compute API microversion",
+                    f"compute API version {_version_text(asked)} was asked for (--os-compute-api-version, "
+                    "OS_COMPUTE_API_VERSION or clouds.yaml); hostmap needs at least 2.30 so that nova's scheduler "
+                    "checks a requested host",
+                )
+            self._microversion = min(cloud_max, CLIENT_MAX_MICROVERSION, *([asked] if asked else []))
             log.info("compute API microversion %s", _version_text(self._microversion))
         return self._microversion
 
