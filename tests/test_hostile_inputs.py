@@ -220,3 +220,15 @@ def test_generated_scenarios_exit_2_or_0_without_traceback(case: tuple[str, str]
     if result.code == 2:
         _assert_one_line_refusal(result.code, result.err, captured.err + captured.out)
     assert "Traceback" not in result.err + captured.err
+
+
+def test_a_control_character_in_a_map_key_stays_on_the_error_line(tmp_path: Path, cloud_env: Running) -> None:
+    """A map key with a carriage return or an escape sequence is refused in one line that shows them escaped."""
+    host_map = tmp_path / "map.json"
+    host_map.write_text(json.dumps({"0\r": ["web-0"], "\x1b[2Jcompute9": ["web-1"]}))
+    result = run_cli(["plan", str(host_map), "--log-file", str(tmp_path / "log")])
+    assert result.code == 2, result.err
+    assert "\r" not in result.err
+    assert "\x1b" not in result.err
+    assert "0\\r" in result.err
+    assert "\\x1b[2Jcompute9" in result.err

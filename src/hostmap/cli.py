@@ -61,7 +61,7 @@ from hostmap.timing import (
     gbps_to_bytes_per_s,
     nic_links,
 )
-from hostmap.wording import counted
+from hostmap.wording import counted, printable
 
 if TYPE_CHECKING:
     from hostmap.apply import ServiceChanges
@@ -1617,7 +1617,7 @@ def _zone_lines(error: ZoneError, stderr: IO[str]) -> None:
 
 def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     def say(text: str) -> None:
-        stderr.write(f"{prog}: error: {text}\n")
+        stderr.write(f"{prog}: error: {printable(text)}\n")
 
     if isinstance(error, InputError):
         say(_input_line(error))
@@ -1625,7 +1625,7 @@ def _report_error(error: HostmapError, stderr: IO[str], prog: str) -> int:
     if isinstance(error, InputErrors):
         say(f"{len(error.errors)} problems; nothing was migrated:")
         for item in error.errors[:_PROBLEMS_AT_MOST]:
-            stderr.write(f"  {_input_line(item)}\n")
+            stderr.write(f"  {printable(_input_line(item))}\n")
         if len(error.errors) > _PROBLEMS_AT_MOST:
             stderr.write(f"  ... and {len(error.errors) - _PROBLEMS_AT_MOST} more (each one is in the log file)\n")
         return EXIT_USAGE
