@@ -118,7 +118,7 @@ def test_a_reader_that_closes_the_pipe_mid_run_does_not_stop_the_run(tmp_path: P
         assert process.stdout is not None
         first = [process.stdout.readline(), process.stdout.readline()]
         process.stdout.close()
-        _, err = process.communicate("y\n", timeout=120)
+        _, err = process.communicate("a\n", timeout=120)  # all, at the plan's question
     assert process.returncode == 0, err
     assert [json.loads(line)["event"] for line in first] == ["run_started", "planned"]
     assert "the event stream was lost" in err

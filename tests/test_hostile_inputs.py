@@ -232,3 +232,13 @@ def test_a_control_character_in_a_map_key_stays_on_the_error_line(tmp_path: Path
     assert "\x1b" not in result.err
     assert "0\\r" in result.err
     assert "\\x1b[2Jcompute9" in result.err
+
+
+def test_a_regex_python_warns_about_is_judged_not_warned() -> None:
+    """A path_regex that makes Python warn ("possible nested set") gets the usual verdict, never the warning."""
+    from hostmap.sim.scenario import regex_problem
+
+    problem = regex_problem("[[")
+    assert problem is not None
+    assert problem.startswith("is not a valid regular expression")
+    assert regex_problem("[[a]") is None

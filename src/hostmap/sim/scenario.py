@@ -11,6 +11,7 @@ import importlib
 import math
 import re
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -67,8 +68,10 @@ def regex_problem(pattern: str) -> str | None:
     if len(pattern) > MAX_REGEX_LENGTH:
         return f"is longer than {MAX_REGEX_LENGTH} characters"
     try:
-        re.compile(pattern)
-        parsed = _RE_PARSER.parse(pattern)
+        with warnings.catch_warnings():  # "possible nested set" and the like: the pattern is judged below, not warned
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(pattern)
+            parsed = _RE_PARSER.parse(pattern)
     except re.error as exc:
         return f"is not a valid regular expression: {exc}"
     except (OverflowError, RecursionError, ValueError):
