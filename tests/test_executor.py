@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 from conftest import Running, scenario
 from hostmap.cloud.openstack import connect_with
@@ -283,3 +284,20 @@ def test_a_drain_costs_few_requests_per_migration(start_sim: Callable[..., Runni
     for migration in migrations:
         assert migration.finished_s is not None
         assert 0 <= (seen[migration.server_id] or 0.0) - migration.finished_s < 0.2
+
+
+def test_max_in_per_host_holds_in_the_executed_run(start_sim: Callable[..., Running]) -> None:
+    """With max_in_per_host 1, migrations from three sources into one host run one at a time in nova, though
+    their sources are free to send at once."""
+    running = start_sim()
+    assert running.clock is not None
+    inventory = running.cloud.inventory()
+    ids = {s.name: s.id for s in inventory.servers}
+    desired = {ids["web-0"]: "compute004", ids["db-0"]: "compute004", ids["cache-0"]: "compute004"}
+    the_plan = plan(inventory, desired, max_in_per_host=1)
+    result = Executor(running.cloud, running.clock).run(the_plan, inventory)
+    assert {m.outcome for m in result.moves if m.server_name != "web-1"} == {"migrated"}
+    spans = sorted((m.created_s, m.finished_s or 0.0) for m in running.sim.state.migrations)
+    assert len(spans) == 3
+    for (_, end), (start, _) in pairwise(spans):
+        assert start >= end

@@ -337,10 +337,12 @@ class Executor:
             if self._held_back(step, state):
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
+            to_target = sum(1 for f in state.flights.values() if f.step.move.target == step.move.target)
             head = heads.get(step.move.source)
             if verdict(self._limits, running=len(state.flights), from_source=from_source,
                        ends_at=self._clock.now() + step.move.estimate_s,
                        head_ready_at=None if head is None else partial(self._ready_at, head, state),
+                       to_target=to_target,
                        ) is not Verdict.START:
                 still.append(step)  # no slot, or it would hold the source when the plan's next move can start
                 continue

@@ -1,6 +1,7 @@
 """The start rule: whether a ready migration may start now (pure; the executor and the planner's replay apply it).
 
-A ready step starts when its source host has a free slot (`Limits.max_per_host`) and fewer than
+A ready step starts when its source host has a free slot (`Limits.max_per_host`), its target host receives fewer
+than `Limits.max_in_per_host` (`inbound_full`, which the planner's scheduler asks too), and fewer than
 `Limits.parallel` migrations run in all.  It takes its source's last slot ahead of the plan's earlier step from
 that source (the head, still waiting for what it depends on) only if it is expected to end before the head can
 start: a ready migration fills a gap but never delays the plan's order.
@@ -23,6 +24,8 @@ class Verdict(Enum):
     SOURCE_FULL = "source full"
     #: `parallel` migrations run already.
     TOTAL_FULL = "total full"
+    #: Its target host receives `max_in_per_host` migrations already.
+    TARGET_FULL = "target full"
     #: It would hold its source's last slot when the source's earlier step (the head) can start.
     HOLD_FOR_HEAD = "hold for head"
 
@@ -34,22 +37,30 @@ def verdict(
     from_source: int,
     ends_at: float,
     head_ready_at: Callable[[], float] | None,
+    to_target: int = 0,
 ) -> Verdict:
     """The start rule for a ready step.
 
     `running`: migrations in flight; `from_source`: those of them (and any other slot holders) from the step's
     source; `ends_at`: when the step would end if it started now; `head_ready_at`: None when no earlier step of
     the plan from that source waits, else when that step can start (inf if it waits for one not yet started),
-    asked only when it matters.
+    asked only when it matters; `to_target`: migrations in flight to the step's target.
     """
     if from_source >= limits.max_per_host:
         return Verdict.SOURCE_FULL
+    if inbound_full(limits, to_target):
+        return Verdict.TARGET_FULL
     if limits.parallel is not None and running >= limits.parallel:
         return Verdict.TOTAL_FULL
     last_slot = from_source + 1 >= limits.max_per_host
     if head_ready_at is not None and last_slot and not ends_at <= head_ready_at() < math.inf:
         return Verdict.HOLD_FOR_HEAD
     return Verdict.START
+
+
+def inbound_full(limits: Limits, arriving: int) -> bool:
+    """Whether a host that `arriving` migrations are arriving at may receive no other now."""
+    return limits.max_in_per_host is not None and arriving >= limits.max_in_per_host
 
 
 def ready_at(ends: Iterable[tuple[float, bool]], group_settle_s: float) -> float:

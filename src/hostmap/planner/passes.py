@@ -75,6 +75,7 @@ def plan(
     *,
     max_per_host: int = 1,
     parallel: int | None = None,
+    max_in_per_host: int | None = None,
     duration: Callable[[Server], float] | None = None,
     links: Links | None = None,
     group_settle_s: float = 0.0,
@@ -90,7 +91,7 @@ def plan(
     With `cold`, the moves of SHUTOFF servers are cold migrations (`Move.cold`): the same capacity rule (nova holds
     the flavor on both hosts until the resize is confirmed), but never a detour through a pivot.
     """
-    limits = Limits(max_per_host, parallel)
+    limits = Limits(max_per_host, parallel, max_in_per_host)
     with _collector_paused():
         return _plan(inventory, desired, limits, duration=duration, links=links, group_settle_s=group_settle_s,
                      cold=cold)
