@@ -291,6 +291,7 @@ class Executor:
             interrupted=self._interrupts() > 0,
             error=error or state.identity_lost,
             identity_lost=bool(state.identity_lost),
+            estimated_s=plan.estimated_s or None,
         )
         self._reporter.done(result)
         return result
