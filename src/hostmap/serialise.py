@@ -144,6 +144,8 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "interrupted": result.interrupted,
         "error": result.error or None,
         "makespan_s": None if result.makespan_s is None else round(result.makespan_s, 3),
+        "estimated_s": None if result.estimated_s is None else round(result.estimated_s, 3),
+        "estimate_error": None if result.estimate_error is None else round(result.estimate_error, 4),
         "moves": [
             {
                 "server": m.server_name,
