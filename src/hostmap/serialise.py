@@ -91,6 +91,7 @@ def _plan_moves(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "max_per_host": plan.max_per_host,
         "parallel": plan.parallel,
         "max_in_flight_per_group": plan.limits.per_group,
+        "max_in_per_host": plan.limits.max_in_per_host,
         "group_settle_s": plan.group_settle_s,
         "notes": list(plan.notes),
     }
