@@ -302,6 +302,12 @@ class Case:
         return self.hostmap.makespan_s / self.bound.seconds if self.bound.seconds else 0.0
 
     @property
+    def estimate_error(self) -> float:
+        """(makespan - the plan's estimate) / estimate: how much later (> 0) the run ended than planned."""
+        r = self.hostmap
+        return (r.makespan_s - r.planned_s) / r.planned_s if r.planned_s else 0.0
+
+    @property
     def aware_ratio(self) -> float:
         """The makespan against the capacity-aware bound (the issue's bound with the room term)."""
         aware = self.bound.capacity_aware_s
@@ -331,7 +337,8 @@ def print_case(case: Case) -> None:
     print(
         f"  {case.name:<22} makespan {r.makespan_s:8.1f} s (sim end {r.sim_end_s:7.1f}, plan est. {r.planned_s:7.1f})"
         f"  bound {case.bound.seconds:7.1f} s  ratio {case.ratio:5.3f}  room bound {case.bound.room_s:6.1f} s"
-        f"  ratio to max(bound, room) {case.aware_ratio:5.3f}  moves {r.steps:3d}  detours {r.detours}"
+        f"  ratio to max(bound, room) {case.aware_ratio:5.3f}  est. error {case.estimate_error:+6.1%}"
+        f"  moves {r.steps:3d}  detours {r.detours}"
         f"  no-valid-host {r.no_valid_host}  req/mig {r.requests_per_migration:5.1f}  [{_outcomes(r)}]"
     )
     if b is not None:
@@ -443,6 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     for part in (bench_s1(), bench_s2(max(1, seeds), args.jobs), bench_s3()):
         cases += part[0]
         targets += part[1]
+    for scenario in ("S1", "S2", "S3"):
+        errors = [abs(c.estimate_error) for c in cases if c.scenario == scenario and not c.hostmap.infeasible]
+        if errors:
+            worst_error = max(errors)
+            targets.append(Target(scenario, "plan's estimate within 5 % of the run (worst)", f"{worst_error:.1%}",
+                                  worst_error <= 0.05))
     print("\nTargets")
     for t in targets:
         print(f"  {'PASS' if t.met else 'MISS'}  {t.scenario} {t.text}: {t.value}")
@@ -454,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": seeds,
             "command": " ".join(["python", "bench/bench_makespan.py", *(argv if argv is not None else sys.argv[1:])]),
             "wall_s": elapsed,
-            "cases": [{**asdict(c), "ratio": c.ratio, "aware_ratio": c.aware_ratio} for c in cases],
+            "cases": [{**asdict(c), "ratio": c.ratio, "aware_ratio": c.aware_ratio, "estimate_error": c.estimate_error}
+                      for c in cases],
             "targets": [asdict(t) for t in targets],
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

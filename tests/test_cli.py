@@ -43,6 +43,17 @@ def test_apply_moves_servers_and_reports_json(tmp_path: Path) -> None:
                         "cache-0": ("skipped", "compute003")}
 
 
+def test_apply_reports_the_estimate_against_the_run(tmp_path: Path) -> None:
+    """The report of a run says the plan's estimate beside the makespan, in JSON and in the table's last line."""
+    host_map = write_json(tmp_path / "map.json", {"compute002": ["web-0"]})
+    sim = _sim_args(tmp_path, scenario())
+    report = run_cli(["apply", str(host_map), "--yes", "-f", "json", *sim]).json()
+    assert report["estimated_s"] > 0
+    assert report["estimate_error"] == pytest.approx(report["makespan_s"] / report["estimated_s"] - 1, abs=0.01)
+    text = run_cli(["apply", str(host_map), "--yes", *sim])
+    assert "(estimated " in text.out, text.out
+
+
 def test_plan_changes_nothing_and_lists_moves(tmp_path: Path, env_cloud: Callable[..., Running]) -> None:
     """plan prints the ordered moves and issues no mutating request."""
     running = env_cloud()

@@ -52,7 +52,8 @@ def _rebuilt(events: list[dict[str, Any]]) -> dict[str, Any]:
                      **{k: e[k] for k in ("outcome", "reason", "seconds", "started_s", "finished_s", "unresolved",
                                           "cold", "stall", "checks")}})
     return {"reached": ended["reached"], "interrupted": ended["interrupted"], "error": ended["error"],
-            "makespan_s": ended["makespan_s"], "moves": rows}
+            "makespan_s": ended["makespan_s"], "estimated_s": ended["estimated_s"],
+            "estimate_error": ended["estimate_error"], "moves": rows}
 
 
 def test_every_line_of_a_run_with_a_failed_and_an_aborted_move_follows_the_vocabulary(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hostmap.errors import CapacityError, InfeasiblePlanError, PolicyError
 from hostmap.model import Inventory, Plan, Resources, Server, ServerGroup
 from hostmap.planner import plan
+from hostmap.planner.replay import spans
 from planner_cases import check_plan, final_usage, make_inventory, make_server
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -412,3 +413,33 @@ def test_anti_affine_rotations_without_a_free_host_are_infeasible(case: tuple[In
     with pytest.raises(InfeasiblePlanError) as caught:
         plan(inventory, desired)
     assert caught.value.cycles
+
+
+def _most_arriving(plan_: Plan) -> int:
+    """The most migrations the replay has arriving at one host at once (one ending as another starts: not both)."""
+    moves: dict[str, list[tuple[float, int]]] = {}
+    for step, (start, end) in zip(plan_.steps, spans(plan_.steps, plan_.limits, None), strict=True):
+        moves.setdefault(step.move.target, []).extend([(start, 1), (end, -1)])
+    most = 0
+    for events in moves.values():
+        level = 0
+        for _, change in sorted(events):
+            level += change
+            most = max(most, level)
+    return most
+
+
+@settings(SETTINGS, max_examples=60)
+@given(full_clouds(), st.integers(1, 2))
+def test_inbound_limit_holds_in_every_replayed_plan(cloud: Cloud, limit: int) -> None:
+    """With max_in_per_host K, the planner's schedule as its replay runs it never has more than K migrations
+    arriving at one host at once, detours and parked servers included."""
+    inventory, desired, options = cloud
+    try:
+        result = plan(inventory, desired, **options, max_in_per_host=limit)
+    except InfeasiblePlanError:
+        event("infeasible")
+        return
+    assert result.limits.max_in_per_host == limit
+    assert _most_arriving(result) <= limit
+    check_plan(inventory, desired, result, randoms=1)

@@ -577,3 +577,32 @@ def test_request_validation_matches_nova(sim_factory: Callable[..., tuple[SimSer
     assert migrate(conn, cache, "compute004", "2.1", block_migration="False", **body).status_code == 202
     missing = conn.compute.get("/os-migrations?marker=" + "0" * 32, microversion="2.59")
     assert missing.status_code == 400
+
+
+def test_os_migrations_filters_as_nova_applies_them(
+    sim_factory: Callable[..., tuple[SimServer, Conn, VirtualClock]],
+) -> None:
+    """os-migrations filters as nova 34 does: `host` wins over `source_compute`, a repeated filter counts by its last
+    value, changes-since keeps records updated at or after it, and from 2.59 an unknown parameter is a 400."""
+    sim, conn, clock = sim_factory()
+    web, db = server_id(sim, "web-0"), server_id(sim, "db-0")
+    assert migrate(conn, db, "compute003", "2.96").status_code == 202
+    clock.advance(3600)
+    assert migrate(conn, web, "compute004", "2.96").status_code == 202
+
+    def listed(query: str, mv: str = "2.80") -> set[str]:
+        response = conn.compute.get(f"/os-migrations?{query}", microversion=mv)
+        assert response.status_code == 200, response.text
+        return {m["instance_uuid"] for m in response.json()["migrations"]}
+
+    assert listed("host=compute003&source_compute=compute999") == {db}
+    web_status = conn.compute.get(f"/servers/{web}/migrations", microversion="2.80").json()["migrations"][0]["status"]
+    assert listed(f"status=completed&status={web_status}") == {web}
+    db_record = conn.compute.get(f"/os-migrations?instance_uuid={db}", microversion="2.80").json()["migrations"][0]
+    assert listed(f"changes-since={db_record['updated_at']}") == {db, web}
+    assert listed("changes-since=" + sim.state.timestamp(3000.0)) == {web}
+    assert listed("changes-since=" + sim.state.timestamp(3000.0), mv="2.58") == {db, web}  # ignored before 2.59
+    assert conn.compute.get("/os-migrations?node=x", microversion="2.59").status_code == 400
+    assert listed("node=x", mv="2.58") == {db, web}
+    twice = "changes-since=" + sim.state.timestamp(1.0) + "&changes-since=" + sim.state.timestamp(2.0)
+    assert conn.compute.get(f"/os-migrations?{twice}", microversion="2.80").status_code == 400

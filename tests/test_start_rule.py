@@ -77,3 +77,11 @@ def test_ready_at_is_the_latest_end_with_settling() -> None:
     assert ready_at([(4.0, False), (3.0, True)], group_settle_s=2.0) == 5.0
     assert ready_at([(4.0, False), (math.inf, False)], group_settle_s=2.0) == math.inf
     assert ready_at([], group_settle_s=2.0) == 0.0
+
+
+def test_a_target_receiving_its_limit_holds_a_step_with_a_free_source() -> None:
+    """A step whose target already receives max_in_per_host migrations waits, whatever its source's slots."""
+    limits = Limits(max_per_host=2, max_in_per_host=1)
+    held = verdict(limits, running=1, from_source=0, ends_at=1.0, head_ready_at=None, to_target=1)
+    assert held is Verdict.TARGET_FULL
+    assert verdict(limits, running=1, from_source=0, ends_at=1.0, head_ready_at=None, to_target=0) is Verdict.START

@@ -65,7 +65,7 @@ def plan_map(host_map: HostMap, inventory: Inventory, limits: Limits, *,
     """
     desired = resolve(host_map, inventory, cold=cold, in_flight=in_flight)
     return make_plan(inventory, desired.targets, max_per_host=limits.max_per_host, parallel=limits.parallel,
-                     per_group=limits.per_group,
+                     per_group=limits.per_group, max_in_per_host=limits.max_in_per_host,
                      duration=duration, links=links, group_settle_s=group_settle_s, cold=cold)
 
 

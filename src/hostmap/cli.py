@@ -191,6 +191,9 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
                         dest="per_group",
                         help="at most N members of one server group migrating at once, so that an application's "
                              "replicas are never all in flight together (default: no such limit)")
+    parser.add_argument("--max-in-per-host", type=_positive_int, default=None, metavar="K",
+                        help="at most K migrations arriving at one host at once (default: no limit; nova counts "
+                             "outgoing migrations only)")
     parser.add_argument("--group-settle", type=_non_negative_float, default=DEFAULT_GROUP_SETTLE_S, metavar="S",
                         help="wait S seconds after a member of an anti-affinity group leaves a host before moving "
                              "another member there: nova's scheduler sees it gone only at the compute's next "
@@ -206,6 +209,12 @@ def _schedule_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--stream-gbps", type=_positive_rate, default=None, metavar="G",
                        help="the most one live migration moves, Gbit/s (default 8; the scenario's in the simulated "
                             "cloud)")
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The run's limits from the schedule options."""
+    return Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group,
+                  max_in_per_host=args.max_in_per_host)
 
 
 def _timeline_option(parser: argparse.ArgumentParser) -> None:
@@ -779,7 +788,7 @@ def _write_output(path_text: str, text: str) -> None:
 def _make_plan(args: argparse.Namespace, session: _Session, inventory: Inventory, host_map: HostMap) -> Plan:
     from hostmap.apply import plan_map
 
-    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
+    limits = _limits(args)
     return plan_map(host_map, inventory, limits, duration=duration_model(session.params),
                     links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
 
@@ -868,7 +877,7 @@ def _cmd_drain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
         host_map = parse_host_map(document, "drain map")
         # Planned as `plan` would plan the map: the same checks (busy servers, down sources, policies), and the
         # duration for the summary.
-        limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
+        limits = _limits(args)
         the_plan = plan_map(host_map, inventory, limits, duration=duration_model(session.params),
                             links=nic_links(session.params), group_settle_s=args.group_settle, cold=args.cold)
         text = json.dumps(document, indent=2) + "\n"
@@ -938,7 +947,7 @@ def _cmd_restore(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stde
                              "but it is now enabled or disabled for another reason\n")
         ran = _run_map(args, session, parse_host_map(document, f"restore of run {args.run}"), map_text=text,
                        stdin=stdin, stdout=stdout, stderr=stderr,
-                       limits=Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group),
+                       limits=_limits(args),
                        services=ServiceChanges(enable=ours, purpose="restore"))
     _print_result(args, ran.result, stdout, stderr, {"enabled": list(ours)})
     return ran.exit_code
@@ -964,7 +973,7 @@ def _cmd_maintain(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], std
     from hostmap.maintain_report import maintain_json, print_maintain, print_rollout_plan, rollout_plan_json
     from hostmap.rollout import plan_rollout
 
-    limits = Limits(max_per_host=args.max_per_host, parallel=args.parallel, per_group=args.per_group)
+    limits = _limits(args)
     with _session(args) as session:
         inventory = session.cloud.inventory()
         hosts = [h.name for h in drained_hosts(inventory, args.hosts)]
@@ -1212,7 +1221,8 @@ def _cmd_apply(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr
     with _session(args) as session:
         result = _run_map(args, session, host_map, map_text=map_text, stdin=stdin, stdout=stdout, stderr=stderr,
                           limits=Limits(max_per_host=max_per_host, parallel=parallel,
-                                        per_group=getattr(args, "per_group", None)),
+                                        per_group=getattr(args, "per_group", None),
+                                        max_in_per_host=getattr(args, "max_in_per_host", None)),
                           on_start=runs.append,
                           watch=[legs])
         _print_result(args, result.result, stdout, stderr)

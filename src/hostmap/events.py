@@ -57,7 +57,8 @@ EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "failed": _RESULT,
     "host_disabled": ("host", "reason"),
     "host_enabled": ("host",),
-    "run_ended": ("reached", "interrupted", "error", "makespan_s", "exit_code", "dropped"),
+    "run_ended": ("reached", "interrupted", "error", "makespan_s", "estimated_s", "estimate_error", "exit_code",
+                  "dropped"),
 }
 
 
@@ -185,8 +186,11 @@ class EventReporter(Reporter):
         self._emit("run_ended", reached=None if result is None else result.reached,
                    interrupted=False if result is None else result.interrupted,
                    error=(error or (result.error if result is not None else "")) or None,
-                   makespan_s=None if result is None else _rounded(result.makespan_s), exit_code=exit_code,
-                   dropped=self._stream.dropped)
+                   makespan_s=None if result is None else _rounded(result.makespan_s),
+                   estimated_s=None if result is None else _rounded(result.estimated_s),
+                   estimate_error=None if result is None or result.estimate_error is None
+                   else round(result.estimate_error, 4),
+                   exit_code=exit_code, dropped=self._stream.dropped)
 
     # -- the seam ----------------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -14,7 +14,6 @@ from hostmap.checks import CheckCall, Checker, CheckResult, Phase, check_words
 from hostmap.clock import Clock
 from hostmap.cloud.base import (
     COLD_FINISHED,
-    COPYING_STATUSES,
     POST_COPY,
     UNSUCCESSFUL_STATUSES,
     ActionRecord,
@@ -42,6 +41,9 @@ OnTimeout = Literal["abort", "leave", "force-complete"]
 OnStall = Literal["abort", "force-complete", "wait"]
 
 
+#: How far before the newest change seen a watch round asks from (`ExecutorOptions.changes_margin_s`).
+WATCH_OVERLAP_S = 120.0
+
 
 @dataclass(frozen=True)
 class ExecutorOptions:
@@ -50,9 +52,17 @@ class ExecutorOptions:
     timeout_s: float = 600.0
     on_timeout: OnTimeout = "abort"
     stop_on_failure: bool = False
-    #: Longest pause between two watch rounds, and the shortest (used when a migration is about to finish).
+    #: Longest pause between two watch rounds while a flight has no expected end ahead (being found, aborted, late,
+    #: coming to rest), and the shortest (used when a migration is about to finish).
     poll_s: float = 2.0
     min_poll_s: float = 0.1
+    #: Longest pause between two watch rounds while every flight has an expected end ahead: it bounds how late an
+    #: unexpected end (a failure) is seen, and how often nova's saves of the counters are seen.
+    quiet_poll_s: float = 10.0
+    #: The shared watch asks os-migrations for the records nova changed since the newest change it saw, less this
+    #: much: a change stamped before that read may be committed after it, and nova's timestamps come from the clocks
+    #: of the services that save a record (the conductor, each compute host), which may disagree by whole seconds.
+    changes_margin_s: float = WATCH_OVERLAP_S
     #: Nova's live_migration_downtime default (500 ms): the switch-over comes when this much copying is left.
     switchover_s: float = 0.5
     #: How often, at most, to read byte-level progress of one running migration.
@@ -149,6 +159,8 @@ class _Flight:
     kept_running: str = ""
     #: The health checks run for this move so far (the pre-check).
     checks: tuple[CheckResult, ...] = ()
+    #: The record's updated_at when hostmap last read its counters: nova has saved them again once it moved on.
+    read_stamp: str | None = None
 
     @property
     def server_id(self) -> str:
@@ -157,6 +169,11 @@ class _Flight:
     @property
     def cold(self) -> bool:
         return self.step.move.cold
+
+    @property
+    def answered_or_submitted(self) -> float:
+        """Since when nova may have recorded the migration: the request, or for an unclear one its failure."""
+        return self.answered_at if self.ambiguous else self.submitted_at
 
 
 @dataclass
@@ -167,9 +184,6 @@ class _RunState:
     all_yes: bool = False
     #: When reads started failing without a success since (None while the API answers).
     failing_since: float | None = None
-    #: The newest `updated_at` (epoch seconds, nova's clock) of the records watch rounds returned: where the next
-    #: round's changes-since starts, less WATCH_OVERLAP_S.
-    watch_newest_s: float | None = None
     #: The earliest time a step waiting for an anti-affine member's departure to settle may start.
     wake_at: float | None = None
     #: Per source host, migrations hostmap stopped watching while nova may still run them: they hold a slot.
@@ -178,6 +192,8 @@ class _RunState:
     identity_lost: str = ""
     #: Server groups whose moves stop: group id -> the member whose post-check failed.
     closed_groups: dict[str, str] = field(default_factory=dict)
+    #: The newest updated_at (epoch seconds) of any live-migration record read: the shared watch's changes-since.
+    newest_change_s: float | None = None
 
 
 def _resting_status(server: Server | None, cold: bool = False) -> str:
@@ -192,16 +208,6 @@ def _expected(flight: _Flight) -> frozenset[str]:
     if flight.original_status:
         return frozenset({flight.original_status})
     return COLD_MIGRATABLE_STATUSES if flight.cold else MIGRATABLE_STATUSES
-
-
-#: How far before the newest change seen a watch round asks from: nova's timestamps come from the clocks of the
-#: services that save a record (the conductor, each compute host), which may disagree, and may be whole seconds.
-WATCH_OVERLAP_S = 120.0
-
-
-def _nova_time(epoch_s: float) -> str:
-    """Seconds since the epoch as nova writes a timestamp (UTC, no zone)."""
-    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _action_name(flight: _Flight) -> str:
@@ -322,6 +328,7 @@ class Executor:
             interrupted=self._interrupts() > 0,
             error=error or state.identity_lost,
             identity_lost=bool(state.identity_lost),
+            estimated_s=plan.estimated_s or None,
         )
         self._reporter.done(result)
         return result
@@ -386,13 +393,14 @@ class Executor:
             if self._held_back(step, state):
                 continue
             from_source = len(held) + sum(1 for f in state.flights.values() if f.step.move.source == step.move.source)
+            to_target = sum(1 for f in state.flights.values() if f.step.move.target == step.move.target)
             head = heads.get(step.move.source)
             in_group = 0 if self._limits.per_group is None else busiest_group(
                 step.move, group_counts(f.step.move for f in state.flights.values()))
             if verdict(self._limits, running=len(state.flights), from_source=from_source,
                        ends_at=self._clock.now() + step.move.estimate_s,
                        head_ready_at=None if head is None else partial(self._ready_at, head, state),
-                       in_group=in_group) is not Verdict.START:
+                       in_group=in_group, to_target=to_target) is not Verdict.START:
                 still.append(step)  # no slot, or it would hold the source when the plan's next move can start
                 continue
             if not state.all_yes and self._confirm is not None and not self._approved(step, state):
@@ -632,34 +640,34 @@ class Executor:
     def _next_pause(self, state: _RunState) -> float:
         opts = self._options
         now = self._clock.now()
-        # Poll sooner when a migration is expected to end before the next regular round: at half the time left,
-        # since the estimate (bytes left / rate) runs late by the switch-over allowance, and halving homes in on
-        # the end with a few extra reads rather than one late one.
-        # Only for migrations still running as far as hostmap knows (not ended, not being aborted); an end that is
-        # already past (the estimate ran late) is looked for a few times per regular round, not continuously.
-        # Before progress gives a measured end, the plan's estimate paces the polls, until it is a round late.
-        ends = [end for f in state.flights.values() if (end := self._end_in(f, now)) is not None]
-        # A progress read due before the next regular round (the second reading of a new migration) is kept.
-        reads = [f.progress.next_read_at - now for f in state.flights.values()
-                 if f.record is not None and f.record.status in COPYING_STATUSES and f.progress.next_read_at > now]
-        return max(opts.min_poll_s, min([opts.poll_s, *ends, *reads]))
+        # The next round comes when the first flight is expected to end (or to have ended, when it runs late), and
+        # at the regular pace while some flight has no expected end ahead (it is being found, aborted, forced, late
+        # past every estimate, or coming to rest). With an end ahead for every flight, only the quiet pace bounds
+        # the pause: it is what sees an unexpected end, and nova's new saves of long migrations' counters.
+        ends = [self._end_in(f, now) for f in state.flights.values()]
+        regular = opts.poll_s if any(end is None for end in ends) else opts.quiet_poll_s
+        # A running flight's timeout is a decision too: the round comes as it runs out.
+        timeouts = [due - now for f in state.flights.values()
+                    if f.abort is None and f.ended_at is None
+                    and (due := f.submitted_at + opts.timeout_s + opts.min_poll_s) > now]
+        return max(opts.min_poll_s, min([regular, *(end for end in ends if end is not None), *timeouts]))
 
     def _end_in(self, flight: _Flight, now: float) -> float | None:
-        """How long to wait before looking for the flight's end (None: no sooner than the regular round)."""
+        """How long to wait before looking for the flight's end (None: no end expected, the regular pace)."""
         if flight.abort is not None or flight.ended_at is not None:
             return None
-        if flight.record is None or flight.record.terminal:
+        if flight.record is None or flight.record.terminal or flight.cold or flight.forced_at is not None:
             return None
         poll = self._options.poll_s
         # The sooner of the measured end and the plan's (until the plan's is a round late): a measured end can be
         # late by the age of nova's last save, and looking a little early costs a read or two.
         progress = flight.progress
         fresh = [e for e in (progress.expected_end, progress.planned_end) if e is not None and now < e + poll]
-        end = min(fresh) if fresh else progress.expected_end
+        end = min(fresh) if fresh else None
         if end is None:
             return None
         if end > now:
-            return (end - now) / 2
+            return end - now
         # Late: look again after as long as it is late already (a close miss is seen at once), at most 4 times a round.
         return min(poll / 4, now - end)
 
@@ -686,41 +694,66 @@ class Executor:
                                  flight=flight, unresolved=True, advice=Advice("check"))
 
     def _read_records(self, state: _RunState) -> None:
-        """One watch round's reads: new migrations' records, then every tracked record in as few requests as can be."""
+        """One watch round's reads: one shared os-migrations query for every live migration in flight (new ones
+        found in it too), a server's own listing only for a new record the query cannot show yet."""
         flights = list(state.flights.values())
+        now = self._clock.now()
+        since = self._changes_since(state)
         for flight in flights:
-            if flight.record is None:
-                self._find_record(flight)
+            # A new cold migration, or a live one before any change stamp is known (the first of a run) or still
+            # not in the shared query a few rounds after its request (nova leaves updated_at empty at creation).
+            if flight.record is None and (flight.cold or since is None
+                                          or now - flight.answered_or_submitted > 2 * self._options.poll_s):
+                self._find_record(flight, state)
         for flight in flights:
             if flight.cold and flight.record is not None:  # os-migrations' watch query lists live migrations only
                 record_id = flight.record.id
                 flight.record = next((r for r in self._cloud.cold_migrations(flight.server_id) if r.id == record_id),
                                      flight.record)
-        tracked = {f.server_id: f.record.id for f in flights if f.record is not None and not f.cold}
-        if not tracked:
+        live = [f for f in flights if not f.cold]
+        if not live:
             return
-        # Only what changed since a little before the newest change already seen: asking from the oldest tracked
-        # record's creation listed every migration that ended since, each round, so rounds grew with the run.
-        if state.watch_newest_s is not None:
-            since = _nova_time(state.watch_newest_s - WATCH_OVERLAP_S)
-        else:
-            since = min(f.record.created_at for f in flights if f.record is not None and not f.cold)
-        records = self._cloud.watch(tracked, since)
-        for flight in flights:
-            fresh = records.get(flight.server_id)
-            if fresh is not None:
-                flight.record = fresh
-        changed = [r.updated_s for r in records.values() if r.updated_s is not None]
-        if changed:
-            state.watch_newest_s = max([*changed, state.watch_newest_s or 0.0])
+        if since is None:
+            created = [f.record.created_at for f in live if f.record is not None]
+            if not created:
+                return
+            since = min(created)
+        listed = self._cloud.watch({f.server_id for f in live}, since)
+        self._saw(state, listed)
+        by_id = {r.id: r for r in listed}
+        for flight in live:
+            if flight.record is not None:
+                flight.record = by_id.get(flight.record.id, flight.record)
+                continue
+            new = sorted((r for r in listed if r.server_id == flight.server_id and r.id not in flight.known_ids),
+                         key=lambda r: r.id)
+            if new:
+                self._found(flight, new[0])
 
-    def _find_record(self, flight: _Flight) -> None:
-        records = sorted(_migrations_of(self._cloud, flight.server_id, flight.cold), key=lambda r: r.id)
+    def _changes_since(self, state: _RunState) -> str | None:
+        """The shared watch's changes-since: the newest change seen less the margin; None before any."""
+        if state.newest_change_s is None:
+            return None
+        when = datetime.fromtimestamp(state.newest_change_s - self._options.changes_margin_s, timezone.utc)
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @staticmethod
+    def _saw(state: _RunState, records: Iterable[MigrationRecord]) -> None:
         for record in records:
+            if record.updated_s is not None and record.migration_type != "migration":
+                state.newest_change_s = max(state.newest_change_s or record.updated_s, record.updated_s)
+
+    def _found(self, flight: _Flight, record: MigrationRecord) -> None:
+        flight.record = record
+        if flight.ambiguous:
+            self._found_answer(flight, record)
+
+    def _find_record(self, flight: _Flight, state: _RunState) -> None:
+        records = _migrations_of(self._cloud, flight.server_id, flight.cold)
+        self._saw(state, records)
+        for record in sorted(records, key=lambda r: r.id):
             if record.id not in flight.known_ids:
-                flight.record = record
-                if flight.ambiguous:
-                    self._found_answer(flight, record)
+                self._found(flight, record)
                 return
         if flight.ambiguous:
             flight.known_newest = max((r.created_at for r in records), default=None)
@@ -857,8 +890,25 @@ class Executor:
             else:
                 self._abort(flight, f"not completed within {opts.timeout_s:.0f} s")
             return
-        if record.status == "running" and now >= flight.progress.next_read_at and self._read_progress(flight):
+        if record.status == "running" and now >= flight.progress.next_read_at and self._wants_counters(flight, now) \
+                and self._read_progress(flight):
             self._judge_stall(flight)
+
+    def _wants_counters(self, flight: _Flight, now: float) -> bool:
+        """Whether reading the migration's byte counters now can change a decision.
+
+        Only when nova saved them again since the last read (the record's updated_at moved on), and then when no
+        estimate says when it ends, when that end is more than a rate window away (a measured end may move when to
+        look), when the migration runs past it (the estimate was wrong: measure it, and let the stall rule see it),
+        or once the stall rule holds saves of it (it judges on every save from then on).
+        """
+        assert flight.record is not None
+        if flight.record.updated_at is not None and flight.record.updated_at == flight.read_stamp:
+            return False
+        planned = flight.progress.planned_end
+        if planned is None or now >= planned or planned - now > self._options.rate_window_s:
+            return True
+        return flight.stall is not None and bool(flight.stall.samples)
 
     def _read_progress(self, flight: _Flight) -> bool:
         """Read the migration's byte counters; True when nova had saved them anew (the stall rule saw them)."""
@@ -869,6 +919,7 @@ class Executor:
         """Take one read of the migration's byte counters (None: nova no longer lists it in progress)."""
         now = self._clock.now()
         opts = self._options
+        flight.read_stamp = flight.record.updated_at if flight.record else None
         progress = flight.progress
         progress.next_read_at = now + opts.progress_every_s
         read_before, progress.read_at = progress.read_at, now

@@ -180,10 +180,14 @@ class Limits:
     parallel: int | None = None
     #: At most this many members of one server group in flight at once (None: no such limit).
     per_group: int | None = None
+    #: At most this many migrations arriving at one host at once (None: no limit; nova counts outgoing only).
+    max_in_per_host: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_per_host < 1:
             raise ValueError("max_per_host must be at least 1")
+        if self.max_in_per_host is not None and self.max_in_per_host < 1:
+            raise ValueError("max_in_per_host must be at least 1 or None")
         if self.parallel is not None and self.parallel < 1:
             raise ValueError("parallel must be at least 1 or None")
         if self.per_group is not None and self.per_group < 1:

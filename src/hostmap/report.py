@@ -66,6 +66,9 @@ def print_run(result: RunResult, out: IO[str], fmt: str, extra: Mapping[str, obj
     summary = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items()))
     verdict = "the cloud matches the host map" if result.reached else "the cloud does NOT match the host map"
     makespan = f" in {result.makespan_s:.1f} s" if result.makespan_s else ""
+    error = result.estimate_error
+    if result.makespan_s and result.estimated_s and error is not None:
+        makespan += f" (estimated {result.estimated_s:.1f} s, {error:+.1%})"
     console.print(f"{summary or 'nothing to do'}{makespan}: {verdict}.", highlight=False)
     if any(m.unresolved for m in result.moves):
         console.print("Some migrations could not be confirmed; run `hostmap apply` with the same map again to "

@@ -77,6 +77,15 @@ class RunResult:
     error: str = ""
     #: True when the run stopped because keystone did not answer through its retries (the CLI exits 4).
     identity_lost: bool = False
+    #: The plan's estimate of the makespan (`Plan.estimated_s`), to say how far the run was from it.
+    estimated_s: float | None = None
+
+    @property
+    def estimate_error(self) -> float | None:
+        """(makespan - estimate) / estimate: how much later (> 0) or sooner the run ended than planned."""
+        if not self.estimated_s or self.makespan_s is None:
+            return None
+        return (self.makespan_s - self.estimated_s) / self.estimated_s
 
     @property
     def checks_failed(self) -> bool:

@@ -91,6 +91,7 @@ def _plan_moves(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "max_per_host": plan.max_per_host,
         "parallel": plan.parallel,
         "max_in_flight_per_group": plan.limits.per_group,
+        "max_in_per_host": plan.limits.max_in_per_host,
         "group_settle_s": plan.group_settle_s,
         "notes": list(plan.notes),
     }
@@ -144,6 +145,8 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "interrupted": result.interrupted,
         "error": result.error or None,
         "makespan_s": None if result.makespan_s is None else round(result.makespan_s, 3),
+        "estimated_s": None if result.estimated_s is None else round(result.estimated_s, 3),
+        "estimate_error": None if result.estimate_error is None else round(result.estimate_error, 4),
         "moves": [
             {
                 "server": m.server_name,

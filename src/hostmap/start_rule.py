@@ -1,6 +1,7 @@
 """The start rule: whether a ready migration may start now (pure; the executor and the planner's replay apply it).
 
-A ready step starts when its source host has a free slot (`Limits.max_per_host`), fewer than
+A ready step starts when its source host has a free slot (`Limits.max_per_host`), its target host receives fewer
+than `Limits.max_in_per_host` (`inbound_full`, which the planner's scheduler asks too), fewer than
 `Limits.parallel` migrations run in all, and fewer than `Limits.per_group` members of each of its server's groups
 are in flight (`--max-in-flight-per-group`: an application's replicas are never all migrating, so never all paused
 by a force-complete or slowed by a copy at once).  It takes its source's last slot ahead of the plan's earlier step from
@@ -25,6 +26,8 @@ class Verdict(Enum):
     SOURCE_FULL = "source full"
     #: `parallel` migrations run already.
     TOTAL_FULL = "total full"
+    #: Its target host receives `max_in_per_host` migrations already.
+    TARGET_FULL = "target full"
     #: It would hold its source's last slot when the source's earlier step (the head) can start.
     HOLD_FOR_HEAD = "hold for head"
     #: `per_group` members of one of its server's groups are in flight already.
@@ -39,6 +42,7 @@ def verdict(
     ends_at: float,
     head_ready_at: Callable[[], float] | None,
     in_group: int = 0,
+    to_target: int = 0,
 ) -> Verdict:
     """The start rule for a ready step.
 
@@ -46,10 +50,12 @@ def verdict(
     source; `ends_at`: when the step would end if it started now; `head_ready_at`: None when no earlier step of
     the plan from that source waits, else when that step can start (inf if it waits for one not yet started),
     asked only when it matters; `in_group`: the most members in flight of any one of the step's server's groups
-    (`busiest_group`).
+    (`busiest_group`); `to_target`: migrations in flight to the step's target.
     """
     if from_source >= limits.max_per_host:
         return Verdict.SOURCE_FULL
+    if inbound_full(limits, to_target):
+        return Verdict.TARGET_FULL
     if limits.parallel is not None and running >= limits.parallel:
         return Verdict.TOTAL_FULL
     if limits.per_group is not None and in_group >= limits.per_group:
@@ -58,6 +64,11 @@ def verdict(
     if head_ready_at is not None and last_slot and not ends_at <= head_ready_at() < math.inf:
         return Verdict.HOLD_FOR_HEAD
     return Verdict.START
+
+
+def inbound_full(limits: Limits, arriving: int) -> bool:
+    """Whether a host that `arriving` migrations are arriving at may receive no other now."""
+    return limits.max_in_per_host is not None and arriving >= limits.max_in_per_host
 
 
 def ready_at(ends: Iterable[tuple[float, bool]], group_settle_s: float) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -148,8 +148,9 @@ class Cloud(Protocol):
         """Ask nova to live-migrate a server to `target` through the scheduler; raises MigrationRefused."""
         ...
 
-    def watch(self, migrations: Mapping[str, int], since: str) -> Mapping[str, MigrationRecord]:
-        """Current records for server id -> migration id, read with as few requests as the API allows."""
+    def watch(self, servers: Collection[str], since: str) -> Sequence[MigrationRecord]:
+        """The live-migration records of `servers` that nova changed at or after `since` (its updated_at, a nova
+        timestamp; "" for all), read with as few requests as the API allows: every migration in flight in one."""
         ...
 
     def migration_progress(self, server_id: str, migration_id: int) -> MigrationRecord | None:

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -807,21 +807,17 @@ class OpenStackCloud:
                          response.status_code)
 
     @_edge("watch live migrations")
-    def watch(self, migrations: Mapping[str, int], since: str) -> Mapping[str, MigrationRecord]:
-        """Current records for server id -> migration id: one os-migrations query from 2.59, else one per server."""
-        wanted = {mid: sid for sid, mid in migrations.items()}
-        records: dict[str, MigrationRecord] = {}
+    def watch(self, servers: Collection[str], since: str) -> Sequence[MigrationRecord]:
+        """One os-migrations query (live migrations changed since `since`) from 2.59, else one per server."""
+        wanted = set(servers)
         if self.microversion >= WATCH_MICROVERSION:
-            for item in self._migration_items({"migration_type": "live-migration", "changes-since": since}):
-                if wanted.get(item.get("id")) is not None:  # type: ignore[arg-type]
-                    record = _migration_of(item)
-                    records[wanted[record.id]] = record
-        else:
-            for sid, mid in migrations.items():
-                for raw in self._conn.compute.migrations(server_id=sid, migration_type="live-migration"):
-                    if raw.id == mid:
-                        records[sid] = _migration(raw)
-        return records
+            query: dict[str, str] = {"migration_type": "live-migration"}
+            if since:
+                query["changes-since"] = since
+            return [record for record in map(_migration_of, self._migration_items(query))
+                    if record.server_id in wanted]
+        return [_migration(raw) for sid in sorted(wanted)
+                for raw in self._conn.compute.migrations(server_id=sid, migration_type="live-migration")]
 
     def migration_progress(self, server_id: str, migration_id: int) -> MigrationRecord | None:
         """Bytes copied so far for an in-progress migration; None once nova no longer lists it as in progress."""

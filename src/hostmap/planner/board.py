@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from hostmap.flow import Flow
-from hostmap.model import Host
+from hostmap.model import Host, Limits
 from hostmap.planner.ledger import Ledger
 from hostmap.planner.moves import Mv
 
@@ -19,6 +19,9 @@ class Board(Protocol):
     #: Per host: whether moves may go there, moves started from it and running, moves waiting for room on it.
     usable: list[bool]
     busy: list[int]
+    #: Per host: moves arriving at it now (bounded by `limits.max_in_per_host`).
+    inbound: list[int]
+    limits: Limits
     cap_wait: list[list[Mv]]
     #: Every move created so far, by uid.
     moves: list[Mv]

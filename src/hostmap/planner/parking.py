@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from hostmap.planner.board import Board, divert_order, has_slot
 from hostmap.planner.moves import RESOURCES, Detour, Leg, Mv, Request, Vec, add_into, covers, sub_into
+from hostmap.start_rule import inbound_full
 
 #: Parking looks at most at this many hosts, the roomiest at the end first, and weighs the first few where the
 #: server fits now.
@@ -165,6 +166,8 @@ class Parking:
             if h in (mv.src, mv.dst):
                 ends = True
                 continue
+            if inbound_full(board.limits, board.inbound[h]):
+                continue  # it receives as many migrations at once as the run allows
             if not board.allows(mv, h):
                 ends = True  # kept out by its zone, not by room: the no-spot shortcut must not learn from it
                 continue

@@ -76,6 +76,7 @@ def plan(
     max_per_host: int = 1,
     parallel: int | None = None,
     per_group: int | None = None,
+    max_in_per_host: int | None = None,
     duration: Callable[[Server], float] | None = None,
     links: Links | None = None,
     group_settle_s: float = 0.0,
@@ -91,7 +92,7 @@ def plan(
     With `cold`, the moves of SHUTOFF servers are cold migrations (`Move.cold`): the same capacity rule (nova holds
     the flavor on both hosts until the resize is confirmed), but never a detour through a pivot.
     """
-    limits = Limits(max_per_host, parallel, per_group)
+    limits = Limits(max_per_host, parallel, per_group=per_group, max_in_per_host=max_in_per_host)
     with _collector_paused():
         return _plan(inventory, desired, limits, duration=duration, links=links, group_settle_s=group_settle_s,
                      cold=cold)

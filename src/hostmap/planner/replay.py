@@ -59,8 +59,11 @@ class Replay:
         self.busy: dict[str, int] = {}
         #: Per server group, its members in flight (for `Limits.per_group`).
         self.in_group: dict[str, int] = {}
-        #: Per source host, ready steps waiting for one of its slots.
+        #: Per target host, migrations arriving at it now (`Limits.max_in_per_host`).
+        self.inbound: dict[str, int] = {}
+        #: Per source host, ready steps waiting for one of its slots; per target host, those waiting to arrive.
         self.parked: dict[str, list[int]] = {}
+        self.parked_in: dict[str, list[int]] = {}
         self.started = [False] * n
         self.started_at = [0.0] * n
         self.finished: list[float | None] = [None] * n
@@ -91,9 +94,13 @@ class Replay:
             said = verdict(self.limits, running=len(self.flow), from_source=self.busy.get(move.source, 0),
                            ends_at=now + move.estimate_s,
                            head_ready_at=None if mine[0] == i else partial(self.ready_at, mine[0]),
-                           in_group=busiest_group(move, self.in_group))
+                           in_group=busiest_group(move, self.in_group),
+                           to_target=self.inbound.get(move.target, 0))
             if said is Verdict.SOURCE_FULL:
                 heapq.heappush(self.parked.setdefault(move.source, []), i)
+                continue
+            if said is Verdict.TARGET_FULL:
+                heapq.heappush(self.parked_in.setdefault(move.target, []), i)
                 continue
             if said is not Verdict.START:
                 # It would still hold the source's last slot when the earlier head can start, or its group is full:
@@ -103,6 +110,7 @@ class Replay:
             self.busy[move.source] = self.busy.get(move.source, 0) + 1
             for group in move.groups:
                 self.in_group[group] = self.in_group.get(group, 0) + 1
+            self.inbound[move.target] = self.inbound.get(move.target, 0) + 1
             self.started[i] = True
             self.started_at[i] = now
             self.flow.start(i, self.names[move.source], self.names[move.target], move.estimate_s, now)
@@ -112,11 +120,12 @@ class Replay:
     def complete(self, i: int, now: float) -> None:
         """Step i ended at `now`."""
         self.finished[i] = now
-        src = self.steps[i].move.source
+        src, dst = self.steps[i].move.source, self.steps[i].move.target
         self.busy[src] -= 1
         for group in self.steps[i].move.groups:
             self.in_group[group] -= 1
-        for j in self.parked.pop(src, []):
+        self.inbound[dst] -= 1
+        for j in self.parked.pop(src, []) + self.parked_in.pop(dst, []):
             heapq.heappush(self.ready, j)
         for c in self.children[i]:
             self.waiting[c] -= 1

@@ -17,6 +17,7 @@ from hostmap.planner.ledger import Admission, Ledger
 from hostmap.planner.moves import Detour, KeyOf, Leg, Mv, Priority, Request
 from hostmap.planner.parking import Parking
 from hostmap.planner.requests import PassInputs
+from hostmap.start_rule import inbound_full
 
 
 class Scheduler:
@@ -31,6 +32,7 @@ class Scheduler:
         self.pinned_ids = inputs.pinned
         self.zone_hosts = inputs.zone_hosts
         self.group_names: Sequence[str] = inputs.group_names
+        self.limits = inputs.limits
         self.max_per_host = inputs.limits.max_per_host
         self.parallel = inputs.limits.parallel
         self.key_of = key_of
@@ -43,6 +45,9 @@ class Scheduler:
         self.cap_wait: list[list[Mv]] = [[] for _ in range(n)]
         self.slot_wait: list[list[tuple[Priority, int]]] = [[] for _ in range(n)]
         self.busy: list[int] = [0] * n
+        #: Per host: moves arriving at it now, and ready moves waiting for it to receive fewer (max_in_per_host).
+        self.inbound: list[int] = [0] * n
+        self.in_wait: list[list[tuple[Priority, int]]] = [[] for _ in range(n)]
         #: Moves that may arrive once a member's departure has settled: (when, uid).
         self.timers: list[tuple[float, int]] = []
         self.flow = Flow(n, inputs.links)
@@ -99,6 +104,8 @@ class Scheduler:
     def _divert(self, detour: Detour, now: float) -> None:
         """Replace waiting plain move `detour.move` by a detour through `detour.pivot`; start its first leg now."""
         mv, pivot = detour.move, detour.pivot
+        if inbound_full(self.limits, self.inbound[pivot]):
+            return  # the pivot receives as many migrations at once as the run allows: the move waits on
         mv.dead = True
         mv.waiting = False
         self.cap_wait[mv.dst].remove(mv)
@@ -128,6 +135,7 @@ class Scheduler:
         mv.after = tuple(sorted(set(deps)))
         self.ledger.arrive(mv)
         self.busy[mv.src] += 1
+        self.inbound[mv.dst] += 1
         self.unstarted -= 1
         self.order.append(mv)
         if self.parking is not None:
@@ -137,6 +145,10 @@ class Scheduler:
     def _complete(self, mv: Mv) -> None:
         src = mv.src
         self.busy[src] -= 1
+        self.inbound[mv.dst] -= 1
+        for entry in self.in_wait[mv.dst]:
+            heapq.heappush(self.ready, entry)
+        self.in_wait[mv.dst].clear()
         self.ledger.depart(mv, self.now)
         for waiting in self.cap_wait[src]:
             waiting.waiting = False
@@ -158,6 +170,10 @@ class Scheduler:
                 continue
             if self.busy[mv.src] >= self.max_per_host:
                 heapq.heappush(self.slot_wait[mv.src], (key, uid))
+                continue
+            if inbound_full(self.limits, self.inbound[mv.dst]):
+                heapq.heappush(self.in_wait[mv.dst], (key, uid))
+                self._promote(mv.src)
                 continue
             admitted = ledger.admit(mv.dst, mv)
             settled = ledger.group_settled_at(admitted.settle_after) if admitted is not None else 0.0

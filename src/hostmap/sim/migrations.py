@@ -121,9 +121,39 @@ def migration_action(server_id: str, migration_id: str) -> Response:
     return Response(status=202)
 
 
-def _migrations_found() -> list[SimMigration]:
-    cloud = current_cloud()
+#: The query parameters nova 34's os-migrations schema allows, by the microversion that added them; from 2.59 the
+#: schema refuses any other (additionalProperties False), before it nova drops them unread.
+_QUERY_PARAMS: tuple[tuple[tuple[int, int], frozenset[str]], ...] = (
+    ((2, 0), frozenset({"hidden", "host", "instance_uuid", "source_compute", "status", "migration_type"})),
+    ((2, 59), frozenset({"limit", "marker", "changes-since"})),
+    ((2, 66), frozenset({"changes-before"})),
+    ((2, 80), frozenset({"user_id", "project_id"})),
+)
+#: Parameters the schema takes once only (single_param); the others may repeat, and nova then filters by the last.
+_SINGLE = frozenset({"limit", "marker", "changes-since", "changes-before", "user_id", "project_id"})
+
+
+def _query() -> dict[str, str]:
+    """The query as nova's index reads it: checked against the schema from 2.59, the last value of a repeated one."""
     args = request.args
+    if at_least(2, 59):
+        allowed = set().union(*(names for since, names in _QUERY_PARAMS if mv() >= since))
+        unexpected = sorted(set(args) - allowed)
+        if unexpected:
+            raise SimError(400, f"Invalid input for query parameters {unexpected[0]}. Value: {args[unexpected[0]]}. "
+                                "Additional properties are not allowed.")
+        repeated = sorted(k for k in _SINGLE if len(args.getlist(k)) > 1)
+        if repeated:
+            raise SimError(400, f"Invalid input for query parameters {repeated[0]}. Value: "
+                                f"{args.getlist(repeated[0])}. Expected a single value.")
+    return {k: args.getlist(k)[-1] for k in args}
+
+
+def _migrations_found() -> list[SimMigration]:
+    """os-migrations' filters as nova's migration_get_all_by_filters applies them: exact matches, `host` (the source
+    or the destination) replacing `source_compute` when given, changes-since/-before on updated_at, inclusive."""
+    cloud = current_cloud()
+    args = _query()
     found = list(cloud.migrations)
     if "instance_uuid" in args:
         found = [m for m in found if m.server_id == args["instance_uuid"]]
@@ -133,14 +163,21 @@ def _migrations_found() -> list[SimMigration]:
         found = [m for m in found if m.status == args["status"]]
     if "host" in args:
         found = [m for m in found if args["host"] in (m.source, m.dest)]
-    if "source_compute" in args:
+    elif "source_compute" in args:
         found = [m for m in found if m.source == args["source_compute"]]
-    for name, minimum, sign in (("changes-since", (2, 59), 1.0), ("changes-before", (2, 66), -1.0)):
+    bounds: dict[str, float] = {}
+    for name, minimum in (("changes-since", (2, 59)), ("changes-before", (2, 66))):
         if name in args and mv() >= minimum:
             when = cloud.parse_timestamp(args[name])
             if when is None:
                 raise SimError(400, f"Invalid input for query parameters {name}.")
-            found = [m for m in found if sign * (m.updated_s - when) >= 0]
+            bounds[name] = when
+    if bounds.get("changes-before", float("inf")) < bounds.get("changes-since", float("-inf")):
+        raise SimError(400, "The value of changes-since must be less than or equal to changes-before.")
+    if "changes-since" in bounds:
+        found = [m for m in found if m.updated_s >= bounds["changes-since"]]
+    if "changes-before" in bounds:
+        found = [m for m in found if m.updated_s <= bounds["changes-before"]]
     if at_least(2, 80):
         if "user_id" in args:
             found = [m for m in found if m.user_id == args["user_id"]]

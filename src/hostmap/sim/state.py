@@ -605,10 +605,13 @@ class SimCloud:
         return best, handlers
 
     def _progress(self, dt: float) -> None:
+        live = self.params.monitor_interval_s <= 0
         for m in self.migrations:
             if m.status in COPYING and m.rate_bps > 0:
                 m.sent_bytes += m.rate_bps * dt
                 m.left_bytes = min(max(m.left_bytes - (m.rate_bps - m.effective_dirty_bps) * dt, 0.0), m.ram_bytes)
+                if live:  # counters saved continuously: so is updated_at, as each of nova's saves stamps it
+                    m.updated_s = self._t + dt
 
     def _start_queued(self) -> None:
         """Start queued migrations on sources with a free slot (FIFO)."""
