@@ -63,8 +63,7 @@ def problem_of(scenario: Scenario, host_map: dict[str, list[str]], pivots: int,
               for s in scenario.servers}
     current = {s.name: s.host for s in scenario.servers}
     desired = {name: host for host, servers in host_map.items() for name in servers}
-    limit = scenario.migration.max_concurrent_live_migrations if hasattr(
-        scenario.migration, "max_concurrent_live_migrations") else 1
+    limit = scenario.migration.max_concurrent_live_migrations
     groups = tuple((frozenset(names[m] for m in g.members), g.max_server_per_host or 1)
                    for g in scenario.server_groups if g.policy == "anti-affinity")
     cloud = Cloud({h.name: h.capacity() for h in scenario.hosts}, demand, current, desired,

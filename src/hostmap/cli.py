@@ -768,18 +768,23 @@ def _session(args: argparse.Namespace) -> Iterator[_Session]:
             cloud.close()
 
 
-def _write_output(path_text: str, text: str) -> None:
-    """Write an -o FILE; a FIFO that no process reads is refused (ENXIO) instead of hanging."""
+def _open_writable(path_text: str, option: str, hint: str, *, append: bool = False) -> IO[str]:
+    """Open FILE for an output option; a FIFO that no process reads is refused (ENXIO) instead of hanging."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_APPEND if append else 0)
     try:
-        fd = os.open(path_text, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        fd = os.open(path_text, flags, 0o666)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            raise InputError(path_text, "-o", "is a named pipe (FIFO) that no process reads",
-                             "give a regular file") from None
+            raise InputError(path_text, option, "is a named pipe (FIFO) that no process reads", hint) from None
         raise
     os.set_blocking(fd, True)
-    with open(fd, "w", encoding="utf-8", closefd=True) as handle:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+    return open(fd, "w", encoding="utf-8", closefd=True)
+
+
+def _write_output(path_text: str, text: str) -> None:
+    """Write an -o FILE (replacing a regular file's content)."""
+    with _open_writable(path_text, "-o", "give a regular file") as handle:
+        if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             handle.truncate(0)
         handle.write(text)
 
@@ -1722,16 +1727,8 @@ def _open_events(args: argparse.Namespace, stdout: IO[str], stderr: IO[str],
     if path == "-":
         args.event_stream = EventStream(stdout, on_lost=lost, close_handle=False)
         return args.event_stream, stderr
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:
-            raise InputError(path, "--events", "is a named pipe (FIFO) that no process reads",
-                             "start its reader first, or give a regular file") from None
-        raise
-    os.set_blocking(fd, True)
-    handle = open(fd, "w", encoding="utf-8", closefd=True)  # noqa: SIM115 (the stream closes it at the command's end)
-    args.event_stream = EventStream(handle, on_lost=lost)
+    handle = _open_writable(path, "--events", "start its reader first, or give a regular file", append=True)
+    args.event_stream = EventStream(handle, on_lost=lost)  # it closes the handle at the command's end
     return args.event_stream, stdout
 
 
